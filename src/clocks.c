@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Clocks: which clock IDs can drive a timer, and on which base a timer
+ * runs.  The answers follow the kernel's clockid_to_kclock() and k_clock
+ * tables; where the engine does not drive a clock yet it says EINVAL, never
+ * a wrong timer (the README lists those clocks).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define CLOCKFD 3
+#define CPUCLOCK_TYPE_MASK 7
+
+/*
+ * _ALARM clocks need a wake-capable RTC (EOPNOTSUPP without, checked
+ * first) and CAP_WAKE_ALARM (EPERM).  Only the kernel knows whether its
+ * alarmtimer found an RTC, so ask it with a throw-away kernel timer.
+ */
+static int alarm_clock_check(clockid_t clockid)
+{
+	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
+	int kid;
+
+	if (syscall(SYS_timer_create, clockid, &sev, &kid) != 0)
+		return -errno;
+	syscall(SYS_timer_delete, kid);
+	return -EINVAL; /* alarm timers are not driven by the engine yet */
+}
+
+int pt_clock_check(clockid_t clockid)
+{
+	switch (clockid) {
+	case CLOCK_REALTIME:
+	case CLOCK_MONOTONIC:
+	case CLOCK_BOOTTIME:
+	case CLOCK_TAI:
+		return 0;
+	case CLOCK_MONOTONIC_RAW:
+	case CLOCK_REALTIME_COARSE:
+	case CLOCK_MONOTONIC_COARSE:
+		return -EOPNOTSUPP; /* they exist, but cannot drive timers */
+	case CLOCK_REALTIME_ALARM:
+	case CLOCK_BOOTTIME_ALARM:
+		return alarm_clock_check(clockid);
+	case CLOCK_PROCESS_CPUTIME_ID:
+	case CLOCK_THREAD_CPUTIME_ID:
+		return -EINVAL; /* CPU clocks: not driven by the engine yet */
+	default:
+		if (clockid < 0 && (clockid & CPUCLOCK_TYPE_MASK) == CLOCKFD)
+			return -EOPNOTSUPP; /* dynamic (PTP) clocks have no timers */
+		return -EINVAL;
+	}
+}
+
+int pt_clock_base(clockid_t clockid, bool absolute)
+{
+	switch (clockid) {
+	case CLOCK_REALTIME:
+		/* The kernel runs relative CLOCK_REALTIME timers on the
+		 * monotonic base: they do not move when the clock is set. */
+		return absolute ? PT_BASE_REALTIME : PT_BASE_MONOTONIC;
+	case CLOCK_BOOTTIME:
+		return PT_BASE_BOOTTIME;
+	case CLOCK_TAI:
+		return PT_BASE_TAI;
+	default:
+		return PT_BASE_MONOTONIC;
+	}
+}
+
+clockid_t pt_base_clock(int base)
+{
+	static const clockid_t clocks[PT_NR_BASES] = {
+		[PT_BASE_MONOTONIC] = CLOCK_MONOTONIC,
+		[PT_BASE_REALTIME] = CLOCK_REALTIME,
+		[PT_BASE_BOOTTIME] = CLOCK_BOOTTIME,
+		[PT_BASE_TAI] = CLOCK_TAI,
+	};
+	return clocks[base];
+}
+
+int64_t pt_base_now(int base)
+{
+	struct timespec ts;
+
+	clock_gettime(pt_base_clock(base), &ts);
+	return pt_ts_to_ns(&ts);
+}

@@ -1,0 +1,281 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Notification: what happens when a timer expires.
+ *
+ * SIGEV_SIGNAL and SIGEV_THREAD_ID queue a real signal with the kernel's
+ * SI_TIMER siginfo (si_timerid, si_overrun, si_value) through
+ * rt_sigqueueinfo/rt_tgsigqueueinfo.  As in the kernel, a timer has at most
+ * one signal in flight: an expiry while it is still pending is folded into
+ * it, and a periodic timer is re-armed only when its signal is delivered,
+ * so a blocked or slow receiver never faces a storm.
+ *
+ * Delivery is learned two ways.  Exactly, when the receiver hands the
+ * siginfo to ptimer_signal_delivered() (the drop-in does it for handlers
+ * and sigwait*).  Otherwise by a probe: one interval after the expiry the
+ * dispatcher asks the kernel whether the signal is still pending and, once
+ * it is not, re-arms as if it had been delivered at that boundary.
+ *
+ * SIGEV_THREAD runs the function in a new detached thread per expiry, with
+ * the caller's thread attributes and every signal blocked, as glibc does.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define KERNEL_SIGRTMAX 64
+
+static bool is_own_thread(pid_t tid)
+{
+	/* tgkill with signal 0 checks that tid is a thread of this process. */
+	return tid > 0 && syscall(SYS_tgkill, pt_pid, tid, 0) == 0;
+}
+
+int pt_notify_check(const struct sigevent *sev, clockid_t clockid)
+{
+	(void)clockid;
+	if (!sev)
+		return 0;
+	switch (sev->sigev_notify) {
+	case SIGEV_SIGNAL | SIGEV_THREAD_ID:
+		if (!is_own_thread(sev->_sigev_un._tid))
+			return -EINVAL;
+		/* fall through */
+	case SIGEV_SIGNAL:
+		if (sev->sigev_signo <= 0 || sev->sigev_signo > KERNEL_SIGRTMAX)
+			return -EINVAL;
+		return 0;
+	case SIGEV_THREAD:
+		/* glibc would call a NULL function and crash; refuse it. */
+		return sev->sigev_notify_function ? 0 : -EINVAL;
+	case SIGEV_NONE:
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* glibc copies the caller's attributes at timer_create; so do we, and
+ * force the threads detached as glibc does. */
+static int copy_thread_attr(struct pt_timer *t, const pthread_attr_t *src)
+{
+	pthread_attr_t *a = malloc(sizeof(*a));
+
+	if (!a || pthread_attr_init(a) != 0) {
+		free(a);
+		return -ENOMEM;
+	}
+	if (src) {
+		size_t size;
+		int v;
+		struct sched_param sp;
+		if (pthread_attr_getstacksize(src, &size) == 0)
+			pthread_attr_setstacksize(a, size);
+		if (pthread_attr_getguardsize(src, &size) == 0)
+			pthread_attr_setguardsize(a, size);
+		if (pthread_attr_getinheritsched(src, &v) == 0)
+			pthread_attr_setinheritsched(a, v);
+		if (pthread_attr_getschedpolicy(src, &v) == 0)
+			pthread_attr_setschedpolicy(a, v);
+		if (pthread_attr_getschedparam(src, &sp) == 0)
+			pthread_attr_setschedparam(a, &sp);
+		if (pthread_attr_getscope(src, &v) == 0)
+			pthread_attr_setscope(a, v);
+	}
+	pthread_attr_setdetachstate(a, PTHREAD_CREATE_DETACHED);
+	t->thread_attr = a;
+	return 0;
+}
+
+int pt_notify_init(struct pt_timer *t, const struct sigevent *sev)
+{
+	if (!sev) {
+		/* The kernel's default: SIGALRM with the timer ID as value. */
+		t->notify = SIGEV_SIGNAL;
+		t->signo = SIGALRM;
+		t->value.sival_ptr = NULL;
+		t->value.sival_int = t->id;
+		t->target = pt_pid;
+		return 0;
+	}
+	t->notify = sev->sigev_notify;
+	t->signo = sev->sigev_signo;
+	t->value = sev->sigev_value;
+	t->target = sev->sigev_notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? sev->_sigev_un._tid
+									   : pt_pid;
+	if (sev->sigev_notify == SIGEV_THREAD) {
+		t->thread_fn = sev->sigev_notify_function;
+		return copy_thread_attr(t, sev->sigev_notify_attributes);
+	}
+	return 0;
+}
+
+void pt_notify_fini(struct pt_timer *t)
+{
+	if (t->thread_attr) {
+		pthread_attr_destroy(t->thread_attr);
+		free(t->thread_attr);
+		t->thread_attr = NULL;
+	}
+}
+
+/* Is bit signo set in the hex mask of a "SigPnd:" line of a status file? */
+static bool status_sigpending(const char *path, int signo)
+{
+	char buf[2048];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false; /* the thread is gone: nothing can be pending */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nSigPnd:");
+	if (!p)
+		return false;
+	unsigned long long mask = strtoull(p + 8, NULL, 16);
+	return mask >> (signo - 1) & 1;
+}
+
+/*
+ * Is the timer's signal still waiting in the kernel?  Process-directed
+ * signals sit in the shared queue, which sigpending() shows to the
+ * dispatcher (it blocks every signal).  Thread-directed ones are in that
+ * thread's queue, which only its status file shows.
+ */
+bool pt_signal_still_pending(const struct pt_timer *t)
+{
+	if (t->notify & SIGEV_THREAD_ID) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
+		return status_sigpending(path, t->signo);
+	}
+	sigset_t set;
+	return sigpending(&set) == 0 && sigismember(&set, t->signo) == 1;
+}
+
+static bool send_signal(struct pt_timer *t)
+{
+	siginfo_t info;
+	uint32_t cookie = PT_SIGINFO_COOKIE;
+
+	memset(&info, 0, sizeof(info));
+	info.si_signo = t->signo;
+	info.si_code = SI_TIMER;
+	info.si_timerid = t->id;
+	info.si_overrun = 0; /* the receiver's ptimer_signal_delivered() fills it in */
+	info.si_value = t->value;
+	memcpy((char *)&info + PT_COOKIE_OFFSET, &cookie, sizeof(cookie));
+	long r;
+	if (t->notify & SIGEV_THREAD_ID)
+		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info);
+	else
+		r = syscall(SYS_rt_sigqueueinfo, pt_pid, t->signo, &info);
+	return r == 0;
+}
+
+/* Probe for delivery one interval after an expiry whose signal is out. */
+static void queue_probe(struct pt_timer *t, int64_t now)
+{
+	int64_t at = t->expires;
+
+	if (at <= now)
+		at += ((now - at) / t->interval + 1) * t->interval;
+	t->probe = true;
+	pt_queue_add(t, t->base, at);
+}
+
+static void fire_signal(struct pt_timer *t, int64_t now)
+{
+	pt_timer_seq_begin(t);
+	PT_WRITE(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
+	if (t->sig_queued && pt_signal_still_pending(t)) {
+		/* At most one signal per timer: the one pending now stands for
+		 * this expiry (the kernel updates its sequence the same way). */
+		t->sigqueue_seq = t->signal_seq;
+	} else if (send_signal(t)) {
+		PT_WRITE(t->sig_queued, true);
+		t->sigqueue_seq = t->signal_seq;
+	} else {
+		/* The target thread is gone: like the kernel, stop notifying. */
+		PT_WRITE(t->sig_queued, false);
+	}
+	if (t->interval && t->sig_queued)
+		queue_probe(t, now);
+	pt_timer_seq_end(t);
+}
+
+static void fire_thread(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
+{
+	spawn->fn = t->thread_fn;
+	spawn->value = t->value;
+	spawn->attr = t->thread_attr;
+	pt_timer_seq_begin(t);
+	if (t->interval) {
+		/* glibc's helper thread takes the signal at once, so the kernel
+		 * re-arms right away: overruns are the periods already missed. */
+		PT_WRITE(t->overrun_last, pt_timer_forward(t, now, false) - 1);
+		PT_WRITE(t->overrun, -1);
+		t->signal_seq++;
+		pt_queue_add(t, t->base, t->expires);
+	} else {
+		PT_WRITE(t->status, PT_DISARMED);
+	}
+	pt_timer_seq_end(t);
+}
+
+void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
+{
+	spawn->fn = NULL;
+	if (t->probe) {
+		/* Delivery check for a periodic timer whose signal is out. */
+		t->probe = false;
+		if (t->status != PT_REQUEUE_PENDING)
+			return;
+		if (t->sig_queued && pt_signal_still_pending(t)) {
+			queue_probe(t, now);
+			return;
+		}
+		PT_WRITE(t->sig_queued, false);
+		pt_timer_rearm_queued(t); /* expires <= now: fires on the next pass */
+		return;
+	}
+	if (t->status != PT_ARMED)
+		return;
+	if (t->notify == SIGEV_THREAD)
+		fire_thread(t, now, spawn);
+	else
+		fire_signal(t, now);
+}
+
+static void *thread_trampoline(void *arg)
+{
+	struct pt_spawn *s = arg;
+	void (*fn)(union sigval) = s->fn;
+	union sigval v = s->value;
+
+	free(s);
+	fn(v);
+	return NULL;
+}
+
+void pt_notify_spawn(const struct pt_spawn *spawn)
+{
+	struct pt_spawn *s = malloc(sizeof(*s));
+	pthread_t th;
+
+	if (!s)
+		return; /* as glibc: an expiry whose thread cannot start is lost */
+	*s = *spawn;
+	if (pthread_create(&th, s->attr, thread_trampoline, s) != 0)
+		free(s);
+}

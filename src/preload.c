@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The drop-in: LD_PRELOAD=libptimers-preload.so routes libc's timer_*
+ * functions and prctl(PR_TIMER_CREATE_RESTORE_IDS, ...) to the engine, so
+ * unmodified programs run on user-space timers.  Every other prctl option
+ * goes to the kernel untouched.
+ *
+ * It matches glibc on the kernel, which is what programs see: the same
+ * default for a NULL sigevent (SIGALRM, value = ID), the same errnos.  Two
+ * places where glibc on the kernel has no useful behaviour get a defined
+ * one: a NULL timerid is EFAULT (glibc crashes), and in restore mode the
+ * wanted ID is read from *timerid (glibc hands the kernel an uninitialised
+ * local instead).
+ *
+ * PTIMERS_IDS=linux|dense picks the ID policy; PTIMERS_MAX_TIMERS caps the
+ * number of timers.  A bad value is reported once on stderr and ignored.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ptimers.h"
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid)
+{
+	return ptimer_create(clockid, sevp, timerid);
+}
+
+int timer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
+		  struct itimerspec *old_value)
+{
+	return ptimer_settime(timerid, flags, new_value, old_value);
+}
+
+int timer_gettime(timer_t timerid, struct itimerspec *curr_value)
+{
+	return ptimer_gettime(timerid, curr_value);
+}
+
+int timer_getoverrun(timer_t timerid)
+{
+	return ptimer_getoverrun(timerid);
+}
+
+int timer_delete(timer_t timerid)
+{
+	return ptimer_delete(timerid);
+}
+
+int prctl(int option, ...)
+{
+	va_list ap;
+	unsigned long a2, a3, a4, a5;
+
+	/* glibc's prctl reads four more arguments whatever the option; so do
+	 * we, and hand them on unchanged. */
+	va_start(ap, option);
+	a2 = va_arg(ap, unsigned long);
+	a3 = va_arg(ap, unsigned long);
+	a4 = va_arg(ap, unsigned long);
+	a5 = va_arg(ap, unsigned long);
+	va_end(ap);
+	if (option == PR_TIMER_CREATE_RESTORE_IDS)
+		return ptimer_restore_ids(a2, a3, a4, a5);
+	return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
+}
+
+static void warn_env(const char *name, const char *value, const char *expect)
+{
+	char msg[256];
+	int n = snprintf(msg, sizeof(msg), "ptimers: ignoring %s=%s (expected %s)\n", name, value,
+			 expect);
+	if (n > 0)
+		(void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+}
+
+__attribute__((constructor)) static void preload_init(void)
+{
+	const char *ids = getenv("PTIMERS_IDS");
+	if (ids && *ids) {
+		if (strcmp(ids, "linux") == 0)
+			ptimer_set_id_policy(PTIMER_IDS_LINUX);
+		else if (strcmp(ids, "dense") == 0)
+			ptimer_set_id_policy(PTIMER_IDS_DENSE);
+		else
+			warn_env("PTIMERS_IDS", ids, "linux or dense");
+	}
+	const char *max = getenv("PTIMERS_MAX_TIMERS");
+	if (max && *max) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(max, &end, 10);
+		if (errno || *end || max[0] == '-')
+			warn_env("PTIMERS_MAX_TIMERS", max, "a whole number, 0 for no cap");
+		else
+			ptimer_set_max_timers((size_t)v);
+	}
+}

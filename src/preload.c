@@ -6,7 +6,7 @@
  * goes to the kernel untouched.
  *
  * It matches glibc on the kernel, which is what programs see: the same
- * default for a NULL sigevent (SIGALRM, value = ID), the same errnos.  Two
+ * default for a NULL sigevent (SIGALRM, value 0), the same errnos.  Two
  * places where glibc on the kernel has no useful behaviour get a defined
  * one: a NULL timerid is EFAULT (glibc crashes), and in restore mode the
  * wanted ID is read from *timerid (glibc hands the kernel an uninitialised
@@ -31,7 +31,11 @@
 
 int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid)
 {
-	return ptimer_create(clockid, sevp, timerid);
+	/* glibc passes its own default for a NULL sigevent: SIGALRM with a
+	 * zero value (the kernel's own default would put the ID there). */
+	struct sigevent glibc_default = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+
+	return ptimer_create(clockid, sevp ? sevp : &glibc_default, timerid);
 }
 
 int timer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,

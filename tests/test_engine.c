@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the engine's own features: ID policies, the cap, the
+ * readout, the input checks of the calls that have no kernel twin. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ptimers.h"
+#include "ptimers/slice.h"
+
+static struct sigevent none = { .sigev_notify = SIGEV_NONE };
+
+static int make(void)
+{
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t), 0);
+	return (int)(intptr_t)t;
+}
+
+static void del(int id)
+{
+	assert_int_equal(ptimer_delete((timer_t)(intptr_t)id), 0);
+}
+
+static void restore_id(int id)
+{
+	timer_t t = (timer_t)(intptr_t)id;
+	assert_int_equal(ptimer_restore_ids(PTIMER_RESTORE_IDS_ON, 0, 0, 0), 0);
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t), 0);
+	assert_int_equal(ptimer_restore_ids(PTIMER_RESTORE_IDS_OFF, 0, 0, 0), 0);
+	assert_int_equal((intptr_t)t, id);
+}
+
+/* Every test leaves the process without timers, as it found it. */
+static void delete_all(void)
+{
+	struct ptimer_info info[64];
+	int n;
+	while ((n = ptimer_list(0, info, 64)) > 0)
+		for (int i = 0; i < n; i++)
+			del(info[i].id);
+}
+
+static void test_linux_policy_wraps_and_skips(void **state)
+{
+	(void)state;
+	assert_int_equal(ptimer_set_id_policy(PTIMER_IDS_LINUX), 0);
+	int a = make();
+	/* Put the counter at INT_MAX - 1 through a restore. */
+	restore_id(INT_MAX - 2);
+	assert_int_equal(make(), INT_MAX - 1);
+	assert_int_equal(make(), INT_MAX);
+	/* Wraps to the lowest free ID at or after 0, skipping a (in use). */
+	int w = make();
+	assert_true(w >= 0 && w != a && w < INT_MAX - 2);
+	assert_int_equal(make(), w + 1);
+	delete_all();
+}
+
+static void test_dense_policy_reuses_lowest(void **state)
+{
+	(void)state;
+	assert_int_equal(ptimer_set_id_policy(PTIMER_IDS_DENSE), 0);
+	assert_int_equal(ptimer_get_id_policy(), PTIMER_IDS_DENSE);
+	for (int i = 0; i < 3000; i++)
+		assert_int_equal(make(), i);
+	del(5);
+	del(1500);
+	del(2);
+	assert_int_equal(make(), 2);
+	assert_int_equal(make(), 5);
+	assert_int_equal(make(), 1500);
+	assert_int_equal(make(), 3000);
+	/* The policy cannot change under live timers. */
+	errno = 0;
+	assert_int_equal(ptimer_set_id_policy(PTIMER_IDS_LINUX), -1);
+	assert_int_equal(errno, EBUSY);
+	delete_all();
+	assert_int_equal(ptimer_set_id_policy(PTIMER_IDS_LINUX), 0);
+	errno = 0;
+	assert_int_equal(ptimer_set_id_policy((enum ptimer_id_policy)7), -1);
+	assert_int_equal(errno, EINVAL);
+}
+
+static void test_cap_gives_eagain(void **state)
+{
+	(void)state;
+	ptimer_set_max_timers(3);
+	int ids[3];
+	for (int i = 0; i < 3; i++)
+		ids[i] = make();
+	timer_t t;
+	errno = 0;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t), -1);
+	assert_int_equal(errno, EAGAIN);
+	del(ids[1]);
+	make();
+	ptimer_set_max_timers(0);
+	delete_all();
+}
+
+static void test_many_timers(void **state)
+{
+	(void)state;
+	/* A hundred thousand timers, armed, then all deleted. */
+	enum { N = 100000 };
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+	struct itimerspec its = { .it_value = { 3600, 0 } };
+	int last = -1;
+	for (int i = 0; i < N; i++) {
+		timer_t t;
+		assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+		its.it_value.tv_nsec = i;
+		assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+		last = (int)(intptr_t)t;
+	}
+	struct ptimer_info info[16];
+	assert_int_equal(ptimer_list(last - 9, info, 16), 10);
+	assert_true(info[0].armed);
+	delete_all();
+	assert_int_equal(ptimer_list(0, info, 16), 0);
+}
+
+static void test_readout_format(void **state)
+{
+	(void)state;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+	sev.sigev_value.sival_ptr = (void *)0x1234;
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_BOOTTIME, &sev, &t), 0);
+	struct itimerspec its = { .it_value = { 100, 0 }, .it_interval = { 2, 500 } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	assert_int_equal(ptimer_readout(f, 0), 1);
+	fclose(f);
+	char want[256];
+	snprintf(want, sizeof(want),
+		 "ID: %d\nsignal: %d/0000000000001234\nnotify: signal/pid.%d\nClockID: 7\n",
+		 (int)(intptr_t)t, SIGRTMIN, (int)getpid());
+	assert_string_equal(buf, want);
+	free(buf);
+	f = open_memstream(&buf, &len);
+	assert_int_equal(ptimer_readout(f, PTIMER_READOUT_EXTENDED), 1);
+	fclose(f);
+	assert_non_null(strstr(buf, "interval: 2.000000500\n"));
+	assert_non_null(strstr(buf, "remaining: 99."));
+	assert_non_null(strstr(buf, "overrun: 0\nstate: armed\n"));
+	free(buf);
+	errno = 0;
+	assert_int_equal(ptimer_readout(NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(ptimer_readout(stdout, 0x80), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(ptimer_list(-1, NULL, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	delete_all();
+}
+
+static void test_bad_input(void **state)
+{
+	(void)state;
+	/* NULL timerid: EFAULT and no timer left behind. */
+	errno = 0;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, NULL), -1);
+	assert_int_equal(errno, EFAULT);
+	struct ptimer_info info[1];
+	assert_int_equal(ptimer_list(0, info, 1), 0);
+	/* SIGEV_THREAD without a function. */
+	struct sigevent sev = { .sigev_notify = SIGEV_THREAD };
+	timer_t t;
+	errno = 0;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), -1);
+	assert_int_equal(errno, EINVAL);
+	/* CPU clocks are not driven yet: EINVAL, never a wrong timer. */
+	errno = 0;
+	assert_int_equal(ptimer_create(CLOCK_PROCESS_CPUTIME_ID, &none, &t), -1);
+	assert_int_equal(errno, EINVAL);
+	/* IDs outside 0..INT_MAX are unknown. */
+	errno = 0;
+	assert_int_equal(ptimer_delete((timer_t)(intptr_t)-1), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(ptimer_delete((timer_t)((intptr_t)INT_MAX + 1)), -1);
+	assert_int_equal(errno, EINVAL);
+	/* Not an engine signal. */
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	si.si_code = SI_TIMER;
+	assert_int_equal(ptimer_signal_delivered(&si), -1);
+	assert_int_equal(ptimer_signal_delivered(NULL), -1);
+}
+
+static void test_slice_is_safe_without_kernel_support(void **state)
+{
+	(void)state;
+	int avail = ptimers_slice_available();
+	assert_true(avail == 0 || avail == 1);
+	ptimers_slice_begin();
+	ptimers_slice_begin();
+	ptimers_slice_end();
+	assert_true(ptimers_slice_end() >= 0);
+	assert_int_equal(ptimers_slice_end(), 0); /* unbalanced end: harmless */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_linux_policy_wraps_and_skips),
+		cmocka_unit_test(test_dense_policy_reuses_lowest),
+		cmocka_unit_test(test_cap_gives_eagain),
+		cmocka_unit_test(test_many_timers),
+		cmocka_unit_test(test_readout_format),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_slice_is_safe_without_kernel_support),
+	};
+	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
+}

@@ -12,16 +12,15 @@
  * fire; after fork the child starts its own.
  */
 #define _GNU_SOURCE
-#define _LGPL_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <unistd.h>
-#include <urcu-bp.h>
 
 #include "internal.h"
+#include "rcu.h"
 
 #define BATCH 64
 
@@ -39,7 +38,7 @@ static void process_base(int base)
 	int n;
 
 	do {
-		urcu_bp_read_lock();
+		pt_rcu_read_lock();
 		n = pt_queue_pop_expired(base, batch, BATCH);
 		for (int i = 0; i < n; i++) {
 			struct pt_timer *t = batch[i].t;
@@ -47,13 +46,13 @@ static void process_base(int base)
 			pt_lock(&t->lock);
 			/* Fire only the arming that was popped: a settime or
 			 * delete since then has re-queued or invalidated it. */
-			if (t->valid && t->heap_idx < 0 && t->queue_gen == batch[i].gen)
+			if (t->valid && PT_READ(t->heap_idx) < 0 && t->queue_gen == batch[i].gen)
 				pt_notify_fire(t, pt_base_now(base), &spawn);
 			pt_unlock(&t->lock);
 			if (spawn.fn)
 				pt_notify_spawn(&spawn);
 		}
-		urcu_bp_read_unlock();
+		pt_rcu_read_unlock();
 	} while (n == BATCH);
 }
 

@@ -17,13 +17,12 @@
  * nobody acts on a half-built timer (the kernel's posix_timer_add_at()).
  */
 #define _GNU_SOURCE
-#define _LGPL_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <urcu-bp.h>
 
 #include "internal.h"
+#include "rcu.h"
 
 #define LEAF_BITS 10
 #define MID_BITS 11
@@ -63,6 +62,10 @@ static struct {
 } ids = { .lock = PT_LOCK_INIT, .limbo_lock = PT_LOCK_INIT };
 
 #define RECLAIM_BATCH 256
+
+#ifdef __SANITIZE_THREAD__
+char pt_rcu_tsan_sync;
+#endif
 
 static inline unsigned top_index(unsigned id) { return id >> (MID_BITS + LEAF_BITS); }
 static inline unsigned mid_index(unsigned id) { return (id >> LEAF_BITS) & (MID_SLOTS - 1); }
@@ -365,7 +368,7 @@ void pt_reclaim(bool force)
 	pt_unlock(&ids.limbo_lock);
 	if (!l)
 		return;
-	urcu_bp_synchronize_rcu();
+	pt_synchronize_rcu();
 	while (l) {
 		struct pt_limbo *next = l->next;
 		l->free_fn(l->obj);
@@ -420,4 +423,12 @@ void pt_ids_fork_child(void)
 	memset(&ids, 0, sizeof(ids));
 	ids.policy = policy; /* a setting of the program, not state of the timers */
 	ids.max = max;
+}
+
+/* At exit, free what waits for a grace period, so that memory checkers see
+ * only what live timers hold (still reachable).  The dispatcher may still
+ * be running: the grace period covers it. */
+__attribute__((destructor)) static void ids_exit(void)
+{
+	pt_reclaim(true);
 }

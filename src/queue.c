@@ -39,7 +39,7 @@ static struct pt_base bases[PT_NR_BASES];
 static inline void heap_set(struct pt_base *b, unsigned i, struct heap_ent e)
 {
 	b->heap[i] = e;
-	e.t->heap_idx = (int)i;
+	PT_WRITE(e.t->heap_idx, (int)i);
 }
 
 static void sift_up(struct pt_base *b, unsigned i)
@@ -79,11 +79,11 @@ static void sift_down(struct pt_base *b, unsigned i)
 
 static void heap_remove_at(struct pt_base *b, unsigned i)
 {
-	b->heap[i].t->heap_idx = -1;
+	PT_WRITE(b->heap[i].t->heap_idx, -1);
 	if (--b->n == i)
 		return;
 	b->heap[i] = b->heap[b->n];
-	b->heap[i].t->heap_idx = (int)i;
+	PT_WRITE(b->heap[i].t->heap_idx, (int)i);
 	if (i > 0 && b->heap[(i - 1) / HEAP_ARITY].expires > b->heap[i].expires)
 		sift_up(b, i);
 	else
@@ -207,22 +207,25 @@ void pt_queue_add(struct pt_timer *t, int base, int64_t expires)
 	pt_lock(&b->lock);
 	t->queue_gen++;
 	b->heap[b->n] = (struct heap_ent){ expires, t };
-	t->heap_idx = (int)b->n++;
-	sift_up(b, (unsigned)t->heap_idx);
+	PT_WRITE(t->heap_idx, (int)b->n);
+	sift_up(b, b->n++);
 	if (expires < b->programmed)
 		program(b, base, expires);
 	pt_unlock(&b->lock);
 }
 
+/* Dequeue t if queued.  t->lock held: only its holder queues it, so a
+ * -1 read without the base lock cannot be stale; a stale index can (the
+ * dispatcher pops without t->lock), hence the recheck under the lock. */
 void pt_queue_del(struct pt_timer *t)
 {
-	if (t->heap_idx < 0)
+	if (PT_READ(t->heap_idx) < 0)
 		return;
 	struct pt_base *b = &bases[t->base];
 	pt_lock(&b->lock);
-	/* The dispatcher may have popped it meanwhile. */
-	if (t->heap_idx >= 0)
-		heap_remove_at(b, (unsigned)t->heap_idx);
+	int idx = PT_READ(t->heap_idx);
+	if (idx >= 0)
+		heap_remove_at(b, (unsigned)idx);
 	/* The kernel timer keeps its expiry: when it fires early the
 	 * dispatcher finds nothing due and programs the next one.  That
 	 * spares a system call on every disarm. */

@@ -10,14 +10,13 @@
  * deletes wait for).
  */
 #define _GNU_SOURCE
-#define _LGPL_SOURCE
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
-#include <urcu-bp.h>
 
 #include "internal.h"
+#include "rcu.h"
 
 #define CHUNK 64
 
@@ -79,7 +78,7 @@ int ptimer_list(int from_id, struct ptimer_info *infos, int max)
 		errno = EINVAL;
 		return -1;
 	}
-	urcu_bp_read_lock();
+	pt_rcu_read_lock();
 	while (n < max) {
 		struct pt_timer *t = pt_ids_next(&id);
 		if (!t)
@@ -89,7 +88,7 @@ int ptimer_list(int from_id, struct ptimer_info *infos, int max)
 			break;
 		id++;
 	}
-	urcu_bp_read_unlock();
+	pt_rcu_read_unlock();
 	return n;
 }
 

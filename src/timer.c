@@ -7,13 +7,12 @@
  * caller sees and whether an ID was used up.
  */
 #define _GNU_SOURCE
-#define _LGPL_SOURCE
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <urcu-bp.h>
 
 #include "internal.h"
+#include "rcu.h"
 
 static inline int fail(int err)
 {
@@ -145,7 +144,7 @@ static struct pt_timer *lock_timer(timer_t timerid)
 {
 	int id = timer_to_id(timerid);
 
-	urcu_bp_read_lock();
+	pt_rcu_read_lock();
 	struct pt_timer *t = pt_ids_lookup(id);
 	if (t) {
 		pt_lock(&t->lock);
@@ -153,14 +152,14 @@ static struct pt_timer *lock_timer(timer_t timerid)
 			return t;
 		pt_unlock(&t->lock); /* deleted while we looked */
 	}
-	urcu_bp_read_unlock();
+	pt_rcu_read_unlock();
 	return NULL;
 }
 
 static void unlock_timer(struct pt_timer *t)
 {
 	pt_unlock(&t->lock);
-	urcu_bp_read_unlock();
+	pt_rcu_read_unlock();
 }
 
 /* The kernel's common_timer_get(), t->lock held.  It may move a periodic

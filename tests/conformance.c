@@ -579,13 +579,14 @@ static void case_rearm_drops_pending(void)
 }
 
 static sem_t thread_sem;
-static volatile int thread_value;
-static volatile pid_t thread_tid;
+static int thread_value;
+static pid_t thread_tid;
 
+/* Runs in a new thread per expiry, possibly several at once. */
 static void on_thread(union sigval v)
 {
-	thread_value = v.sival_int;
-	thread_tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&thread_value, v.sival_int, __ATOMIC_RELAXED);
+	__atomic_store_n(&thread_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELAXED);
 	sem_post(&thread_sem);
 }
 
@@ -605,14 +606,14 @@ static void case_sigev_thread(void)
 	deadline.tv_sec += 5;
 	for (int i = 0; i < 3; i++)
 		CHECK_OK(sem_timedwait(&thread_sem, &deadline));
-	CHECK_EQ(thread_value, 99);
-	CHECK(thread_tid != (pid_t)syscall(SYS_gettid));
+	CHECK_EQ(__atomic_load_n(&thread_value, __ATOMIC_RELAXED), 99);
+	CHECK(__atomic_load_n(&thread_tid, __ATOMIC_RELAXED) != (pid_t)syscall(SYS_gettid));
 	CHECK_OK(B->del(t));
 }
 
 static sem_t tid_ready;
-static volatile pid_t target_tid;
-static volatile int target_got;
+static pid_t target_tid;   /* published by sem_post */
+static int target_got;     /* read after pthread_join */
 
 static void *tid_target(void *arg)
 {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install what ptimers needs to build and test, from Debian's packages.
+# Idempotent: installs only what is missing.  Run as root (or with sudo).
+set -euo pipefail
+packages=(
+  meson ninja-build pkg-config gcc libc6-dev   # build
+  liburcu-dev                                  # RCU for lock-free lookups and readout
+  libcmocka-dev                                # unit and conformance tests
+  valgrind                                     # leak checks in the test run
+  python3                                      # test summary (meson needs it anyway)
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: need root to install: ${missing[*]} (run: sudo $0)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/* The seed's restore scenario through libc's timer_create and prctl, as an
+ * unmodified program would do it; meant to run under `ptimers exec`. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+#define CHECK(c) do { if (!(c)) { fprintf(stderr, "dropin_restore: %s (errno %d)\n", #c, errno); return 1; } } while (0)
+
+int main(void)
+{
+	CHECK(dlsym(RTLD_DEFAULT, "ptimer_create") != NULL); /* running on the engine */
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	timer_t t;
+	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0);
+	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0) == 1);
+	t = (timer_t)(intptr_t)1000000;
+	CHECK(timer_create(CLOCK_MONOTONIC, &none, &t) == 0 && (intptr_t)t == 1000000);
+	t = (timer_t)(intptr_t)2000000;
+	CHECK(timer_create(CLOCK_MONOTONIC, &none, &t) == 0 && (intptr_t)t == 2000000);
+	t = (timer_t)(intptr_t)1000000;
+	CHECK(timer_create(CLOCK_MONOTONIC, &none, &t) == -1 && errno == EBUSY);
+	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0) == 0);
+	CHECK(timer_create(CLOCK_MONOTONIC, &none, &t) == 0 && (intptr_t)t == 2000001);
+	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 3, 0, 0, 0) == -1 && errno == EINVAL);
+	/* Other prctl options still reach the kernel. */
+	CHECK(prctl(PR_SET_NAME, "restored", 0, 0, 0) == 0);
+	char name[16];
+	CHECK(prctl(PR_GET_NAME, name, 0, 0, 0) == 0 && name[0] == 'r');
+	/* A NULL timer_t pointer is EFAULT, not a crash. */
+	CHECK(timer_create(CLOCK_MONOTONIC, &none, NULL) == -1 && errno == EFAULT);
+	puts("ok");
+	return 0;
+}

@@ -21,12 +21,15 @@ build() { # dir, meson options...
 
 run() { # label, build dir, meson test arguments...
   local label=$1 dir=$2; shift 2
-  rm -f "$dir/meson-logs/testlog.json"
+  rm -f "$dir"/meson-logs/testlog*.json
   meson test -C "$dir" --print-errorlogs "$@" >"$dir/meson-logs/console.txt" 2>&1 || {
     status=1
     tail -n 60 "$dir/meson-logs/console.txt"
   }
-  python3 scripts/summarize.py "$dir/meson-logs/testlog.json" "$label" "$tally"
+  # meson names the log after the wrapper when there is one
+  local log
+  log=$(ls -t "$dir"/meson-logs/testlog*.json 2>/dev/null | head -n 1)
+  python3 scripts/summarize.py "${log:-$dir/meson-logs/testlog.json}" "$label" "$tally"
 }
 
 if build build; then
@@ -34,21 +37,21 @@ if build build; then
   PTIMERS_STRESS_SECONDS=2 run "valgrind" build --suite unit --suite stress \
     --wrapper "valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite -q"
 else
-  echo "normal build failed"; echo "0 1" >>"$tally"; status=1
+  echo "normal build failed"; echo "0 1 0" >>"$tally"; status=1
 fi
 if build build-asan -Db_sanitize=address,undefined -Db_lundef=false; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
     run "asan+ubsan" build-asan --no-suite dropin
 else
-  echo "asan build failed"; echo "0 1" >>"$tally"; status=1
+  echo "asan build failed"; echo "0 1 0" >>"$tally"; status=1
 fi
 if build build-tsan -Db_sanitize=thread -Db_lundef=false; then
   TSAN_OPTIONS=halt_on_error=1:exitcode=66 run "tsan" build-tsan --no-suite dropin
 else
-  echo "tsan build failed"; echo "0 1" >>"$tally"; status=1
+  echo "tsan build failed"; echo "0 1 0" >>"$tally"; status=1
 fi
 
-read -r p f < <(awk '{p+=$1; f+=$2} END {print p+0, f+0}' "$tally")
+read -r p f k < <(awk '{p+=$1; f+=$2; k+=$3} END {print p+0, f+0, k+0}' "$tally")
 [ "$f" -eq 0 ] || status=1
-echo "$p passed, $f failed"
+echo "$p passed, $f failed, $k skipped"
 exit $status

@@ -718,6 +718,16 @@ int main(int argc, char **argv)
 		if (only && strcmp(only, backends[bi]->name))
 			continue;
 		for (size_t ci = 0; ci < NCASES; ci++) {
+#ifdef __SANITIZE_THREAD__
+			/* glibc starts its SIGEV_THREAD helper with its internal
+			 * thread creation, which TSan does not intercept: the
+			 * reference side of this case crashes inside glibc under
+			 * TSan.  The other builds run it. */
+			if (!backends[bi]->engine && cases[ci].fn == case_sigev_thread) {
+				fprintf(stderr, "# kernel/sigev_thread left out under TSan (glibc's helper thread)\n");
+				continue;
+			}
+#endif
 			runs[n] = (struct run){ &cases[ci], backends[bi] };
 			snprintf(names[n], sizeof(names[n]), "%s/%s", backends[bi]->name, cases[ci].name);
 			tests[n] = (struct CMUnitTest){ .name = names[n], .test_func = run_case,

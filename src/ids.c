@@ -55,6 +55,10 @@ static struct {
 	bool restore;
 	size_t count;
 	size_t max;
+	/* The last leaf to become empty stays linked: a create/delete cycle
+	 * must not allocate and clear a leaf every time.  At most one. */
+	struct id_leaf *linger;
+	unsigned linger_id;
 	/* Deferred frees waiting for a grace period. */
 	pt_lock_t limbo_lock;
 	struct pt_limbo *limbo;
@@ -202,10 +206,28 @@ out:
 	return ret;
 }
 
+/* Unlink the leaf holding id and, if that empties it, its mid; returns what
+ * to free after a grace period.  ids.lock held. */
+static void unlink_leaf(unsigned id, struct id_leaf **leafp, struct id_mid **midp)
+{
+	unsigned ti = top_index(id), mi = mid_index(id);
+	struct id_mid *mid = ids.top[ti];
+
+	*leafp = mid->leaf[mi];
+	*midp = NULL;
+	__atomic_store_n(&mid->leaf[mi], NULL, __ATOMIC_RELAXED);
+	if (--mid->nleaves == 0) {
+		__atomic_store_n(&ids.top[ti], NULL, __ATOMIC_RELAXED);
+		*midp = mid;
+	}
+}
+
 void pt_ids_remove(struct pt_timer *t)
 {
 	unsigned id = (unsigned)t->id;
 	unsigned ti = top_index(id), mi = mid_index(id), li = leaf_index(id);
+	struct id_leaf *free_leaf = NULL;
+	struct id_mid *free_mid = NULL;
 
 	pt_lock(&ids.lock);
 	struct id_mid *mid = ids.top[ti];
@@ -215,20 +237,21 @@ void pt_ids_remove(struct pt_timer *t)
 	bit_clear(mid->full, mi);
 	bit_clear(ids.top_full, ti);
 	ids.count--;
-	bool free_leaf = --leaf->count == 0, free_mid = false;
-	if (free_leaf) {
-		__atomic_store_n(&mid->leaf[mi], NULL, __ATOMIC_RELAXED);
-		free_mid = --mid->nleaves == 0;
-		if (free_mid)
-			__atomic_store_n(&ids.top[ti], NULL, __ATOMIC_RELAXED);
+	if (--leaf->count == 0 && ids.linger != leaf) {
+		/* Keep this one; let the previous lingering leaf go if it is
+		 * still empty.  Memory stays within one leaf of the live set. */
+		if (ids.linger && ids.linger->count == 0)
+			unlink_leaf(ids.linger_id, &free_leaf, &free_mid);
+		ids.linger = leaf;
+		ids.linger_id = id;
 	}
 	pt_unlock(&ids.lock);
 	/* Readers may still be walking the unlinked nodes: free them only
 	 * after a grace period. */
 	if (free_leaf)
-		pt_defer_free(&leaf->limbo, leaf, free_obj);
+		pt_defer_free(&free_leaf->limbo, free_leaf, free_obj);
 	if (free_mid)
-		pt_defer_free(&mid->limbo, mid, free_obj);
+		pt_defer_free(&free_mid->limbo, free_mid, free_obj);
 }
 
 struct pt_timer *pt_ids_lookup(int id)

@@ -47,6 +47,9 @@ static int slice_enable_thread(void)
 	int support = __atomic_load_n(&slice_support, __ATOMIC_RELAXED);
 
 	if (support < 0 || __rseq_size < SLICE_CTRL_OFFSET + sizeof(uint32_t)) {
+		/* glibc registers the same area for every thread: if it has no
+		 * slice_ctrl word, no thread will. */
+		__atomic_store_n(&pt_slice_possible, 0, __ATOMIC_RELAXED);
 		slice_state = -1;
 		return 0;
 	}

@@ -147,6 +147,12 @@ int main(void)
 	struct timespec run = { seconds, 0 };
 	while (nanosleep(&run, &run) != 0 && errno == EINTR)
 		;
+	/* Slow schedulers (valgrind) may not have run the reader or the
+	 * drainer yet: wait for both to have done something, 30 s at most. */
+	for (int i = 0; i < 3000 && (atomic_load(&readouts) == 0 || atomic_load(&fired) == 0); i++) {
+		struct timespec tick = { 0, 10000000 };
+		nanosleep(&tick, NULL);
+	}
 	atomic_store(&stop, true);
 	for (int i = 0; i < WORKERS + 2; i++)
 		pthread_join(th[i], NULL);

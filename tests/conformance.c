@@ -189,6 +189,19 @@ static int wait_signal(int signo, siginfo_t *si, long timeout_ms)
 	}
 }
 
+/* Wait up to timeout_ms for signo to be pending (blocked, not taken). */
+static bool wait_pending(int signo, long timeout_ms)
+{
+	sigset_t pend;
+	int64_t end = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000LL;
+	do {
+		if (sigpending(&pend) == 0 && sigismember(&pend, signo))
+			return true;
+		sched_yield();
+	} while (now_ns(CLOCK_MONOTONIC) < end);
+	return false;
+}
+
 /* ---- the cases ---- */
 
 static void case_bad_clock(void)
@@ -538,15 +551,7 @@ static void case_delete_armed(void)
 	t = make_timer(CLOCK_MONOTONIC, &sev);
 	its = its_ms(5, 0);
 	CHECK_OK(B->settime(t, 0, &its, NULL));
-	sigset_t pend;
-	int64_t end = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
-	do {
-		sigpending(&pend);
-		if (sigismember(&pend, SIGRTMIN))
-			break;
-		sched_yield();
-	} while (now_ns(CLOCK_MONOTONIC) < end);
-	CHECK(sigismember(&pend, SIGRTMIN));
+	CHECK(wait_pending(SIGRTMIN, 5000));
 	CHECK_OK(B->del(t));
 	CHECK_EQ(wait_signal(SIGRTMIN, &si, 50), 0);
 }
@@ -558,15 +563,7 @@ static void case_rearm_drops_pending(void)
 	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
 	struct itimerspec its = its_ms(5, 0);
 	CHECK_OK(B->settime(t, 0, &its, NULL));
-	sigset_t pend;
-	int64_t end = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
-	do {
-		sigpending(&pend);
-		if (sigismember(&pend, SIGRTMIN))
-			break;
-		sched_yield();
-	} while (now_ns(CLOCK_MONOTONIC) < end);
-	CHECK(sigismember(&pend, SIGRTMIN));
+	CHECK(wait_pending(SIGRTMIN, 5000));
 	its = its_ms(10000, 0);
 	CHECK_OK(B->settime(t, 0, &its, NULL));
 	siginfo_t si;

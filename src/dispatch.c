@@ -155,6 +155,8 @@ static void fork_child(void)
 	disp.epfd = -1;
 	disp.started = false;
 	pt_lock_reset(&disp.lock);
+	pt_notify_fork_child();
+	pt_deliver_fork_child(); /* the locks taken in fork_prepare are gone */
 }
 
 __attribute__((constructor)) static void engine_init(void)

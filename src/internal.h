@@ -75,6 +75,9 @@ struct pt_timer {
 	int heap_idx;          /* -1 when not queued */
 	unsigned queue_gen;    /* bumped at every enqueue, checked at expiry */
 	bool probe;            /* queued only to look whether the signal was delivered */
+	bool probe_took;       /* the probe re-armed at probe_seq without seeing the delivery */
+	unsigned probe_seq;
+	bool ignored;          /* periodic, parked while its signal is ignored */
 
 	struct pt_limbo limbo;
 };
@@ -148,12 +151,24 @@ struct pt_spawn {
 void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn); /* t->lock held */
 void pt_notify_spawn(const struct pt_spawn *spawn);
 bool pt_signal_still_pending(const struct pt_timer *t);
+void pt_notify_unpark(struct pt_timer *t);    /* t->lock held: at settime and delete */
+void pt_sig_unignore(int sig);                /* the program stopped ignoring sig */
+void pt_notify_fork_child(void);
+
+/* ---- deliver.c: where the program takes its signals ---- */
+extern int pt_marker;                         /* in si_errno of every engine signal */
+bool pt_is_engine_signal(const siginfo_t *si);
+bool pt_disposition_ignores(int sig, void *handler);
+void pt_deliver_fork_child(void);
 
 /* ---- timer.c: arming arithmetic shared with notify.c ---- */
 int64_t pt_timer_forward(struct pt_timer *t, int64_t now, bool inclusive);
 void pt_timer_rearm_queued(struct pt_timer *t);
 void pt_timer_seq_begin(struct pt_timer *t);
 void pt_timer_seq_end(struct pt_timer *t);
+/* An engine signal is being taken: 1 act on it (si_overrun filled in),
+ * 0 drop it (stale).  Not from a thread that holds engine locks. */
+int pt_deliver(siginfo_t *info);
 
 /* ---- dispatch.c ---- */
 int pt_dispatch_start(void); /* idempotent; 0 or -errno */
@@ -164,10 +179,5 @@ void pt_timer_snapshot(struct pt_timer *t, struct ptimer_info *info);
 /* ---- engine-wide ---- */
 extern pid_t pt_pid; /* the process the engine runs in (updated at fork) */
 void pt_engine_init(void);
-
-/* Cookie in the unused bytes of an engine siginfo: tells our signals from
- * anybody else's SI_TIMER (the kernel does not look at these bytes). */
-#define PT_SIGINFO_COOKIE 0x70744d52u /* "ptMR" */
-#define PT_COOKIE_OFFSET 32
 
 #endif

@@ -14,6 +14,15 @@ typedef struct {
 	int v;
 } pt_lock_t;
 
+/* How many engine locks this thread holds (or is taking).  A timer signal
+ * that interrupts the thread while it is non-zero is not handled there
+ * and then (the handler would need those locks): it is set aside and
+ * handled when the count drops back to zero, as the kernel delivers a
+ * signal only when it leaves its own critical sections. */
+extern __thread unsigned pt_lock_depth __attribute__((tls_model("initial-exec")));
+extern __thread unsigned pt_deferred_count __attribute__((tls_model("initial-exec")));
+void pt_deliver_deferred(void);
+
 #define PT_LOCK_INIT { 0 }
 
 void pt_lock_wait(pt_lock_t *l);
@@ -23,6 +32,8 @@ static inline void pt_lock(pt_lock_t *l)
 {
 	int expected = 0;
 
+	pt_lock_depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pt_slice_begin();
 	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
@@ -33,11 +44,15 @@ static inline bool pt_trylock(pt_lock_t *l)
 {
 	int expected = 0;
 
+	pt_lock_depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	pt_slice_begin();
 	if (__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
 					__ATOMIC_RELAXED))
 		return true;
 	pt_slice_end();
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pt_lock_depth--;
 	return false;
 }
 
@@ -46,6 +61,9 @@ static inline void pt_unlock(pt_lock_t *l)
 	if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
 		pt_lock_wake(l);
 	pt_slice_end();
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (--pt_lock_depth == 0 && __builtin_expect(pt_deferred_count != 0, 0))
+		pt_deliver_deferred();
 }
 
 /* After fork the child is single-threaded: locks held by threads that no

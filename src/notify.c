@@ -9,11 +9,17 @@
  * it, and a periodic timer is re-armed only when its signal is delivered,
  * so a blocked or slow receiver never faces a storm.
  *
- * Delivery is learned two ways.  Exactly, when the receiver hands the
- * siginfo to ptimer_signal_delivered() (the drop-in does it for handlers
- * and sigwait*).  Otherwise by a probe: one interval after the expiry the
- * dispatcher asks the kernel whether the signal is still pending and, once
- * it is not, re-arms as if it had been delivered at that boundary.
+ * Delivery is learned two ways.  Exactly, where the program takes the
+ * signal (deliver.c: handlers, sigwaitinfo/sigtimedwait/sigwait, signalfd)
+ * or hands it to ptimer_signal_delivered().  Otherwise by a probe: one
+ * interval after the expiry the dispatcher asks the kernel whether the
+ * signal is still pending and, once it is not, re-arms as if it had been
+ * delivered at that boundary.
+ *
+ * A signal the program ignores is not sent.  As in the kernel, a one-shot
+ * timer's expiry is then lost, and a periodic timer is parked: no more
+ * expiries until the program installs a handler, when its signal is queued
+ * at once and the periods missed meanwhile are its overruns.
  *
  * SIGEV_THREAD runs the function in a new detached thread per expiry, with
  * the caller's thread attributes and every signal blocked, as glibc does.
@@ -29,6 +35,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "rcu.h"
 
 #define KERNEL_SIGRTMAX 64
 
@@ -126,8 +133,8 @@ void pt_notify_fini(struct pt_timer *t)
 	}
 }
 
-/* Is bit signo set in the hex mask of a "SigPnd:" line of a status file? */
-static bool status_sigpending(const char *path, int signo)
+/* Is bit signo set in the hex mask of a line ("\nSigPnd:") of a status file? */
+static bool status_sigmask(const char *path, const char *field, int signo)
 {
 	char buf[2048];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -139,10 +146,10 @@ static bool status_sigpending(const char *path, int signo)
 	if (n <= 0)
 		return false;
 	buf[n] = '\0';
-	const char *p = strstr(buf, "\nSigPnd:");
+	const char *p = strstr(buf, field);
 	if (!p)
 		return false;
-	unsigned long long mask = strtoull(p + 8, NULL, 16);
+	unsigned long long mask = strtoull(p + strlen(field), NULL, 16);
 	return mask >> (signo - 1) & 1;
 }
 
@@ -157,24 +164,42 @@ bool pt_signal_still_pending(const struct pt_timer *t)
 	if (t->notify & SIGEV_THREAD_ID) {
 		char path[64];
 		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
-		return status_sigpending(path, t->signo);
+		return status_sigmask(path, "\nSigPnd:", t->signo);
 	}
 	sigset_t set;
 	return sigpending(&set) == 0 && sigismember(&set, t->signo) == 1;
 }
 
+/* Would the kernel drop this signal as ignored (its sig_ignored())?
+ * Blocked signals are queued even when ignored. */
+static bool signal_ignored(const struct pt_timer *t)
+{
+	struct {
+		void *handler;
+		unsigned long flags;
+		void *restorer;
+		uint64_t mask;
+	} ka;
+
+	if (syscall(SYS_rt_sigaction, t->signo, NULL, &ka, sizeof(ka.mask)) != 0 ||
+	    !pt_disposition_ignores(t->signo, ka.handler))
+		return false;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
+	return !status_sigmask(path, "\nSigBlk:", t->signo);
+}
+
 static bool send_signal(struct pt_timer *t)
 {
 	siginfo_t info;
-	uint32_t cookie = PT_SIGINFO_COOKIE;
 
 	memset(&info, 0, sizeof(info));
 	info.si_signo = t->signo;
 	info.si_code = SI_TIMER;
+	info.si_errno = pt_marker; /* cleared again where the program takes it */
 	info.si_timerid = t->id;
-	info.si_overrun = 0; /* the receiver's ptimer_signal_delivered() fills it in */
+	info.si_overrun = 0;       /* filled in at delivery */
 	info.si_value = t->value;
-	memcpy((char *)&info + PT_COOKIE_OFFSET, &cookie, sizeof(cookie));
 	long r;
 	if (t->notify & SIGEV_THREAD_ID)
 		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info);
@@ -194,10 +219,41 @@ static void queue_probe(struct pt_timer *t, int64_t now)
 	pt_queue_add(t, t->base, at);
 }
 
+static long parked; /* timers parked because their signal is ignored */
+
+static void park(struct pt_timer *t)
+{
+	PT_WRITE(t->ignored, true);
+	__atomic_fetch_add(&parked, 1, __ATOMIC_RELAXED);
+}
+
+void pt_notify_unpark(struct pt_timer *t)
+{
+	if (t->ignored) {
+		PT_WRITE(t->ignored, false);
+		__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
+	}
+}
+
+void pt_notify_fork_child(void)
+{
+	parked = 0;
+}
+
 static void fire_signal(struct pt_timer *t, int64_t now)
 {
 	pt_timer_seq_begin(t);
 	PT_WRITE(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
+	t->probe_took = false;
+	if (!(t->sig_queued && pt_signal_still_pending(t)) && signal_ignored(t)) {
+		/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is
+		 * lost, a periodic timer waits for the signal to matter. */
+		PT_WRITE(t->sig_queued, false);
+		if (t->interval)
+			park(t);
+		pt_timer_seq_end(t);
+		return;
+	}
 	if (t->sig_queued && pt_signal_still_pending(t)) {
 		/* At most one signal per timer: the one pending now stands for
 		 * this expiry (the kernel updates its sequence the same way). */
@@ -247,6 +303,8 @@ void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
 		}
 		PT_WRITE(t->sig_queued, false);
 		pt_timer_rearm_queued(t); /* expires <= now: fires on the next pass */
+		t->probe_took = true;
+		t->probe_seq = t->signal_seq;
 		return;
 	}
 	if (t->status != PT_ARMED)
@@ -255,6 +313,34 @@ void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
 		fire_thread(t, now, spawn);
 	else
 		fire_signal(t, now);
+}
+
+/* The kernel's posixtimer_sig_unignore(): every timer parked on sig gets
+ * its signal now, and is re-armed when that is delivered. */
+void pt_sig_unignore(int sig)
+{
+	if (__atomic_load_n(&parked, __ATOMIC_RELAXED) == 0 || pt_lock_depth != 0)
+		return;
+	int id = 0;
+	pt_rcu_read_lock();
+	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
+		if (!PT_READ(t->ignored) || t->signo != sig)
+			continue;
+		pt_lock(&t->lock);
+		if (t->valid && t->ignored) {
+			pt_notify_unpark(t);
+			pt_timer_seq_begin(t);
+			if (t->status == PT_REQUEUE_PENDING && send_signal(t)) {
+				PT_WRITE(t->sig_queued, true);
+				t->sigqueue_seq = t->signal_seq;
+				pt_queue_del(t);
+				queue_probe(t, pt_base_now(t->base));
+			}
+			pt_timer_seq_end(t);
+		}
+		pt_unlock(&t->lock);
+	}
+	pt_rcu_read_unlock();
 }
 
 static void *thread_trampoline(void *arg)

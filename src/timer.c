@@ -219,6 +219,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	PT_WRITE(t->interval, interval);
 	PT_WRITE(t->overrun_last, 0);
 	PT_WRITE(t->overrun, -1);
+	pt_notify_unpark(t);
 	if (value) {
 		int base = pt_clock_base(t->clockid, absolute);
 		int64_t expires = absolute ? value : pt_add_sat(pt_base_now(base), value);
@@ -277,6 +278,7 @@ int ptimer_delete(timer_t timerid)
 	pt_queue_del(t);
 	t->signal_seq++;
 	PT_WRITE(t->status, PT_DISARMED);
+	pt_notify_unpark(t);
 	pt_timer_seq_end(t);
 	unlock_timer(t);
 
@@ -307,30 +309,39 @@ void pt_timer_rearm_queued(struct pt_timer *t)
 	rearm_delivered(t, pt_base_now(t->base), true);
 }
 
-int ptimer_signal_delivered(siginfo_t *info)
+/* The kernel's posixtimer_deliver_signal(). */
+int pt_deliver(siginfo_t *info)
 {
-	uint32_t cookie;
-
-	if (!info || info->si_code != SI_TIMER)
-		return -1;
-	memcpy(&cookie, (char *)info + PT_COOKIE_OFFSET, sizeof(cookie));
-	if (cookie != PT_SIGINFO_COOKIE)
-		return -1;
-
+	info->si_errno = 0; /* the marker is ours, not the program's */
 	struct pt_timer *t = lock_timer((timer_t)(intptr_t)info->si_timerid);
 	if (!t)
 		return 0; /* deleted: the kernel drops the signal */
 	int ret = 1;
-	bool was_queued = t->sig_queued;
-	PT_WRITE(t->sig_queued, false);
-	if (!was_queued || t->sigqueue_seq != t->signal_seq)
-		ret = 0; /* re-armed (or already seen) since it was sent */
-	else if (t->interval && t->status == PT_REQUEUE_PENDING) {
-		rearm_delivered(t, pt_base_now(t->base), false);
+	if (t->sig_queued && t->sigqueue_seq == t->signal_seq) {
+		PT_WRITE(t->sig_queued, false);
+		if (t->interval && t->status == PT_REQUEUE_PENDING) {
+			rearm_delivered(t, pt_base_now(t->base), false);
+			info->si_overrun = overrun_to_int(t->overrun_last);
+		}
+	} else if (!t->sig_queued && t->probe_took && t->probe_seq == t->signal_seq) {
+		/* The probe found the signal gone while it was on its way to
+		 * us and re-armed already: this is that delivery. */
+		t->probe_took = false;
 		info->si_overrun = overrun_to_int(t->overrun_last);
+	} else {
+		/* Re-armed or deleted since it was sent: stale. */
+		PT_WRITE(t->sig_queued, false);
+		ret = 0;
 	}
 	unlock_timer(t);
 	return ret;
+}
+
+int ptimer_signal_delivered(siginfo_t *info)
+{
+	if (!info || !pt_is_engine_signal(info))
+		return -1;
+	return pt_deliver(info);
 }
 
 int ptimer_restore_ids(unsigned long mode, unsigned long a3, unsigned long a4, unsigned long a5)

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -47,8 +48,6 @@ struct backend {
 	int (*getoverrun)(timer_t);
 	int (*del)(timer_t);
 	int (*restore_ids)(unsigned long, unsigned long, unsigned long, unsigned long);
-	/* 1: act on this signal, 0: dropped (stale arming) */
-	int (*delivered)(siginfo_t *);
 	bool engine;
 };
 
@@ -84,14 +83,13 @@ static int k_restore(unsigned long m, unsigned long a, unsigned long b, unsigned
 {
 	return (int)syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, m, a, b, c);
 }
-static int k_delivered(siginfo_t *si) { (void)si; return 1; } /* the kernel already filtered */
 
 static const struct backend kernel_backend = {
-	"kernel", k_create, k_settime, k_gettime, k_getoverrun, k_delete, k_restore, k_delivered, false,
+	"kernel", k_create, k_settime, k_gettime, k_getoverrun, k_delete, k_restore, false,
 };
 static const struct backend engine_backend = {
 	"engine", ptimer_create, ptimer_settime, ptimer_gettime, ptimer_getoverrun, ptimer_delete,
-	ptimer_restore_ids, ptimer_signal_delivered, true,
+	ptimer_restore_ids, true,
 };
 
 /* ---- helpers (run inside the forked child) ---- */
@@ -163,10 +161,9 @@ static void block(int signo)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* Wait up to timeout_ms for a timer signal the backend says to act on;
- * returns the signal or 0 on timeout.  Stale signals (dropped by the
- * kernel at dequeue, by the engine at ptimer_signal_delivered) are passed
- * over exactly as a program would. */
+/* Wait up to timeout_ms for a timer signal with sigtimedwait(); returns
+ * the signal or 0 on timeout.  Stale signals never come back: the kernel
+ * drops them at dequeue, the engine where the program takes them. */
 static int wait_signal(int signo, siginfo_t *si, long timeout_ms)
 {
 	sigset_t set;
@@ -184,8 +181,9 @@ static int wait_signal(int signo, siginfo_t *si, long timeout_ms)
 				continue;
 			return 0;
 		}
-		if (B->delivered(si) != 0)
-			return r;
+		if (si->si_code == SI_TIMER)
+			CHECK_EQ(si->si_errno, 0);
+		return r;
 	}
 }
 
@@ -575,6 +573,222 @@ static void case_rearm_drops_pending(void)
 	CHECK_EQ(si.si_timerid, (intptr_t)t);
 }
 
+/* ---- delivery: handlers, signalfd, ignored signals ---- */
+
+#define MAX_SEEN 16
+static volatile sig_atomic_t seen;
+static int seen_overrun[MAX_SEEN], seen_getoverrun[MAX_SEEN], seen_errno[MAX_SEEN];
+static int64_t seen_at[MAX_SEEN];
+static timer_t seen_timer;
+static long handler_busy_ms;
+
+static void on_timer_signal(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	int i = seen;
+	if (i < MAX_SEEN) {
+		seen_overrun[i] = si->si_overrun;
+		seen_errno[i] = si->si_errno;
+		seen_getoverrun[i] = B->getoverrun(seen_timer);
+		seen_at[i] = now_ns(CLOCK_MONOTONIC);
+	}
+	seen = i + 1;
+	if (handler_busy_ms && seen >= 6) {
+		/* A handler longer than the period never lets the thread
+		 * back between signals: stop the timer from here. */
+		B->del(seen_timer);
+		handler_busy_ms = 0;
+	}
+	if (handler_busy_ms) {
+		struct timespec nap = ns_ts(handler_busy_ms * 1000000);
+		while (nanosleep(&nap, &nap) != 0 && errno == EINTR)
+			;
+	}
+}
+
+static void install_handler(int signo)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_timer_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	CHECK_OK(sigaction(signo, &sa, NULL));
+}
+
+/* Sleep, letting handlers run, until seen >= n or timeout_ms passed. */
+static void wait_seen(int n, long timeout_ms)
+{
+	int64_t end = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000LL;
+	while (seen < n && now_ns(CLOCK_MONOTONIC) < end) {
+		struct timespec nap = ns_ts(1000000);
+		nanosleep(&nap, NULL);
+	}
+}
+
+static void nap_ms(long ms)
+{
+	struct timespec nap = ns_ts(ms * 1000000);
+	while (nanosleep(&nap, &nap) != 0 && errno == EINTR)
+		;
+}
+
+static void unblock(int signo)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, signo);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
+/* A handler slower than the period: re-armed at delivery, so no storm,
+ * and each signal's si_overrun counts the periods the handler took. */
+static void case_slow_handler(void)
+{
+	struct sigevent sev = sig_event(SIGRTMIN, 3);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	handler_busy_ms = 30;
+	install_handler(SIGRTMIN);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	wait_seen(6, 5000);
+	CHECK(seen >= 6);
+	/* Five more handler runs of 30 ms each: at least 100 ms apart in
+	 * all, where a timer re-armed at expiry would have queued a storm. */
+	CHECK(seen_at[5] - seen_at[0] >= 100000000);
+	for (int i = 0; i < 6; i++) {
+		CHECK_EQ(seen_errno[i], 0);
+		CHECK_EQ(seen_getoverrun[i], seen_overrun[i]);
+		if (i > 0)
+			CHECK_RANGE(seen_overrun[i], 1, 20); /* about 2 */
+	}
+}
+
+/* Re-arming or deleting while the signal is pending: the handler is
+ * never called for it. */
+static void case_handler_stale(void)
+{
+	struct sigevent sev = sig_event(SIGRTMIN, 8);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	install_handler(SIGRTMIN);
+	block(SIGRTMIN);
+	struct itimerspec its = its_ms(5, 0);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	CHECK(wait_pending(SIGRTMIN, 5000));
+	its = its_ms(10000, 0);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	unblock(SIGRTMIN);
+	nap_ms(30);
+	CHECK_EQ(seen, 0);
+	/* Deleted with the signal pending. */
+	block(SIGRTMIN);
+	timer_t t2 = make_timer(CLOCK_MONOTONIC, &sev);
+	its = its_ms(5, 0);
+	CHECK_OK(B->settime(t2, 0, &its, NULL));
+	CHECK(wait_pending(SIGRTMIN, 5000));
+	CHECK_OK(B->del(t2));
+	unblock(SIGRTMIN);
+	nap_ms(30);
+	CHECK_EQ(seen, 0);
+	/* A live arming still reaches the handler, marker-free. */
+	its = its_ms(5, 0);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	wait_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	CHECK_EQ(seen_errno[0], 0);
+	CHECK_EQ(seen_overrun[0], 0);
+}
+
+static ssize_t read_signalfd(int fd, struct signalfd_siginfo *rec, int max, long timeout_ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	if (timeout_ms && poll(&p, 1, (int)timeout_ms) <= 0)
+		return 0;
+	return read(fd, rec, sizeof(*rec) * (size_t)max);
+}
+
+/* The same through signalfd: one record however many periods pass,
+ * ssi_overrun counts them, stale records never show. */
+static void case_signalfd(void)
+{
+	block(SIGRTMIN);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN);
+	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	CHECK(fd >= 0);
+	struct sigevent sev = sig_event(SIGRTMIN, 21);
+	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	nap_ms(105);
+	struct signalfd_siginfo rec[4];
+	CHECK_EQ(read_signalfd(fd, rec, 4, 0), (ssize_t)sizeof(rec[0]));
+	CHECK_EQ(rec[0].ssi_code, SI_TIMER);
+	CHECK_EQ(rec[0].ssi_tid, (intptr_t)t);
+	CHECK_EQ(rec[0].ssi_int, 21);
+	CHECK_EQ(rec[0].ssi_errno, 0);
+	CHECK_RANGE(rec[0].ssi_overrun, 5, 60);
+	CHECK_EQ(B->getoverrun(t), rec[0].ssi_overrun);
+	/* Re-armed at that read: the next comes within a period or so. */
+	CHECK_EQ(read_signalfd(fd, rec, 4, 5000), (ssize_t)sizeof(rec[0]));
+	CHECK_RANGE(rec[0].ssi_overrun, 0, 20);
+	CHECK_OK(B->del(t));
+	/* Stale: re-armed while pending, then deleted while pending. */
+	t = make_timer(CLOCK_MONOTONIC, &sev);
+	its = its_ms(5, 0);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	CHECK(wait_pending(SIGRTMIN, 5000));
+	its = its_ms(10000, 0);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	errno = 0;
+	CHECK_EQ(read_signalfd(fd, rec, 4, 0), -1);
+	CHECK_EQ(errno, EAGAIN);
+	its = its_ms(5, 0);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	CHECK(wait_pending(SIGRTMIN, 5000));
+	CHECK_OK(B->del(t));
+	errno = 0;
+	CHECK_EQ(read_signalfd(fd, rec, 4, 0), -1);
+	CHECK_EQ(errno, EAGAIN);
+	close(fd);
+}
+
+/* A periodic timer whose signal is ignored waits; installing a handler
+ * queues its signal at once, the periods missed being its overruns.  A
+ * one-shot expiry while ignored is simply lost. */
+static void case_ignored_signal(void)
+{
+	signal(SIGUSR1, SIG_IGN);
+	struct sigevent sev = sig_event(SIGUSR1, 4);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec its = its_ms(20, 20), cur;
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	nap_ms(110);
+	CHECK_OK(B->gettime(seen_timer, &cur));
+	CHECK_RANGE(ts_ns(cur.it_value), 1, 20000000);
+	CHECK_EQ(B->getoverrun(seen_timer), 0);
+	install_handler(SIGUSR1);
+	wait_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	CHECK_RANGE(seen_overrun[0], 3, 60); /* about 5 */
+	CHECK_EQ(seen_getoverrun[0], seen_overrun[0]);
+	CHECK_OK(B->del(seen_timer));
+	/* One-shot. */
+	signal(SIGUSR1, SIG_IGN);
+	seen = 0;
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	its = its_ms(10, 0);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	nap_ms(40);
+	install_handler(SIGUSR1);
+	nap_ms(40);
+	CHECK_EQ(seen, 0);
+	CHECK_OK(B->gettime(seen_timer, &cur));
+	CHECK_EQ(ts_ns(cur.it_value), 0);
+}
+
 static sem_t thread_sem;
 static int thread_value;
 static pid_t thread_tid;
@@ -666,6 +880,10 @@ static const struct conf_case cases[] = {
 	{ "rearm_drops_pending", case_rearm_drops_pending },
 	{ "sigev_thread", case_sigev_thread },
 	{ "sigev_thread_id", case_sigev_thread_id },
+	{ "slow_handler", case_slow_handler },
+	{ "handler_stale", case_handler_stale },
+	{ "signalfd", case_signalfd },
+	{ "ignored_signal", case_ignored_signal },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 

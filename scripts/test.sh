@@ -46,7 +46,7 @@ else
   echo "asan build failed"; echo "0 1 0" >>"$tally"; status=1
 fi
 if build build-tsan -Db_sanitize=thread -Db_lundef=false; then
-  TSAN_OPTIONS=halt_on_error=1:exitcode=66 run "tsan" build-tsan --no-suite dropin
+  TSAN_OPTIONS=halt_on_error=1:exitcode=66:die_after_fork=0 run "tsan" build-tsan --no-suite dropin
 else
   echo "tsan build failed"; echo "0 1 0" >>"$tally"; status=1
 fi

@@ -20,6 +20,8 @@
  * _ALARM clocks need a wake-capable RTC (EOPNOTSUPP without, checked
  * first) and CAP_WAKE_ALARM (EPERM).  Only the kernel knows whether its
  * alarmtimer found an RTC, so ask it with a throw-away kernel timer.
+ * Where it says yes, the timer runs on the matching wall or boot base
+ * (README: it does not wake a suspended machine).
  */
 static int alarm_clock_check(clockid_t clockid)
 {
@@ -29,7 +31,7 @@ static int alarm_clock_check(clockid_t clockid)
 	if (syscall(SYS_timer_create, clockid, &sev, &kid) != 0)
 		return -errno;
 	syscall(SYS_timer_delete, kid);
-	return -EINVAL; /* alarm timers are not driven by the engine yet */
+	return 0;
 }
 
 int pt_clock_check(clockid_t clockid)
@@ -64,7 +66,12 @@ int pt_clock_base(clockid_t clockid, bool absolute)
 		/* The kernel runs relative CLOCK_REALTIME timers on the
 		 * monotonic base: they do not move when the clock is set. */
 		return absolute ? PT_BASE_REALTIME : PT_BASE_MONOTONIC;
+	case CLOCK_REALTIME_ALARM:
+		/* Alarm timers are absolute on their clock even when armed
+		 * relative: they follow a clock change. */
+		return PT_BASE_REALTIME;
 	case CLOCK_BOOTTIME:
+	case CLOCK_BOOTTIME_ALARM:
 		return PT_BASE_BOOTTIME;
 	case CLOCK_TAI:
 		return PT_BASE_TAI;

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -202,6 +203,19 @@ static bool wait_pending(int signo, long timeout_ms)
 
 /* ---- the cases ---- */
 
+#define CAP_WAKE_ALARM_BIT 35
+
+/* Drop a capability from this (forked, throw-away) process. */
+static void drop_capability(int cap)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[2];
+	CHECK_OK(syscall(SYS_capget, &hdr, data));
+	data[cap / 32].effective &= ~(1u << (cap % 32));
+	data[cap / 32].permitted &= ~(1u << (cap % 32));
+	CHECK_OK(syscall(SYS_capset, &hdr, data));
+}
+
 static void case_bad_clock(void)
 {
 	timer_t t;
@@ -211,18 +225,27 @@ static void case_bad_clock(void)
 	CHECK_ERRNO(B->create(CLOCK_REALTIME_COARSE, NULL, &t), EOPNOTSUPP);
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC_COARSE, NULL, &t), EOPNOTSUPP);
 	/* _ALARM: whatever the kernel says on this machine (EOPNOTSUPP without
-	 * a wake-capable RTC, EPERM without CAP_WAKE_ALARM). */
-	for (clockid_t c = CLOCK_REALTIME_ALARM; c <= CLOCK_BOOTTIME_ALARM; c++) {
-		struct sigevent none = { .sigev_notify = SIGEV_NONE };
-		int kid;
-		errno = 0;
-		long kr = syscall(SYS_timer_create, c, &none, &kid);
-		int kerr = errno;
-		if (kr == 0) {
-			syscall(SYS_timer_delete, kid);
-			continue; /* this machine has alarm timers: covered elsewhere */
+	 * a wake-capable RTC, EPERM without CAP_WAKE_ALARM), first with the
+	 * capability and then without it. */
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 1)
+			drop_capability(CAP_WAKE_ALARM_BIT);
+		for (clockid_t c = CLOCK_REALTIME_ALARM; c <= CLOCK_BOOTTIME_ALARM; c++) {
+			struct sigevent none = { .sigev_notify = SIGEV_NONE };
+			int kid;
+			errno = 0;
+			long kr = syscall(SYS_timer_create, c, &none, &kid);
+			int kerr = errno;
+			if (kr == 0) {
+				/* This machine has alarm timers: so must the backend. */
+				syscall(SYS_timer_delete, kid);
+				CHECK_OK(B->create(c, &none, &t));
+				CHECK_OK(B->del(t));
+				continue;
+			}
+			CHECK(kerr == EOPNOTSUPP || kerr == EPERM);
+			CHECK_ERRNO(B->create(c, &none, &t), kerr);
 		}
-		CHECK_ERRNO(B->create(c, &none, &t), kerr);
 	}
 }
 
@@ -241,11 +264,23 @@ static void case_bad_notify(void)
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
 	sev.sigev_notify = SIGEV_THREAD_ID | SIGEV_THREAD;
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
-	/* SIGEV_THREAD_ID naming a thread of another process (init). */
+	/* SIGEV_THREAD_ID naming a thread of another process. */
 	sev.sigev_notify = SIGEV_THREAD_ID;
 	sev.sigev_signo = SIGRTMIN;
-	sev._sigev_un._tid = 1;
-	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
+	pid_t other = fork();
+	if (other == 0) {
+		pause();
+		_exit(0);
+	}
+	CHECK(other > 0);
+	sev._sigev_un._tid = other;
+	errno = 0;
+	int r = B->create(CLOCK_MONOTONIC, &sev, &t);
+	int err = errno;
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+	CHECK_EQ(r, -1);
+	CHECK_EQ(err, EINVAL);
 	sev._sigev_un._tid = 0;
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
 	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
@@ -856,6 +891,215 @@ static void case_sigev_thread_id(void)
 	CHECK_EQ(wait_signal(SIGRTMIN + 1, &si, 0), 0);
 }
 
+/* ---- process life ---- */
+
+/* A fork child has none of the parent's timers, and timers of its own
+ * work from ID 0; the parent's keep running. */
+static void case_fork_child(void)
+{
+	block(SIGRTMIN);
+	struct sigevent sev = sig_event(SIGRTMIN, 1);
+	timer_t t[3];
+	struct itimerspec its = its_ms(10, 10);
+	for (int i = 0; i < 3; i++) {
+		t[i] = make_timer(CLOCK_MONOTONIC, &sev);
+		CHECK_OK(B->settime(t[i], 0, &its, NULL));
+	}
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		struct itimerspec cur;
+		for (int i = 0; i < 3; i++)
+			CHECK_ERRNO(B->gettime(t[i], &cur), EINVAL);
+		siginfo_t si;
+		/* Nothing of the parent's arrives here. */
+		CHECK_EQ(wait_signal(SIGRTMIN, &si, 60), 0);
+		struct sigevent mine = sig_event(SIGRTMIN, 2);
+		timer_t c = make_timer(CLOCK_MONOTONIC, &mine);
+		CHECK_EQ((intptr_t)c, 0);
+		struct itimerspec once = its_ms(5, 0);
+		CHECK_OK(B->settime(c, 0, &once, NULL));
+		CHECK_EQ(wait_signal(SIGRTMIN, &si, 5000), SIGRTMIN);
+		CHECK_EQ(si.si_value.sival_int, 2);
+		_exit(0);
+	}
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	siginfo_t si;
+	CHECK_EQ(wait_signal(SIGRTMIN, &si, 5000), SIGRTMIN);
+	CHECK_EQ(si.si_value.sival_int, 1);
+}
+
+static const char *self_exe;
+
+/* After exec: no timer of the old image, and nothing of it fires (its
+ * SIGUSR1 would kill this process). */
+static int after_exec(const char *backend)
+{
+	B = strcmp(backend, "engine") ? &kernel_backend : &engine_backend;
+	case_name = "exec_clears";
+	struct itimerspec cur;
+	CHECK_ERRNO(B->gettime((timer_t)0, &cur), EINVAL);
+	nap_ms(60);
+	return 0;
+}
+
+static void case_exec_clears(void)
+{
+	struct sigevent sev = sig_event(SIGUSR1, 1);
+	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
+	CHECK_EQ((intptr_t)t, 0);
+	struct itimerspec its = its_ms(5, 5);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	execl(self_exe, self_exe, "--after-exec", B->name, (char *)NULL);
+	failf(__LINE__, "exec %s: %s", self_exe, strerror(errno));
+}
+
+static pid_t gone_tid;
+static void *exit_at_once(void *arg)
+{
+	(void)arg;
+	gone_tid = (pid_t)syscall(SYS_gettid);
+	return NULL;
+}
+
+/* Publishes its TID, then exits when a byte arrives on the pipe. */
+struct exiter {
+	int fd;
+	pid_t tid;
+	sem_t ready;
+};
+static void *wait_then_exit(void *arg)
+{
+	struct exiter *ex = arg;
+	char c;
+	ex->tid = (pid_t)syscall(SYS_gettid);
+	sem_post(&ex->ready);
+	(void)!read(ex->fd, &c, 1);
+	return NULL;
+}
+
+/* A SIGEV_THREAD_ID timer whose thread has exited notifies nobody else,
+ * and the timer itself stays usable. */
+static void case_thread_id_gone(void)
+{
+	block(SIGRTMIN);
+	struct sigevent sev = sig_event(SIGRTMIN, 6);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	timer_t t;
+	/* Gone before the create: EINVAL. */
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, exit_at_once, NULL), 0);
+	pthread_join(th, NULL);
+	sev._sigev_un._tid = gone_tid;
+	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
+	/* Alive at the create, gone while the timer runs. */
+	int pipefd[2];
+	CHECK_OK(pipe(pipefd));
+	struct exiter ex = { .fd = pipefd[0] };
+	sem_init(&ex.ready, 0, 0);
+	CHECK_EQ(pthread_create(&th, NULL, wait_then_exit, &ex), 0);
+	sem_wait(&ex.ready);
+	sev._sigev_un._tid = ex.tid;
+	t = make_timer(CLOCK_MONOTONIC, &sev);
+	CHECK_EQ(write(pipefd[1], "x", 1), 1);
+	pthread_join(th, NULL);
+	struct itimerspec its = its_ms(10, 10), cur;
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	nap_ms(60);
+	siginfo_t si;
+	CHECK_EQ(wait_signal(SIGRTMIN, &si, 0), 0); /* none came to this thread */
+	CHECK_OK(B->gettime(t, &cur));
+	CHECK_OK(B->del(t));
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+/* Exit with armed timers of every kind: clean, prompt, status kept. */
+static void on_thread_noop(union sigval v) { (void)v; }
+static void case_exit_armed(void)
+{
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		block(SIGRTMIN);
+		struct sigevent sev = sig_event(SIGRTMIN, 1);
+		struct itimerspec its = its_ms(1, 1);
+		for (int i = 0; i < 200; i++) {
+			timer_t t = make_timer(i % 2 ? CLOCK_MONOTONIC : CLOCK_REALTIME, &sev);
+			CHECK_OK(B->settime(t, 0, &its, NULL));
+		}
+#ifdef __SANITIZE_THREAD__
+		if (!B->engine)
+			exit(7); /* glibc's SIGEV_THREAD helper: see main() */
+#endif
+		struct sigevent th;
+		memset(&th, 0, sizeof(th));
+		th.sigev_notify = SIGEV_THREAD;
+		th.sigev_notify_function = on_thread_noop;
+		timer_t t = make_timer(CLOCK_MONOTONIC, &th);
+		CHECK_OK(B->settime(t, 0, &its, NULL));
+		nap_ms(20);
+		exit(7); /* atexit handlers and destructors run */
+	}
+	int status;
+	int64_t t0 = now_ns(CLOCK_MONOTONIC);
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 7);
+	CHECK(now_ns(CLOCK_MONOTONIC) - t0 < 10000000000LL);
+}
+
+/* Many threads, each with its own timers aimed at itself. */
+#define LIFE_THREADS 8
+#define LIFE_TIMERS 40
+static int life_ok[LIFE_THREADS];
+
+static void *life_worker(void *arg)
+{
+	int me = (int)(intptr_t)arg;
+	struct sigevent sev = sig_event(SIGRTMIN + 2, 0);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	timer_t t[LIFE_TIMERS];
+	int got[LIFE_TIMERS] = { 0 };
+	for (int i = 0; i < LIFE_TIMERS; i++) {
+		sev.sigev_value.sival_int = me * 1000 + i;
+		if (B->create(CLOCK_MONOTONIC, &sev, &t[i]) != 0)
+			return NULL;
+		struct itimerspec its = its_ms(1 + i % 20, 0);
+		if (B->settime(t[i], 0, &its, NULL) != 0)
+			return NULL;
+	}
+	int n = 0;
+	siginfo_t si;
+	while (n < LIFE_TIMERS && wait_signal(SIGRTMIN + 2, &si, 5000) == SIGRTMIN + 2) {
+		int v = si.si_value.sival_int;
+		if (v / 1000 != me || got[v % 1000]++)
+			return NULL; /* someone else's, or twice */
+		n++;
+	}
+	for (int i = 0; i < LIFE_TIMERS; i++)
+		B->del(t[i]);
+	life_ok[me] = n == LIFE_TIMERS && wait_signal(SIGRTMIN + 2, &si, 0) == 0;
+	return NULL;
+}
+
+static void case_many_threads(void)
+{
+	block(SIGRTMIN + 2);
+	pthread_t th[LIFE_THREADS];
+	for (int i = 0; i < LIFE_THREADS; i++)
+		CHECK_EQ(pthread_create(&th[i], NULL, life_worker, (void *)(intptr_t)i), 0);
+	for (int i = 0; i < LIFE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	for (int i = 0; i < LIFE_THREADS; i++)
+		CHECK_EQ(life_ok[i], 1);
+}
+
 /* ---- running each case against each backend ---- */
 
 struct conf_case {
@@ -884,6 +1128,11 @@ static const struct conf_case cases[] = {
 	{ "handler_stale", case_handler_stale },
 	{ "signalfd", case_signalfd },
 	{ "ignored_signal", case_ignored_signal },
+	{ "fork_child", case_fork_child },
+	{ "exec_clears", case_exec_clears },
+	{ "thread_id_gone", case_thread_id_gone },
+	{ "exit_armed", case_exit_armed },
+	{ "many_threads", case_many_threads },
 };
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
 
@@ -926,6 +1175,9 @@ int main(int argc, char **argv)
 	static struct CMUnitTest tests[2 * NCASES];
 	static char names[2 * NCASES][64];
 	const struct backend *backends[2] = { &kernel_backend, &engine_backend };
+	if (argc > 2 && strcmp(argv[1], "--after-exec") == 0)
+		return after_exec(argv[2]);
+	self_exe = "/proc/self/exe";
 	const char *only = argc > 1 ? argv[1] : NULL; /* "kernel" or "engine" */
 	size_t n = 0;
 

@@ -27,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/capability.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
+#include <sys/timex.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -891,6 +893,106 @@ static void case_sigev_thread_id(void)
 	CHECK_EQ(wait_signal(SIGRTMIN + 1, &si, 0), 0);
 }
 
+/* ---- wall-clock changes ---- */
+
+/* Steps of the machine's wall clock not yet undone, in memory shared with
+ * the parent: if a case dies between its steps, the parent undoes them. */
+static int64_t *clock_debt;
+
+static int step_clock(int64_t ns)
+{
+	struct timex tx;
+	memset(&tx, 0, sizeof(tx));
+	tx.modes = ADJ_SETOFFSET | ADJ_NANO;
+	int64_t sec = ns / 1000000000, nsec = ns % 1000000000;
+	if (nsec < 0) {
+		sec--;
+		nsec += 1000000000;
+	}
+	tx.time.tv_sec = sec;
+	tx.time.tv_usec = nsec; /* nanoseconds with ADJ_NANO */
+	__atomic_add_fetch(clock_debt, ns, __ATOMIC_SEQ_CST);
+	if (clock_adjtime(CLOCK_REALTIME, &tx) < 0) {
+		__atomic_sub_fetch(clock_debt, ns, __ATOMIC_SEQ_CST);
+		return -1;
+	}
+	return 0;
+}
+
+/* Collect n signals within timeout_ms; returns a bit mask of their values. */
+static unsigned collect_values(int signo, int n, long timeout_ms)
+{
+	unsigned mask = 0;
+	siginfo_t si;
+	int64_t end = now_ns(CLOCK_MONOTONIC) + timeout_ms * 1000000LL;
+	while (n > 0) {
+		int64_t left = (end - now_ns(CLOCK_MONOTONIC)) / 1000000;
+		if (wait_signal(signo, &si, left > 0 ? left : 0) != signo)
+			break;
+		mask |= 1u << si.si_value.sival_int;
+		n--;
+	}
+	return mask;
+}
+
+/* Absolute CLOCK_REALTIME (and CLOCK_TAI) timers follow a step of the wall
+ * clock; relative ones and CLOCK_MONOTONIC ones do not.  Each step is
+ * undone by the opposite step, so the clock ends where it would have been. */
+static void case_wall_clock_step(void)
+{
+	block(SIGRTMIN);
+	timer_t t[5];
+	for (int v = 1; v <= 4; v++) {
+		struct sigevent sev = sig_event(SIGRTMIN, v);
+		static const clockid_t clk[] = { 0, CLOCK_REALTIME, CLOCK_REALTIME, CLOCK_TAI,
+						 CLOCK_MONOTONIC };
+		t[v] = make_timer(clk[v], &sev);
+	}
+	/* Forward by 3 s: the absolute ones (1 on REALTIME, 3 on TAI) are due. */
+	struct itimerspec rel = its_ms(1500, 0), abs_rt = rel, abs_tai = rel;
+	abs_rt.it_value = ns_ts(now_ns(CLOCK_REALTIME) + 1500000000LL);
+	abs_tai.it_value = ns_ts(now_ns(CLOCK_TAI) + 1500000000LL);
+	CHECK_OK(B->settime(t[1], TIMER_ABSTIME, &abs_rt, NULL));
+	CHECK_OK(B->settime(t[2], 0, &rel, NULL));
+	CHECK_OK(B->settime(t[3], TIMER_ABSTIME, &abs_tai, NULL));
+	CHECK_OK(B->settime(t[4], 0, &rel, NULL));
+	int64_t armed = now_ns(CLOCK_MONOTONIC);
+	CHECK_OK(step_clock(3000000000LL));
+	unsigned got = collect_values(SIGRTMIN, 2, 1000);
+	bool early = now_ns(CLOCK_MONOTONIC) - armed < 1400000000LL;
+	CHECK_OK(step_clock(-3000000000LL));
+	CHECK(early);
+	CHECK_EQ(got, (1u << 1) | (1u << 3));
+	/* The relative ones keep their time. */
+	got = collect_values(SIGRTMIN, 2, 5000);
+	CHECK_EQ(got, (1u << 2) | (1u << 4));
+	CHECK(now_ns(CLOCK_MONOTONIC) - armed >= 1400000000LL);
+	/* Backward by 2 s: an absolute timer 300 ms away now waits 2.3 s. */
+	abs_rt.it_value = ns_ts(now_ns(CLOCK_REALTIME) + 300000000LL);
+	CHECK_OK(B->settime(t[1], TIMER_ABSTIME, &abs_rt, NULL));
+	CHECK_OK(step_clock(-2000000000LL));
+	got = collect_values(SIGRTMIN, 1, 700);
+	struct itimerspec cur;
+	int gr = B->gettime(t[1], &cur);
+	CHECK_OK(step_clock(2000000000LL));
+	CHECK_EQ(got, 0);
+	CHECK_EQ(gr, 0);
+	CHECK_RANGE(ts_ns(cur.it_value), 1000000000LL, 2300000000LL);
+	/* Back at the old time it is due again. */
+	CHECK_EQ(collect_values(SIGRTMIN, 1, 1000), 1u << 1);
+}
+
+/* Can this process step the wall clock?  A zero step tells. */
+static const char *wall_clock_unsettable(void)
+{
+	struct timex tx;
+	memset(&tx, 0, sizeof(tx));
+	tx.modes = ADJ_SETOFFSET | ADJ_NANO;
+	if (clock_adjtime(CLOCK_REALTIME, &tx) < 0)
+		return strerror(errno);
+	return NULL;
+}
+
 /* ---- process life ---- */
 
 /* A fork child has none of the parent's timers, and timers of its own
@@ -1128,6 +1230,7 @@ static const struct conf_case cases[] = {
 	{ "handler_stale", case_handler_stale },
 	{ "signalfd", case_signalfd },
 	{ "ignored_signal", case_ignored_signal },
+	{ "wall_clock_step", case_wall_clock_step },
 	{ "fork_child", case_fork_child },
 	{ "exec_clears", case_exec_clears },
 	{ "thread_id_gone", case_thread_id_gone },
@@ -1156,14 +1259,27 @@ static void run_case(void **state)
 	}
 	int status = 0;
 	int64_t end = now_ns(CLOCK_MONOTONIC) + 60LL * 1000000000;
+	bool timed_out = false;
 	while (waitpid(pid, &status, WNOHANG) == 0) {
 		if (now_ns(CLOCK_MONOTONIC) > end) {
 			kill(pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			fail_msg("%s/%s: timed out", r->b->name, r->c->name);
+			timed_out = true;
+			break;
 		}
 		poll(NULL, 0, 5);
 	}
+	/* A case that stepped the wall clock and died before stepping it
+	 * back: undo here, whatever happened. */
+	int64_t debt = __atomic_exchange_n(clock_debt, 0, __ATOMIC_SEQ_CST);
+	if (debt) {
+		*clock_debt = debt;
+		step_clock(-debt);
+		fprintf(stderr, "# %s/%s: undid a wall-clock step of %lld ns\n", r->b->name,
+			r->c->name, (long long)debt);
+	}
+	if (timed_out)
+		fail_msg("%s/%s: timed out", r->b->name, r->c->name);
 	if (WIFSIGNALED(status))
 		fail_msg("%s/%s: killed by signal %d", r->b->name, r->c->name, WTERMSIG(status));
 	assert_int_equal(WEXITSTATUS(status), 0);
@@ -1180,6 +1296,11 @@ int main(int argc, char **argv)
 	self_exe = "/proc/self/exe";
 	const char *only = argc > 1 ? argv[1] : NULL; /* "kernel" or "engine" */
 	size_t n = 0;
+	clock_debt = mmap(NULL, sizeof(*clock_debt), PROT_READ | PROT_WRITE,
+			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (clock_debt == MAP_FAILED)
+		return 1;
+	const char *no_clock = wall_clock_unsettable();
 
 	for (size_t bi = 0; bi < 2; bi++) {
 		if (only && strcmp(only, backends[bi]->name))
@@ -1195,6 +1316,12 @@ int main(int argc, char **argv)
 				continue;
 			}
 #endif
+			if (cases[ci].fn == case_wall_clock_step && no_clock) {
+				fprintf(stderr, "# %s/wall_clock_step left out: this process cannot step "
+					"the wall clock (%s); it needs CAP_SYS_TIME outside a container\n",
+					backends[bi]->name, no_clock);
+				continue;
+			}
 			runs[n] = (struct run){ &cases[ci], backends[bi] };
 			snprintf(names[n], sizeof(names[n]), "%s/%s", backends[bi]->name, cases[ci].name);
 			tests[n] = (struct CMUnitTest){ .name = names[n], .test_func = run_case,

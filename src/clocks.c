@@ -49,12 +49,11 @@ int pt_clock_check(clockid_t clockid)
 	case CLOCK_REALTIME_ALARM:
 	case CLOCK_BOOTTIME_ALARM:
 		return alarm_clock_check(clockid);
-	case CLOCK_PROCESS_CPUTIME_ID:
-	case CLOCK_THREAD_CPUTIME_ID:
-		return -EINVAL; /* CPU clocks: not driven by the engine yet */
 	default:
 		if (clockid < 0 && (clockid & CPUCLOCK_TYPE_MASK) == CLOCKFD)
 			return -EOPNOTSUPP; /* dynamic (PTP) clocks have no timers */
+		if (pt_is_cpu_clock(clockid))
+			return pt_cpu_check(clockid);
 		return -EINVAL;
 	}
 }
@@ -76,7 +75,7 @@ int pt_clock_base(clockid_t clockid, bool absolute)
 	case CLOCK_TAI:
 		return PT_BASE_TAI;
 	default:
-		return PT_BASE_MONOTONIC;
+		return pt_is_cpu_clock(clockid) ? PT_BASE_CPU : PT_BASE_MONOTONIC;
 	}
 }
 
@@ -97,4 +96,9 @@ int64_t pt_base_now(int base)
 
 	clock_gettime(pt_base_clock(base), &ts);
 	return pt_ts_to_ns(&ts);
+}
+
+int64_t pt_now(int base, const struct pt_timer *t)
+{
+	return base == PT_BASE_CPU ? pt_cpu_now(t->cpu) : pt_base_now(base);
 }

@@ -118,6 +118,11 @@ __attribute__((constructor(101))) static void next_init(void)
 	(void)NEXT(dup3);
 }
 
+int pt_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	return NEXT(sigaction)(sig, act, old);
+}
+
 /* ---- handlers ---- */
 
 /* The program's handler per signal, while the trampoline stands in. */
@@ -291,8 +296,11 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	const struct timespec *ts = timeout;
 	for (;;) {
 		int r = NEXT(sigtimedwait)(set, si, ts);
+		if (r > 0 && pt_cpu_signal(si, NULL))
+			goto again; /* the engine's own (cpu.c), taken by a wide set */
 		if (r <= 0 || !pt_is_engine_signal(si) || pt_deliver(si) != 0)
 			return r;
+	again:
 		/* A stale signal: the kernel would not have returned it. */
 		if (timeout && end) {
 			int64_t rest = end - mono_ns();

@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -30,7 +31,18 @@ static struct {
 	pt_lock_t lock;
 	bool started;
 	int epfd;
-} disp = { .lock = PT_LOCK_INIT, .epfd = -1 };
+	int kickfd;  /* eventfd: CPU clocks have news (cpu.c) */
+} disp = { .lock = PT_LOCK_INIT, .epfd = -1, .kickfd = -1 };
+
+#define KICK PT_NR_BASES /* epoll tag of the eventfd */
+
+void pt_dispatch_kick(void)
+{
+	uint64_t one = 1;
+	int fd = __atomic_load_n(&disp.kickfd, __ATOMIC_ACQUIRE);
+	if (fd >= 0)
+		(void)!write(fd, &one, sizeof(one));
+}
 
 static void process_base(int base)
 {
@@ -59,15 +71,32 @@ static void process_base(int base)
 static void *dispatcher(void *arg)
 {
 	int epfd = (int)(intptr_t)arg;
-	struct epoll_event ev[PT_NR_BASES];
+	struct epoll_event ev[PT_NR_BASES + 1];
 
 	for (;;) {
-		int n = epoll_wait(epfd, ev, PT_NR_BASES, -1);
-		if (n < 0)
-			continue; /* EINTR cannot happen with every signal blocked */
+		/* Every signal stays blocked but the engine's CPU-clock one,
+		 * and that only while waiting (cpu.c). */
+		sigset_t wait_mask;
+		sigfillset(&wait_mask);
+		int cpu_sig = pt_cpu_signo();
+		if (cpu_sig)
+			sigdelset(&wait_mask, cpu_sig);
+		int n = epoll_pwait(epfd, ev, PT_NR_BASES + 1, -1, &wait_mask);
+		if (n < 0) {
+			if (errno == EINTR && cpu_sig)
+				pt_cpu_process(); /* the CPU-clock signal came here */
+			continue;
+		}
 		for (int i = 0; i < n; i++) {
 			int base = (int)ev[i].data.u32;
 			uint64_t ticks;
+			if (base == KICK) {
+				while (read(__atomic_load_n(&disp.kickfd, __ATOMIC_RELAXED), &ticks,
+					    sizeof(ticks)) < 0 && errno == EINTR)
+					;
+				pt_cpu_process();
+				continue;
+			}
 			/* ECANCELED: the wall clock was set; absolute REALTIME and
 			 * TAI expiries are re-checked against the new time below. */
 			while (read(pt_queue_fd(base), &ticks, sizeof(ticks)) < 0 && errno == EINTR)
@@ -98,10 +127,17 @@ int pt_dispatch_start(void)
 		err = -errno;
 		goto out;
 	}
-	for (int i = 0; i < PT_NR_BASES; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-		epoll_ctl(epfd, EPOLL_CTL_ADD, pt_queue_fd(i), &ev);
+	int kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (kickfd < 0) {
+		err = -errno;
+		close(epfd);
+		goto out;
 	}
+	for (int i = 0; i <= PT_NR_BASES; i++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
+		epoll_ctl(epfd, EPOLL_CTL_ADD, i == KICK ? kickfd : pt_queue_fd(i), &ev);
+	}
+	__atomic_store_n(&disp.kickfd, kickfd, __ATOMIC_RELEASE);
 	/* The thread inherits the creator's mask: block everything first. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -115,6 +151,8 @@ int pt_dispatch_start(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
 		close(epfd);
+		__atomic_store_n(&disp.kickfd, -1, __ATOMIC_RELEASE);
+		close(kickfd);
 		err = -EAGAIN;
 		goto out;
 	}
@@ -132,6 +170,7 @@ static void fork_prepare(void)
 {
 	pt_lock(&disp.lock);
 	pt_ids_fork_prepare();
+	pt_cpu_fork_prepare();
 	pt_queue_fork_prepare();
 	urcu_bp_before_fork();
 }
@@ -140,6 +179,7 @@ static void fork_parent(void)
 {
 	urcu_bp_after_fork_parent();
 	pt_queue_fork_parent();
+	pt_cpu_fork_parent();
 	pt_ids_fork_parent();
 	pt_unlock(&disp.lock);
 }
@@ -149,10 +189,14 @@ static void fork_child(void)
 	urcu_bp_after_fork_child();
 	pt_pid = getpid();
 	pt_queue_fork_child();
+	pt_cpu_fork_child();
 	pt_ids_fork_child();
 	if (disp.epfd >= 0)
 		close(disp.epfd);
+	if (disp.kickfd >= 0)
+		close(disp.kickfd);
 	disp.epfd = -1;
+	disp.kickfd = -1;
 	disp.started = false;
 	pt_lock_reset(&disp.lock);
 	pt_notify_fork_child();

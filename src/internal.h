@@ -27,7 +27,8 @@ enum pt_base_id {
 	PT_BASE_REALTIME,  /* absolute CLOCK_REALTIME: follows clock changes */
 	PT_BASE_BOOTTIME,
 	PT_BASE_TAI,       /* CLOCK_TAI, absolute and relative (the kernel keeps both on TAI) */
-	PT_NR_BASES
+	PT_NR_BASES,
+	PT_BASE_CPU = PT_NR_BASES, /* a CPU clock: t->cpu says which (cpu.c) */
 };
 
 /* Kernel timer states, as in kernel/time/posix-timers.c. */
@@ -53,6 +54,7 @@ struct pt_timer {
 	pid_t target;          /* pid or tid the signal goes to */
 	void (*thread_fn)(union sigval);
 	pthread_attr_t *thread_attr; /* owned copy, for SIGEV_THREAD */
+	struct pt_cpuclock *cpu;     /* the CPU clock it runs on, or NULL */
 
 	/* Published with release order once the timer is fully built. */
 	bool valid;
@@ -78,6 +80,8 @@ struct pt_timer {
 	bool probe_took;       /* the probe re-armed at probe_seq without seeing the delivery */
 	unsigned probe_seq;
 	bool ignored;          /* periodic, parked while its signal is ignored */
+	pid_t via_tid;         /* a process signal goes to this thread (CPU clocks), or 0 */
+	pid_t sent_tid;        /* where the signal in flight went, 0 for the process */
 
 	struct pt_limbo limbo;
 };
@@ -106,6 +110,26 @@ int pt_clock_check(clockid_t clockid);        /* 0 or -errno, as the kernel */
 int pt_clock_base(clockid_t clockid, bool absolute);
 clockid_t pt_base_clock(int base);
 int64_t pt_base_now(int base);
+/* Now on the clock a timer armed on `base` runs on (-1: a CPU clock whose
+ * thread is gone). */
+int64_t pt_now(int base, const struct pt_timer *t);
+
+/* ---- cpu.c: CPU clocks, one kernel CPU timer each ---- */
+struct pt_cpuclock;
+bool pt_is_cpu_clock(clockid_t c);
+int pt_cpu_check(clockid_t c);
+struct pt_cpuclock *pt_cpu_attach(clockid_t clockid, int *err);
+void pt_cpu_detach(struct pt_cpuclock *c);
+void pt_cpu_detach_locked(struct pt_cpuclock *c);
+int64_t pt_cpu_now(const struct pt_cpuclock *c);
+void pt_cpu_add(struct pt_timer *t, int64_t expires);
+void pt_cpu_del(struct pt_timer *t);
+void pt_cpu_process(void);
+bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask);
+int pt_cpu_signo(void);
+void pt_cpu_fork_prepare(void);
+void pt_cpu_fork_parent(void);
+void pt_cpu_fork_child(void);
 static inline int64_t pt_ts_to_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * PT_NSEC_PER_SEC + ts->tv_nsec;
@@ -160,6 +184,7 @@ extern int pt_marker;                         /* in si_errno of every engine sig
 bool pt_is_engine_signal(const siginfo_t *si);
 bool pt_disposition_ignores(int sig, void *handler);
 void pt_deliver_fork_child(void);
+int pt_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 /* ---- timer.c: arming arithmetic shared with notify.c ---- */
 int64_t pt_timer_forward(struct pt_timer *t, int64_t now, bool inclusive);
@@ -172,6 +197,7 @@ int pt_deliver(siginfo_t *info);
 
 /* ---- dispatch.c ---- */
 int pt_dispatch_start(void); /* idempotent; 0 or -errno */
+void pt_dispatch_kick(void); /* wake the dispatcher to look at CPU clocks; signal-safe */
 
 /* ---- readout.c ---- */
 void pt_timer_snapshot(struct pt_timer *t, struct ptimer_info *info);

@@ -161,9 +161,10 @@ static bool status_sigmask(const char *path, const char *field, int signo)
  */
 bool pt_signal_still_pending(const struct pt_timer *t)
 {
-	if (t->notify & SIGEV_THREAD_ID) {
+	pid_t tid = (t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid;
+	if (tid) {
 		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
+		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
 		return status_sigmask(path, "\nSigPnd:", t->signo);
 	}
 	sigset_t set;
@@ -201,11 +202,22 @@ static bool send_signal(struct pt_timer *t)
 	info.si_overrun = 0;       /* filled in at delivery */
 	info.si_value = t->value;
 	long r;
+	t->sent_tid = 0;
 	if (t->notify & SIGEV_THREAD_ID)
-		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info);
-	else
-		r = syscall(SYS_rt_sigqueueinfo, pt_pid, t->signo, &info);
-	return r == 0;
+		return syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info) == 0;
+	/* A CPU clock's signal goes to the thread that used the time, as
+	 * the kernel prefers it (cpu.c); if that thread is gone, to the
+	 * process. */
+	pid_t via = t->via_tid;
+	t->via_tid = 0;
+	if (via) {
+		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, via, t->signo, &info);
+		if (r == 0) {
+			t->sent_tid = via;
+			return true;
+		}
+	}
+	return syscall(SYS_rt_sigqueueinfo, pt_pid, t->signo, &info) == 0;
 }
 
 /* Probe for delivery one interval after an expiry whose signal is out. */
@@ -334,7 +346,7 @@ void pt_sig_unignore(int sig)
 				PT_WRITE(t->sig_queued, true);
 				t->sigqueue_seq = t->signal_seq;
 				pt_queue_del(t);
-				queue_probe(t, pt_base_now(t->base));
+				queue_probe(t, pt_now(t->base, t));
 			}
 			pt_timer_seq_end(t);
 		}

@@ -202,6 +202,10 @@ void pt_queue_unreserve(void)
 /* Queue t to expire at `expires` on `base`.  t->lock held, t not queued. */
 void pt_queue_add(struct pt_timer *t, int base, int64_t expires)
 {
+	if (base == PT_BASE_CPU) {
+		pt_cpu_add(t, expires);
+		return;
+	}
 	struct pt_base *b = &bases[base];
 
 	pt_lock(&b->lock);
@@ -221,6 +225,10 @@ void pt_queue_del(struct pt_timer *t)
 {
 	if (PT_READ(t->heap_idx) < 0)
 		return;
+	if (t->base == PT_BASE_CPU) {
+		pt_cpu_del(t);
+		return;
+	}
 	struct pt_base *b = &bases[t->base];
 	pt_lock(&b->lock);
 	int idx = PT_READ(t->heap_idx);

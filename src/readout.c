@@ -64,7 +64,7 @@ void pt_timer_snapshot(struct pt_timer *t, struct ptimer_info *info)
 	info->signo = t->signo;
 	info->value = t->value;
 	info->target = t->target;
-	setting_of(status, t->notify, expires, interval, pt_base_now(base), &info->setting);
+	setting_of(status, t->notify, expires, interval, pt_now(base, t), &info->setting);
 	info->overrun = overrun_last > INT_MAX ? INT_MAX : (int)overrun_last;
 	info->armed = status != PT_DISARMED;
 	info->signal_pending = queued;

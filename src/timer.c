@@ -109,11 +109,21 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		free(t);
 		return fail(EAGAIN);
 	}
+	if (pt_is_cpu_clock(clockid)) {
+		t->cpu = pt_cpu_attach(clockid, &err);
+		if (!t->cpu) {
+			pt_queue_unreserve();
+			free(t);
+			return fail(-err);
+		}
+	}
 	/* The ID is reserved from here on but the timer is not valid yet:
 	 * lookups ignore it until it is fully built. */
 	id = pt_ids_insert(t, wanted);
 	if (id < 0) {
 		pt_queue_unreserve();
+		if (t->cpu)
+			pt_cpu_detach(t->cpu);
 		free(t);
 		return fail(-id);
 	}
@@ -129,6 +139,8 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	if (err) {
 		pt_ids_remove(t);
 		pt_queue_unreserve();
+		if (t->cpu)
+			pt_cpu_detach(t->cpu);
 		pt_notify_fini(t);
 		free(t); /* never valid: no reader can hold it */
 		return fail(-err);
@@ -175,7 +187,9 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	if (t->status == PT_DISARMED)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
 
-	int64_t now = pt_base_now(t->base);
+	int64_t now = pt_now(t->base, t);
+	if (now < 0)
+		return; /* a CPU clock whose thread is gone: the kernel says 0 */
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
 		pt_timer_seq_begin(t);
 		PT_WRITE(t->overrun, t->overrun + pt_timer_forward(t, now, false));
@@ -192,6 +206,11 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	}
 }
 
+static bool value_nonzero(const struct itimerspec *its)
+{
+	return its->it_value.tv_sec || its->it_value.tv_nsec;
+}
+
 int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
 		   struct itimerspec *old_value)
 {
@@ -203,6 +222,10 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	struct pt_timer *t = lock_timer(timerid);
 	if (!t)
 		return fail(EINVAL);
+	if (t->cpu && value_nonzero(new_value) && pt_cpu_now(t->cpu) < 0) {
+		unlock_timer(t);
+		return fail(ESRCH); /* the kernel's answer for a reaped thread's clock */
+	}
 	if (old_value)
 		timer_get(t, old_value);
 
@@ -222,7 +245,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	pt_notify_unpark(t);
 	if (value) {
 		int base = pt_clock_base(t->clockid, absolute);
-		int64_t expires = absolute ? value : pt_add_sat(pt_base_now(base), value);
+		int64_t expires = absolute ? value : pt_add_sat(pt_now(base, t), value);
 		PT_WRITE(t->base, base);
 		PT_WRITE(t->expires, expires);
 		PT_WRITE(t->status, PT_ARMED);
@@ -284,6 +307,8 @@ int ptimer_delete(timer_t timerid)
 
 	pt_ids_remove(t);
 	pt_queue_unreserve();
+	if (t->cpu)
+		pt_cpu_detach(t->cpu);
 	pt_defer_free(&t->limbo, t, timer_free);
 	return 0;
 }
@@ -306,7 +331,7 @@ static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
 
 void pt_timer_rearm_queued(struct pt_timer *t)
 {
-	rearm_delivered(t, pt_base_now(t->base), true);
+	rearm_delivered(t, pt_now(t->base, t), true);
 }
 
 /* The kernel's posixtimer_deliver_signal(). */
@@ -320,7 +345,7 @@ int pt_deliver(siginfo_t *info)
 	if (t->sig_queued && t->sigqueue_seq == t->signal_seq) {
 		PT_WRITE(t->sig_queued, false);
 		if (t->interval && t->status == PT_REQUEUE_PENDING) {
-			rearm_delivered(t, pt_base_now(t->base), false);
+			rearm_delivered(t, pt_now(t->base, t), false);
 			info->si_overrun = overrun_to_int(t->overrun_last);
 		}
 	} else if (!t->sig_queued && t->probe_took && t->probe_seq == t->signal_seq) {

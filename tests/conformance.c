@@ -613,7 +613,10 @@ static void case_rearm_drops_pending(void)
 /* ---- delivery: handlers, signalfd, ignored signals ---- */
 
 #define MAX_SEEN 16
-static volatile sig_atomic_t seen;
+/* Handlers run on other threads too: every access is atomic. */
+static int seen_count;
+#define seen __atomic_load_n(&seen_count, __ATOMIC_SEQ_CST)
+#define set_seen(v) __atomic_store_n(&seen_count, (v), __ATOMIC_SEQ_CST)
 static int seen_overrun[MAX_SEEN], seen_getoverrun[MAX_SEEN], seen_errno[MAX_SEEN];
 static int64_t seen_at[MAX_SEEN];
 static timer_t seen_timer;
@@ -630,7 +633,7 @@ static void on_timer_signal(int sig, siginfo_t *si, void *uc)
 		seen_getoverrun[i] = B->getoverrun(seen_timer);
 		seen_at[i] = now_ns(CLOCK_MONOTONIC);
 	}
-	seen = i + 1;
+	set_seen(i + 1);
 	if (handler_busy_ms && seen >= 6) {
 		/* A handler longer than the period never lets the thread
 		 * back between signals: stop the timer from here. */
@@ -814,7 +817,7 @@ static void case_ignored_signal(void)
 	CHECK_OK(B->del(seen_timer));
 	/* One-shot. */
 	signal(SIGUSR1, SIG_IGN);
-	seen = 0;
+	set_seen(0);
 	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
 	its = its_ms(10, 0);
 	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
@@ -891,6 +894,136 @@ static void case_sigev_thread_id(void)
 	/* Nothing came to this thread. */
 	siginfo_t si;
 	CHECK_EQ(wait_signal(SIGRTMIN + 1, &si, 0), 0);
+}
+
+/* ---- CPU clocks ---- */
+
+static int cpu_stop;     /* atomic */
+static pid_t spinner_tid; /* atomic */
+static void *spinner(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&spinner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	/* The system call keeps it on the CPU and gives TSan a place to
+	 * run the handlers it defers. */
+	sigset_t cur;
+	while (!__atomic_load_n(&cpu_stop, __ATOMIC_SEQ_CST))
+		pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	return NULL;
+}
+
+static pid_t handled_by; /* atomic */
+static void on_cpu_timer(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	seen_overrun[0] = si->si_overrun;
+	__atomic_store_n(&handled_by, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	set_seen(seen + 1);
+}
+
+/* Spin this thread until its own CPU clock has advanced by ms. */
+static void burn_ms(long ms)
+{
+	int64_t end = now_ns(CLOCK_THREAD_CPUTIME_ID) + ms * 1000000LL;
+	sigset_t cur;
+	while (now_ns(CLOCK_THREAD_CPUTIME_ID) < end)
+		pthread_sigmask(SIG_BLOCK, NULL, &cur);
+}
+
+/* Wait (sleeping, using no CPU) until seen >= n or timeout_ms passed. */
+static void sleep_until_seen(int n, long timeout_ms)
+{
+	wait_seen(n, timeout_ms);
+}
+
+static void case_cpu_clocks(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_cpu_timer;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
+	struct sigevent sev = sig_event(SIGRTMIN + 3, 11);
+
+	/* The process clock, while another thread burns the time: that
+	 * thread gets the signal, not this sleeping one. */
+	pthread_t th;
+	__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
+	CHECK_EQ(pthread_create(&th, NULL, spinner, NULL), 0);
+	timer_t t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
+	struct itimerspec its = its_ms(30, 0), cur;
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	CHECK_OK(B->gettime(t, &cur));
+	CHECK_RANGE(ts_ns(cur.it_value), 1, 30000000);
+	sleep_until_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	CHECK_EQ(__atomic_load_n(&handled_by, __ATOMIC_SEQ_CST), __atomic_load_n(&spinner_tid, __ATOMIC_SEQ_CST));
+	CHECK_OK(B->gettime(t, &cur));
+	CHECK_EQ(ts_ns(cur.it_value), 0);
+	CHECK_OK(B->del(t));
+
+	/* The spinner's clock from pthread_getcpuclockid(), from here. */
+	clockid_t thclock;
+	CHECK_EQ(pthread_getcpuclockid(th, &thclock), 0);
+	set_seen(0);
+	t = make_timer(thclock, &sev);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	sleep_until_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	CHECK_EQ(__atomic_load_n(&handled_by, __ATOMIC_SEQ_CST), __atomic_load_n(&spinner_tid, __ATOMIC_SEQ_CST));
+	CHECK_OK(B->del(t));
+	__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+
+	/* clock_getcpuclockid() of this process, periodic with the signal
+	 * blocked: one signal, the missed periods as overruns. */
+	clockid_t pclock;
+	CHECK_EQ(clock_getcpuclockid(getpid(), &pclock), 0);
+	block(SIGRTMIN + 3);
+	t = make_timer(pclock, &sev);
+	its = its_ms(10, 10);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	burn_ms(105);
+	siginfo_t si;
+	CHECK_EQ(wait_signal(SIGRTMIN + 3, &si, 2000), SIGRTMIN + 3);
+	CHECK_EQ(si.si_timerid, (intptr_t)t);
+	CHECK_EQ(si.si_value.sival_int, 11);
+	CHECK_RANGE(si.si_overrun, 4, 20);
+	CHECK_EQ(B->getoverrun(t), si.si_overrun);
+	/* Sleeping uses no CPU: nothing more comes. */
+	CHECK_EQ(wait_signal(SIGRTMIN + 3, &si, 100), 0);
+	CHECK_OK(B->del(t));
+
+	/* CLOCK_THREAD_CPUTIME_ID is the creating thread's clock. */
+	t = make_timer(CLOCK_THREAD_CPUTIME_ID, &sev);
+	its = its_ms(20, 0);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	burn_ms(40);
+	CHECK_EQ(wait_signal(SIGRTMIN + 3, &si, 2000), SIGRTMIN + 3);
+	CHECK_EQ(si.si_timerid, (intptr_t)t);
+	/* Absolute on that clock, already passed: at once. */
+	its.it_value = ns_ts(now_ns(CLOCK_THREAD_CPUTIME_ID) - 1000000);
+	CHECK_OK(B->settime(t, TIMER_ABSTIME, &its, NULL));
+	burn_ms(10); /* the kernel notices CPU-clock expiries at its tick */
+	CHECK_EQ(wait_signal(SIGRTMIN + 3, &si, 2000), SIGRTMIN + 3);
+	CHECK_OK(B->del(t));
+
+	/* A thread clock of another process: EINVAL. */
+	pid_t other = fork();
+	if (other == 0) {
+		pause();
+		_exit(0);
+	}
+	CHECK(other > 0);
+	clockid_t foreign = (clockid_t)((unsigned)~other << 3) | 4 | 2;
+	errno = 0;
+	int r = B->create(foreign, &sev, &t);
+	int err = errno;
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+	CHECK_EQ(r, -1);
+	CHECK_EQ(err, EINVAL);
 }
 
 /* ---- wall-clock changes ---- */
@@ -1230,6 +1363,7 @@ static const struct conf_case cases[] = {
 	{ "handler_stale", case_handler_stale },
 	{ "signalfd", case_signalfd },
 	{ "ignored_signal", case_ignored_signal },
+	{ "cpu_clocks", case_cpu_clocks },
 	{ "wall_clock_step", case_wall_clock_step },
 	{ "fork_child", case_fork_child },
 	{ "exec_clears", case_exec_clears },
@@ -1294,7 +1428,8 @@ int main(int argc, char **argv)
 	if (argc > 2 && strcmp(argv[1], "--after-exec") == 0)
 		return after_exec(argv[2]);
 	self_exe = "/proc/self/exe";
-	const char *only = argc > 1 ? argv[1] : NULL; /* "kernel" or "engine" */
+	/* "kernel", "engine", or a substring of "backend/case" names */
+	const char *only = argc > 1 ? argv[1] : NULL;
 	size_t n = 0;
 	clock_debt = mmap(NULL, sizeof(*clock_debt), PROT_READ | PROT_WRITE,
 			  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1303,8 +1438,6 @@ int main(int argc, char **argv)
 	const char *no_clock = wall_clock_unsettable();
 
 	for (size_t bi = 0; bi < 2; bi++) {
-		if (only && strcmp(only, backends[bi]->name))
-			continue;
 		for (size_t ci = 0; ci < NCASES; ci++) {
 #ifdef __SANITIZE_THREAD__
 			/* glibc starts its SIGEV_THREAD helper with its internal
@@ -1322,8 +1455,10 @@ int main(int argc, char **argv)
 					backends[bi]->name, no_clock);
 				continue;
 			}
-			runs[n] = (struct run){ &cases[ci], backends[bi] };
 			snprintf(names[n], sizeof(names[n]), "%s/%s", backends[bi]->name, cases[ci].name);
+			if (only && !strstr(names[n], only))
+				continue;
+			runs[n] = (struct run){ &cases[ci], backends[bi] };
 			tests[n] = (struct CMUnitTest){ .name = names[n], .test_func = run_case,
 							.initial_state = &runs[n] };
 			n++;

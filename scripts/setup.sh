@@ -8,6 +8,7 @@ packages=(
   libcmocka-dev                                # unit and conformance tests
   valgrind                                     # leak checks in the test run
   python3                                      # test summary (meson needs it anyway)
+  coreutils util-linux vim shellcheck          # real programs run on the drop-in (real-programs.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

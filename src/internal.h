@@ -203,6 +203,13 @@ void pt_dispatch_kick(void); /* wake the dispatcher to look at CPU clocks; signa
 void pt_timer_snapshot(struct pt_timer *t, struct ptimer_info *info);
 
 /* ---- engine-wide ---- */
+/* What the engine did, for PTIMERS_STATS (relaxed counters). */
+struct pt_stats {
+	unsigned long signals;  /* signals sent */
+	unsigned long threads;  /* SIGEV_THREAD calls started */
+};
+extern struct pt_stats pt_stats;
+#define PT_COUNT(field) __atomic_fetch_add(&pt_stats.field, 1, __ATOMIC_RELAXED)
 extern pid_t pt_pid; /* the process the engine runs in (updated at fork) */
 void pt_engine_init(void);
 

@@ -190,9 +190,13 @@ static bool signal_ignored(const struct pt_timer *t)
 	return !status_sigmask(path, "\nSigBlk:", t->signo);
 }
 
+struct pt_stats pt_stats;
+
 static bool send_signal(struct pt_timer *t)
 {
 	siginfo_t info;
+
+	PT_COUNT(signals);
 
 	memset(&info, 0, sizeof(info));
 	info.si_signo = t->signo;
@@ -373,6 +377,7 @@ void pt_notify_spawn(const struct pt_spawn *spawn)
 
 	if (!s)
 		return; /* as glibc: an expiry whose thread cannot start is lost */
+	PT_COUNT(threads);
 	*s = *spawn;
 	if (pthread_create(&th, s->attr, thread_trampoline, s) != 0)
 		free(s);

@@ -14,9 +14,12 @@
  *
  * PTIMERS_IDS=linux|dense picks the ID policy; PTIMERS_MAX_TIMERS caps the
  * number of timers.  A bad value is reported once on stderr and ignored.
+ * PTIMERS_STATS=1 prints at exit what the program did with the engine
+ * (timers created by notify kind, signals sent, SIGEV_THREAD calls).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,17 +28,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "ptimers.h"
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77
+
+static bool stats_on;
+static int stats_fd = -1; /* stderr as it was at start: programs may close theirs */
+static unsigned long created[4]; /* signal, thread, thread ID, none */
+
+static void count_create(const struct sigevent *sev)
+{
+	int kind = sev->sigev_notify == SIGEV_THREAD        ? 1
+		   : sev->sigev_notify == SIGEV_THREAD_ID ? 2
+		   : sev->sigev_notify == SIGEV_NONE      ? 3
+							  : 0;
+	__atomic_fetch_add(&created[kind], 1, __ATOMIC_RELAXED);
+}
 
 int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid)
 {
 	/* glibc passes its own default for a NULL sigevent: SIGALRM with a
 	 * zero value (the kernel's own default would put the ID there). */
 	struct sigevent glibc_default = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGALRM };
+	struct sigevent *sev = sevp ? sevp : &glibc_default;
 
-	return ptimer_create(clockid, sevp ? sevp : &glibc_default, timerid);
+	int r = ptimer_create(clockid, sev, timerid);
+	if (r == 0)
+		count_create(sev);
+	return r;
 }
 
 int timer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
@@ -83,11 +104,38 @@ static void warn_env(const char *name, const char *value, const char *expect)
 	int n = snprintf(msg, sizeof(msg), "ptimers: ignoring %s=%s (expected %s)\n", name, value,
 			 expect);
 	if (n > 0)
-		(void)!write(STDERR_FILENO, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+		(void)!write(stats_fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+}
+
+__attribute__((destructor)) static void preload_fini(void)
+{
+	if (!stats_on)
+		return;
+	char msg[320], name[64] = "?";
+	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = read(fd, name, sizeof(name) - 1);
+		name[n > 0 ? n - 1 : 0] = '\0';
+		close(fd);
+	}
+	int n = snprintf(msg, sizeof(msg),
+			 "ptimers: %s[%d]: %lu timers on the engine (signal %lu, thread %lu, "
+			 "thread-id %lu, none %lu); %lu signals sent, %lu notify threads started\n",
+			 name, (int)getpid(),
+			 created[0] + created[1] + created[2] + created[3], created[0], created[1],
+			 created[2], created[3], __atomic_load_n(&pt_stats.signals, __ATOMIC_RELAXED),
+			 __atomic_load_n(&pt_stats.threads, __ATOMIC_RELAXED));
+	if (n > 0)
+		(void)!write(stats_fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
 }
 
 __attribute__((constructor)) static void preload_init(void)
 {
+	const char *stats = getenv("PTIMERS_STATS");
+	if (stats && *stats && strcmp(stats, "0") != 0) {
+		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+		stats_on = stats_fd >= 0;
+	}
 	const char *ids = getenv("PTIMERS_IDS");
 	if (ids && *ids) {
 		if (strcmp(ids, "linux") == 0)

@@ -19,8 +19,7 @@
 #   shellcheck            the GHC runtime's ticker, a periodic SIGEV_SIGNAL
 #                         timer; the analysis output must be byte-identical.
 set -u
-cd "$(dirname "$0")/.."
-ptimers=${1:-build/tools/ptimers}
+ptimers=$(readlink -f "${1:-$(dirname "$0")/../build/tools/ptimers}")
 [ -x "$ptimers" ] || { echo "real-programs: no $ptimers; build first (scripts/demo.sh does)" >&2; exit 2; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; kill $(jobs -p) 2>/dev/null' EXIT

@@ -21,11 +21,13 @@
  * swallowed: a handler is not called, a wait goes on waiting, a signalfd
  * read leaves the record out.
  *
- * A handler may run on a thread that is inside the engine holding locks
- * the delivery needs.  The trampoline then sets the signal aside and it is
- * queued again to the same thread when the thread leaves the engine (see
- * lock.h): a few hundred nanoseconds later, as the kernel delivers signals
- * only when it leaves its own critical sections.
+ * A signal may interrupt a thread that is inside the engine, holding locks
+ * the delivery or the program's handler (timer_settime is async-signal-
+ * safe) needs.  The trampoline then sets the signal aside and it is queued
+ * again to the same thread when the thread leaves the engine (see lock.h):
+ * a few hundred nanoseconds later, as the kernel delivers signals only
+ * when it leaves its own critical sections.  Faults (SIGSEGV and the like)
+ * and SA_RESETHAND handlers are never set aside.
  *
  * Programs that take signals by raw system calls are not seen; for them the
  * dispatcher's probe (notify.c) learns delivery within one interval, and
@@ -50,14 +52,8 @@
 __thread unsigned pt_lock_depth __attribute__((tls_model("initial-exec")));
 __thread unsigned pt_deferred_count __attribute__((tls_model("initial-exec")));
 
-/* What a set-aside signal needs to be queued again. */
-struct deferred_sig {
-	int signo;
-	int timerid;
-	void *value;
-};
-#define MAX_DEFERRED 8
-static __thread struct deferred_sig deferred[MAX_DEFERRED] __attribute__((tls_model("initial-exec")));
+#define MAX_DEFERRED 4
+static __thread siginfo_t deferred[MAX_DEFERRED] __attribute__((tls_model("initial-exec")));
 
 /* This engine's marker.  Mixing in an address keeps two engines in one
  * process (the drop-in over a program linked with -lptimers) apart. */
@@ -132,21 +128,29 @@ static struct {
 	struct sigaction act; /* as the program gave it, for oldact */
 } user[NSIG_KERNEL + 1];
 
+/* A fault must be handled where it happened: running on would fault again. */
+static bool synchronous(int sig, const siginfo_t *si)
+{
+	return si && si->si_code > 0 &&
+	       (sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL ||
+		sig == SIGTRAP || sig == SIGSYS);
+}
+
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 
+	if (pt_lock_depth != 0 && si && !synchronous(sig, si) &&
+	    !(user[sig].act.sa_flags & SA_RESETHAND) && pt_deferred_count < MAX_DEFERRED) {
+		/* This thread is inside the engine: set it aside. */
+		deferred[pt_deferred_count++] = *si;
+		errno = saved_errno;
+		return;
+	}
 	if (si && pt_is_engine_signal(si)) {
 		int r;
 		if (pt_lock_depth != 0) {
-			/* This thread is inside the engine: set it aside. */
-			if (pt_deferred_count < MAX_DEFERRED) {
-				deferred[pt_deferred_count++] = (struct deferred_sig){
-					si->si_signo, si->si_timerid, si->si_ptr };
-				errno = saved_errno;
-				return;
-			}
-			r = 1; /* cannot happen in practice: pass it on as it is */
+			r = 1; /* nowhere to set it aside: pass it on as it is */
 			si->si_errno = 0;
 		} else {
 			r = pt_deliver(si);
@@ -169,16 +173,13 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 void pt_deliver_deferred(void)
 {
 	while (pt_deferred_count) {
-		struct deferred_sig d = deferred[--pt_deferred_count];
-		siginfo_t info;
-		memset(&info, 0, sizeof(info));
-		info.si_signo = d.signo;
-		info.si_code = SI_TIMER;
-		info.si_errno = pt_marker;
-		info.si_timerid = d.timerid;
-		info.si_ptr = d.value;
-		/* si_overrun is filled in at delivery. */
-		syscall(SYS_rt_tgsigqueueinfo, pt_pid, (pid_t)syscall(SYS_gettid), d.signo, &info);
+		siginfo_t info = deferred[--pt_deferred_count];
+		pid_t tid = (pid_t)syscall(SYS_gettid);
+		/* The same siginfo to the same thread.  The kernel takes sender
+		 * codes (kill, tkill) only from the main thread; elsewhere
+		 * tgkill() is the next best thing. */
+		if (syscall(SYS_rt_tgsigqueueinfo, pt_pid, tid, info.si_signo, &info) != 0)
+			syscall(SYS_tgkill, pt_pid, tid, info.si_signo);
 	}
 }
 

@@ -14,11 +14,13 @@ typedef struct {
 	int v;
 } pt_lock_t;
 
-/* How many engine locks this thread holds (or is taking).  A timer signal
- * that interrupts the thread while it is non-zero is not handled there
- * and then (the handler would need those locks): it is set aside and
- * handled when the count drops back to zero, as the kernel delivers a
- * signal only when it leaves its own critical sections. */
+/* How many engine sections (locks held or being taken, RCU read sides)
+ * this thread is in.  A signal whose handler the engine installed that
+ * interrupts the thread while it is non-zero is not handled there and then
+ * (the handler may call the engine, which needs those locks): it is set
+ * aside and handled when the count drops back to zero, as the kernel
+ * delivers a signal only when it leaves its own critical sections.  So
+ * timer_settime/gettime/getoverrun stay async-signal-safe, as POSIX wants. */
 extern __thread unsigned pt_lock_depth __attribute__((tls_model("initial-exec")));
 extern __thread unsigned pt_deferred_count __attribute__((tls_model("initial-exec")));
 void pt_deliver_deferred(void);

@@ -21,6 +21,8 @@
 #endif
 #include <urcu-bp.h>
 
+#include "lock.h"
+
 #ifdef __SANITIZE_THREAD__
 #include <sanitizer/tsan_interface.h>
 extern char pt_rcu_tsan_sync;
@@ -31,8 +33,12 @@ extern char pt_rcu_tsan_sync;
 #define PT_TSAN_ACQUIRE() do { } while (0)
 #endif
 
+/* Read-side sections count as engine sections (lock.h): a handler must
+ * not run inside one, where a grace period could wait for itself. */
 static inline void pt_rcu_read_lock(void)
 {
+	pt_lock_depth++;
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
 	urcu_bp_read_lock();
 }
 
@@ -40,6 +46,9 @@ static inline void pt_rcu_read_unlock(void)
 {
 	PT_TSAN_RELEASE();
 	urcu_bp_read_unlock();
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	if (--pt_lock_depth == 0 && __builtin_expect(pt_deferred_count != 0, 0))
+		pt_deliver_deferred();
 }
 
 static inline void pt_synchronize_rcu(void)

@@ -896,6 +896,45 @@ static void case_sigev_thread_id(void)
 	CHECK_EQ(wait_signal(SIGRTMIN + 1, &si, 0), 0);
 }
 
+/* timer_settime, timer_gettime and timer_getoverrun are async-signal-
+ * safe: a handler may call them while the thread it interrupted is inside
+ * the same calls on the same timer. */
+static timer_t shared_timer, ticking_timer;
+static int handler_calls; /* atomic */
+static void on_tick(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	struct itimerspec its = its_ms(5000, 0), cur;
+	B->settime(shared_timer, 0, &its, NULL);
+	B->gettime(shared_timer, &cur);
+	B->getoverrun(ticking_timer);
+	__atomic_add_fetch(&handler_calls, 1, __ATOMIC_SEQ_CST);
+}
+
+static void case_handler_reenters(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_tick;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	CHECK_OK(sigaction(SIGRTMIN + 4, &sa, NULL));
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	shared_timer = make_timer(CLOCK_MONOTONIC, &none);
+	struct sigevent sev = sig_event(SIGRTMIN + 4, 0);
+	ticking_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec tick = its_ms(1, 1), its = its_ms(3000, 0), cur;
+	CHECK_OK(B->settime(ticking_timer, 0, &tick, NULL));
+	int64_t end = now_ns(CLOCK_MONOTONIC) + 400000000;
+	while (now_ns(CLOCK_MONOTONIC) < end) {
+		CHECK_OK(B->settime(shared_timer, 0, &its, NULL));
+		CHECK_OK(B->gettime(shared_timer, &cur));
+	}
+	CHECK_OK(B->del(ticking_timer));
+	CHECK(__atomic_load_n(&handler_calls, __ATOMIC_SEQ_CST) >= 20);
+}
+
 /* ---- CPU clocks ---- */
 
 static int cpu_stop;     /* atomic */
@@ -1363,6 +1402,7 @@ static const struct conf_case cases[] = {
 	{ "handler_stale", case_handler_stale },
 	{ "signalfd", case_signalfd },
 	{ "ignored_signal", case_ignored_signal },
+	{ "handler_reenters", case_handler_reenters },
 	{ "cpu_clocks", case_cpu_clocks },
 	{ "wall_clock_step", case_wall_clock_step },
 	{ "fork_child", case_fork_child },

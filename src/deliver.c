@@ -147,6 +147,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
+	pt_legacy_taken(sig); /* a standard signal's slot is free again */
 	if (si && pt_is_engine_signal(si)) {
 		int r;
 		if (pt_lock_depth != 0) {
@@ -297,6 +298,8 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	const struct timespec *ts = timeout;
 	for (;;) {
 		int r = NEXT(sigtimedwait)(set, si, ts);
+		if (r > 0)
+			pt_legacy_taken(r);
 		if (r > 0 && pt_cpu_signal(si, NULL))
 			goto again; /* the engine's own (cpu.c), taken by a wide set */
 		if (r <= 0 || !pt_is_engine_signal(si) || pt_deliver(si) != 0)
@@ -368,6 +371,7 @@ static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
+		pt_legacy_taken((int)s->ssi_signo);
 		if (s->ssi_code == SI_TIMER && s->ssi_errno == pt_marker && pt_marker) {
 			siginfo_t si;
 			memset(&si, 0, sizeof(si));

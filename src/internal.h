@@ -81,6 +81,11 @@ struct pt_timer {
 	unsigned probe_seq;
 	bool ignored;          /* periodic, parked while its signal is ignored */
 	pid_t via_tid;         /* a process signal goes to this thread (CPU clocks), or 0 */
+	/* Waiting for a standard signal already pending to be taken
+	 * (notify.c), under its lock except legacy_seq (t->lock). */
+	bool legacy_queued;
+	unsigned legacy_seq;
+	struct pt_timer *legacy_prev, *legacy_next;
 	pid_t sent_tid;        /* where the signal in flight went, 0 for the process */
 
 	struct pt_limbo limbo;
@@ -175,7 +180,8 @@ struct pt_spawn {
 void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn); /* t->lock held */
 void pt_notify_spawn(const struct pt_spawn *spawn);
 bool pt_signal_still_pending(const struct pt_timer *t);
-void pt_notify_unpark(struct pt_timer *t);    /* t->lock held: at settime and delete */
+void pt_notify_reset(struct pt_timer *t);     /* t->lock held: at settime and delete */
+void pt_legacy_taken(int sig);                /* a standard signal was taken: send the next */
 void pt_sig_unignore(int sig);                /* the program stopped ignoring sig */
 void pt_notify_fork_child(void);
 

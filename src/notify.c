@@ -16,6 +16,12 @@
  * signal is still pending and, once it is not, re-arms as if it had been
  * delivered at that boundary.
  *
+ * The kernel does not queue a standard (non-realtime) signal twice, except
+ * a timer's: each timer has its own queue entry.  rt_sigqueueinfo() cannot
+ * do that, so a timer whose standard signal is already pending waits in a
+ * per-signal line and is sent the moment the pending one is taken (which
+ * deliver.c sees), in the order the kernel would deliver them.
+ *
  * A signal the program ignores is not sent.  As in the kernel, a one-shot
  * timer's expiry is then lost, and a periodic timer is parked: no more
  * expiries until the program installs a handler, when its signal is queued
@@ -192,6 +198,107 @@ static bool signal_ignored(const struct pt_timer *t)
 
 struct pt_stats pt_stats;
 
+/* ---- the line of timers waiting on a pending standard signal ---- */
+
+#define NSTD 32
+static struct {
+	pt_lock_t lock;
+	struct pt_timer *head[NSTD], *tail[NSTD];
+	int count[NSTD];
+} legacy = { .lock = PT_LOCK_INIT };
+
+static void legacy_push(struct pt_timer *t)
+{
+	int sig = t->signo;
+
+	t->legacy_seq = t->signal_seq;
+	pt_lock(&legacy.lock);
+	t->legacy_queued = true;
+	t->legacy_next = NULL;
+	t->legacy_prev = legacy.tail[sig];
+	if (legacy.tail[sig])
+		legacy.tail[sig]->legacy_next = t;
+	else
+		legacy.head[sig] = t;
+	legacy.tail[sig] = t;
+	__atomic_store_n(&legacy.count[sig], legacy.count[sig] + 1, __ATOMIC_RELAXED);
+	pt_unlock(&legacy.lock);
+}
+
+/* legacy.lock held. */
+static void legacy_unlink(struct pt_timer *t)
+{
+	int sig = t->signo;
+
+	if (!t->legacy_queued)
+		return;
+	if (t->legacy_prev)
+		t->legacy_prev->legacy_next = t->legacy_next;
+	else
+		legacy.head[sig] = t->legacy_next;
+	if (t->legacy_next)
+		t->legacy_next->legacy_prev = t->legacy_prev;
+	else
+		legacy.tail[sig] = t->legacy_prev;
+	t->legacy_queued = false;
+	__atomic_store_n(&legacy.count[sig], legacy.count[sig] - 1, __ATOMIC_RELAXED);
+}
+
+static bool legacy_waiting(struct pt_timer *t)
+{
+	if (t->signo >= NSTD)
+		return false;
+	pt_lock(&legacy.lock);
+	bool q = t->legacy_queued;
+	pt_unlock(&legacy.lock);
+	return q;
+}
+
+static bool send_signal(struct pt_timer *t);
+
+void pt_legacy_taken(int sig)
+{
+	if (sig <= 0 || sig >= NSTD || !__atomic_load_n(&legacy.count[sig], __ATOMIC_RELAXED) ||
+	    pt_lock_depth != 0)
+		return;
+	pt_rcu_read_lock();
+	pt_lock(&legacy.lock);
+	struct pt_timer *t = legacy.head[sig];
+	if (t)
+		legacy_unlink(t);
+	pt_unlock(&legacy.lock);
+	if (t) {
+		/* Deleted since?  RCU keeps it readable; valid tells. */
+		pt_lock(&t->lock);
+		if (t->valid && t->sig_queued && t->legacy_seq == t->signal_seq) {
+			pt_timer_seq_begin(t);
+			if (!send_signal(t))
+				PT_WRITE(t->sig_queued, false);
+			pt_timer_seq_end(t);
+		}
+		pt_unlock(&t->lock);
+	}
+	pt_rcu_read_unlock();
+}
+
+/* Is a standard signal the kernel would merge already pending where this
+ * timer's goes? */
+static bool legacy_would_merge(const struct pt_timer *t, pid_t via)
+{
+	if (t->signo >= NSTD)
+		return false;
+	(void)via; /* a CPU-clock signal is the process's, whichever thread takes it */
+	if (t->notify & SIGEV_THREAD_ID) {
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
+		return status_sigmask(path, "\nSigPnd:", t->signo);
+	}
+	/* The dispatcher blocks everything: its sigpending() is the
+	 * process's queue. */
+	sigset_t set;
+	return sigpending(&set) == 0 && sigismember(&set, t->signo) == 1;
+}
+
 static bool send_signal(struct pt_timer *t)
 {
 	siginfo_t info;
@@ -207,6 +314,10 @@ static bool send_signal(struct pt_timer *t)
 	info.si_value = t->value;
 	long r;
 	t->sent_tid = 0;
+	if (legacy_would_merge(t, t->via_tid)) {
+		legacy_push(t); /* sent when the pending one is taken */
+		return true;
+	}
 	if (t->notify & SIGEV_THREAD_ID)
 		return syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info) == 0;
 	/* A CPU clock's signal goes to the thread that used the time, as
@@ -243,7 +354,7 @@ static void park(struct pt_timer *t)
 	__atomic_fetch_add(&parked, 1, __ATOMIC_RELAXED);
 }
 
-void pt_notify_unpark(struct pt_timer *t)
+static void unpark(struct pt_timer *t)
 {
 	if (t->ignored) {
 		PT_WRITE(t->ignored, false);
@@ -251,9 +362,23 @@ void pt_notify_unpark(struct pt_timer *t)
 	}
 }
 
+void pt_notify_reset(struct pt_timer *t)
+{
+	unpark(t);
+	if (t->signo > 0 && t->signo < NSTD) {
+		pt_lock(&legacy.lock);
+		legacy_unlink(t);
+		pt_unlock(&legacy.lock);
+	}
+}
+
 void pt_notify_fork_child(void)
 {
 	parked = 0;
+	memset(legacy.head, 0, sizeof(legacy.head));
+	memset(legacy.tail, 0, sizeof(legacy.tail));
+	memset(legacy.count, 0, sizeof(legacy.count));
+	pt_lock_reset(&legacy.lock);
 }
 
 static void fire_signal(struct pt_timer *t, int64_t now)
@@ -261,7 +386,8 @@ static void fire_signal(struct pt_timer *t, int64_t now)
 	pt_timer_seq_begin(t);
 	PT_WRITE(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
 	t->probe_took = false;
-	if (!(t->sig_queued && pt_signal_still_pending(t)) && signal_ignored(t)) {
+	bool in_flight = t->sig_queued && (legacy_waiting(t) || pt_signal_still_pending(t));
+	if (!in_flight && signal_ignored(t)) {
 		/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is
 		 * lost, a periodic timer waits for the signal to matter. */
 		PT_WRITE(t->sig_queued, false);
@@ -270,7 +396,7 @@ static void fire_signal(struct pt_timer *t, int64_t now)
 		pt_timer_seq_end(t);
 		return;
 	}
-	if (t->sig_queued && pt_signal_still_pending(t)) {
+	if (in_flight) {
 		/* At most one signal per timer: the one pending now stands for
 		 * this expiry (the kernel updates its sequence the same way). */
 		t->sigqueue_seq = t->signal_seq;
@@ -313,7 +439,7 @@ void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
 		t->probe = false;
 		if (t->status != PT_REQUEUE_PENDING)
 			return;
-		if (t->sig_queued && pt_signal_still_pending(t)) {
+		if (t->sig_queued && (legacy_waiting(t) || pt_signal_still_pending(t))) {
 			queue_probe(t, now);
 			return;
 		}
@@ -344,7 +470,7 @@ void pt_sig_unignore(int sig)
 			continue;
 		pt_lock(&t->lock);
 		if (t->valid && t->ignored) {
-			pt_notify_unpark(t);
+			unpark(t);
 			pt_timer_seq_begin(t);
 			if (t->status == PT_REQUEUE_PENDING && send_signal(t)) {
 				PT_WRITE(t->sig_queued, true);

@@ -242,7 +242,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	PT_WRITE(t->interval, interval);
 	PT_WRITE(t->overrun_last, 0);
 	PT_WRITE(t->overrun, -1);
-	pt_notify_unpark(t);
+	pt_notify_reset(t);
 	if (value) {
 		int base = pt_clock_base(t->clockid, absolute);
 		int64_t expires = absolute ? value : pt_add_sat(pt_now(base, t), value);
@@ -301,7 +301,7 @@ int ptimer_delete(timer_t timerid)
 	pt_queue_del(t);
 	t->signal_seq++;
 	PT_WRITE(t->status, PT_DISARMED);
-	pt_notify_unpark(t);
+	pt_notify_reset(t);
 	pt_timer_seq_end(t);
 	unlock_timer(t);
 

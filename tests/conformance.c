@@ -896,6 +896,33 @@ static void case_sigev_thread_id(void)
 	CHECK_EQ(wait_signal(SIGRTMIN + 1, &si, 0), 0);
 }
 
+/* Standard (non-realtime) signals are not queued twice by the kernel,
+ * except timer signals: each timer has its own queue entry.  Two timers
+ * on SIGUSR2, and a kill(SIGUSR2) besides, make three deliveries. */
+static void case_shared_standard_signal(void)
+{
+	block(SIGUSR2);
+	struct sigevent sev = sig_event(SIGUSR2, 0);
+	timer_t a = make_timer(CLOCK_MONOTONIC, &sev);
+	timer_t b = make_timer(CLOCK_MONOTONIC, &sev);
+	CHECK_OK(kill(getpid(), SIGUSR2));
+	struct itimerspec its = its_ms(5, 0);
+	CHECK_OK(B->settime(a, 0, &its, NULL));
+	CHECK_OK(B->settime(b, 0, &its, NULL));
+	nap_ms(50);
+	siginfo_t si;
+	CHECK_EQ(wait_signal(SIGUSR2, &si, 0), SIGUSR2);
+	CHECK_EQ(si.si_code, SI_USER);
+	unsigned got = 0;
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(wait_signal(SIGUSR2, &si, 1000), SIGUSR2);
+		CHECK_EQ(si.si_code, SI_TIMER);
+		got |= 1u << si.si_timerid;
+	}
+	CHECK_EQ(got, (1u << (intptr_t)a) | (1u << (intptr_t)b));
+	CHECK_EQ(wait_signal(SIGUSR2, &si, 50), 0);
+}
+
 /* timer_settime, timer_gettime and timer_getoverrun are async-signal-
  * safe: a handler may call them while the thread it interrupted is inside
  * the same calls on the same timer. */
@@ -1402,6 +1429,7 @@ static const struct conf_case cases[] = {
 	{ "handler_stale", case_handler_stale },
 	{ "signalfd", case_signalfd },
 	{ "ignored_signal", case_ignored_signal },
+	{ "shared_standard_signal", case_shared_standard_signal },
 	{ "handler_reenters", case_handler_reenters },
 	{ "cpu_clocks", case_cpu_clocks },
 	{ "wall_clock_step", case_wall_clock_step },

@@ -15,9 +15,12 @@
  *
  * Signal contract: the engine sends real signals (rt_sigqueueinfo) with
  * si_code == SI_TIMER, si_timerid, si_overrun and si_value, as the kernel
- * does.  So that a periodic timer is re-armed when its signal is delivered
- * (the kernel's rule), hand each received timer signal to
- * ptimer_signal_delivered(); the drop-in does this for you.
+ * does.  A periodic timer is re-armed when its signal is delivered (the
+ * kernel's rule), and a stale signal dropped: the library sees delivery
+ * where the program takes the signal, because it stands in for libc's
+ * sigaction, signal, sigwaitinfo, sigtimedwait, sigwait and signalfd reads
+ * (see the README).  Only a program that takes signals by raw system calls
+ * needs ptimer_signal_delivered().
  */
 #ifndef PTIMERS_H
 #define PTIMERS_H
@@ -95,9 +98,11 @@ int ptimer_get_id_policy(void);
 int ptimer_set_max_timers(size_t max);
 
 /*
- * Tell the engine that the program received a timer signal: call it first
- * thing in the handler, after sigwaitinfo/sigtimedwait, or for each
- * signalfd record converted to a siginfo_t.  Returns 1 when the signal is
+ * Tell the engine that the program received a timer signal by a way the
+ * engine cannot see (a raw rt_sigtimedwait, a handler installed by the raw
+ * rt_sigaction system call): call it first thing with the siginfo.  Signals
+ * taken through libc are reported already, and then give -1 here.
+ * Returns 1 when the signal is
  * to be acted on (si_overrun has been filled in, the periodic timer
  * re-armed), 0 when it must be ignored (it belongs to an arming that was
  * replaced or deleted, as the kernel drops such signals), -1 when it is not

@@ -204,6 +204,13 @@ bool pt_disposition_ignores(int sig, void *handler)
 int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
 	struct sigaction kact, kold;
+
+	if (act && sig > 0 && sig == pt_cpu_signo()) {
+		/* The engine's own (cpu.c), outside SIGRTMIN..SIGRTMAX now:
+		 * refused as glibc refuses its own. */
+		errno = EINVAL;
+		return -1;
+	}
 	bool wrap = act && sig >= 1 && sig <= NSIG_KERNEL && is_handler(act) &&
 		    sig != SIGKILL && sig != SIGSTOP;
 	struct sigaction prev_user = sig >= 1 && sig <= NSIG_KERNEL ? user[sig].act
@@ -372,6 +379,10 @@ static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
 		pt_legacy_taken((int)s->ssi_signo);
+		if ((int)s->ssi_signo == pt_cpu_signo() && s->ssi_code == SI_TIMER) {
+			pt_dispatch_kick(); /* the engine's own (cpu.c): not the program's */
+			continue;
+		}
 		if (s->ssi_code == SI_TIMER && s->ssi_errno == pt_marker && pt_marker) {
 			siginfo_t si;
 			memset(&si, 0, sizeof(si));

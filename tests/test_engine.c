@@ -205,6 +205,26 @@ static void test_bad_input(void **state)
 	assert_int_equal(ptimer_signal_delivered(NULL), -1);
 }
 
+static void on_sig(int sig) { (void)sig; }
+
+/* CPU-clock timers take one real-time signal from glibc's pool: SIGRTMAX
+ * moves down, and the program cannot take that signal over. */
+static void test_cpu_clock_signal_is_reserved(void **state)
+{
+	(void)state;
+	int before = SIGRTMAX;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGUSR1 };
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_PROCESS_CPUTIME_ID, &sev, &t), 0);
+	assert_int_equal(SIGRTMAX, before - 1);
+	struct sigaction sa = { .sa_handler = on_sig }, old;
+	errno = 0;
+	assert_int_equal(sigaction(before, &sa, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(sigaction(before, NULL, &old), 0); /* asking is fine */
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
 static void test_slice_is_safe_without_kernel_support(void **state)
 {
 	(void)state;
@@ -226,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_many_timers),
 		cmocka_unit_test(test_readout_format),
 		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_cpu_clock_signal_is_reserved),
 		cmocka_unit_test(test_slice_is_safe_without_kernel_support),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);

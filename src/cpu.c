@@ -141,16 +141,21 @@ static int signal_init(void)
 {
 	if (cpu.signo)
 		return 0;
-	int sig = __libc_allocate_rtsig(0); /* from the top: SIGRTMAX moves down */
-	if (sig < 0)
-		return -EAGAIN;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_cpu_signal;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigfillset(&sa.sa_mask);
-	if (pt_real_sigaction(sig, &sa, NULL) != 0)
-		return -EAGAIN;
+	/* From the top: SIGRTMAX moves down.  A signal that cannot be had
+	 * (valgrind keeps the topmost for itself) is passed over. */
+	int sig;
+	for (int tries = 0;; tries++) {
+		sig = __libc_allocate_rtsig(0);
+		if (sig < 0 || tries == 4)
+			return -EAGAIN;
+		if (pt_real_sigaction(sig, &sa, NULL) == 0)
+			break;
+	}
 	__atomic_store_n(&cpu.signo, sig, __ATOMIC_RELEASE);
 	pt_dispatch_kick(); /* its wait now lets the signal in */
 	return 0;
@@ -211,7 +216,7 @@ struct pt_cpuclock *pt_cpu_attach(clockid_t clockid, int *err)
 		free_slot->n = 0;
 		if (free_idx == cpu.nslots) {
 			__atomic_store_n(&cpu.slot[free_idx], free_slot, __ATOMIC_RELEASE);
-			cpu.nslots++;
+			__atomic_store_n(&cpu.nslots, cpu.nslots + 1, __ATOMIC_RELEASE);
 		}
 		c = free_slot;
 	}

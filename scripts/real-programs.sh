@@ -7,7 +7,7 @@
 #
 # Each program is first checked to import timer_create (its dynamic
 # symbols), and each run on the engine must report, through
-# PTIMERS_STATS, that its timers really were the engine's.
+# `ptimers exec --stats`, that its timers really were the engine's.
 #
 #   timeout (coreutils)   timer_create(CLOCK_REALTIME, NULL): SIGALRM ends a
 #                         command that runs too long (exit 124), and a
@@ -34,7 +34,7 @@ run() {
   local t0 t1
   t0=$(date +%s%N)
   if [ "$mode" = engine ]; then
-    out=$(PTIMERS_STATS=1 "$ptimers" exec -- "$@" 2>"$tmp/err"); rc=$?
+    out=$("$ptimers" exec --stats -- "$@" 2>"$tmp/err"); rc=$?
   else
     out=$("$@" 2>"$tmp/err"); rc=$?
   fi

@@ -37,16 +37,21 @@ static void usage_main(FILE *f)
 static void usage_exec(FILE *f)
 {
 	fprintf(f,
-		"usage: ptimers exec [--ids=linux|dense] [--max-timers=N] [--] PROGRAM [ARGS...]\n"
+		"usage: ptimers exec [--ids=linux|dense] [--max-timers=N] [--stats] [--] PROGRAM [ARGS...]\n"
 		"\n"
 		"Run PROGRAM with the drop-in (%s) preloaded: its timer_create,\n"
 		"timer_settime, timer_gettime, timer_getoverrun, timer_delete and\n"
 		"prctl(PR_TIMER_CREATE_RESTORE_IDS) calls go to the engine.  Programs that\n"
-		"issue the timer system calls themselves still reach the kernel.\n"
+		"issue the timer system calls themselves still reach the kernel.  To re-arm\n"
+		"periodic timers at delivery, as the kernel does, the drop-in also watches\n"
+		"where PROGRAM takes its signals (sigaction, signal, sigwaitinfo,\n"
+		"sigtimedwait, sigwait, signalfd reads); other signals pass untouched.\n"
 		"\n"
 		"  --ids=POLICY      linux (default: next ID after the last, wrapping at\n"
 		"                    INT_MAX) or dense (lowest free ID)\n"
 		"  --max-timers=N    refuse timer_create with EAGAIN beyond N timers\n"
+		"  --stats           at exit, each process prints to stderr how many timers\n"
+		"                    it made on the engine and what they sent\n"
 		"\n"
 		"The library is looked up in $PTIMERS_PRELOAD, next to this program's build\n"
 		"directory, then at %s.\n"
@@ -104,6 +109,7 @@ static int cmd_exec(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ "ids", required_argument, NULL, 'i' },
 		{ "max-timers", required_argument, NULL, 'm' },
+		{ "stats", no_argument, NULL, 's' },
 		{ 0 },
 	};
 	int c;
@@ -130,6 +136,9 @@ static int cmd_exec(int argc, char **argv)
 			setenv("PTIMERS_MAX_TIMERS", optarg, 1);
 			break;
 		}
+		case 's':
+			setenv("PTIMERS_STATS", "1", 1);
+			break;
 		default:
 			usage_exec(stderr);
 			return 2;

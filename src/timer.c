@@ -182,6 +182,8 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	bool sig_none = t->notify == SIGEV_NONE;
 
 	memset(cur, 0, sizeof(*cur));
+	if (t->cpu && pt_cpu_now(t->cpu) < 0)
+		return; /* a CPU clock whose thread is gone: the kernel says all 0 */
 	if (t->interval)
 		cur->it_interval = pt_ns_to_ts(t->interval);
 	if (t->status == PT_DISARMED)
@@ -189,7 +191,7 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 
 	int64_t now = pt_now(t->base, t);
 	if (now < 0)
-		return; /* a CPU clock whose thread is gone: the kernel says 0 */
+		return;
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
 		pt_timer_seq_begin(t);
 		PT_WRITE(t->overrun, t->overrun + pt_timer_forward(t, now, false));
@@ -206,11 +208,6 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	}
 }
 
-static bool value_nonzero(const struct itimerspec *its)
-{
-	return its->it_value.tv_sec || its->it_value.tv_nsec;
-}
-
 int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
 		   struct itimerspec *old_value)
 {
@@ -222,7 +219,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	struct pt_timer *t = lock_timer(timerid);
 	if (!t)
 		return fail(EINVAL);
-	if (t->cpu && value_nonzero(new_value) && pt_cpu_now(t->cpu) < 0) {
+	if (t->cpu && pt_cpu_now(t->cpu) < 0) {
 		unlock_timer(t);
 		return fail(ESRCH); /* the kernel's answer for a reaped thread's clock */
 	}

@@ -964,6 +964,8 @@ static void case_handler_reenters(void)
 
 /* ---- CPU clocks ---- */
 
+static void *exit_at_once(void *arg);
+
 static int cpu_stop;     /* atomic */
 static pid_t spinner_tid; /* atomic */
 static void *spinner(void *arg)
@@ -1074,6 +1076,24 @@ static void case_cpu_clocks(void)
 	burn_ms(10); /* the kernel notices CPU-clock expiries at its tick */
 	CHECK_EQ(wait_signal(SIGRTMIN + 3, &si, 2000), SIGRTMIN + 3);
 	CHECK_OK(B->del(t));
+
+	/* The clock of a thread that has exited: the timer stays, but
+	 * reads all zero, and arming it is ESRCH (nothing left to measure). */
+	struct itimerspec big = its_ms(50000, 50000);
+	CHECK_EQ(pthread_create(&th, NULL, exit_at_once, NULL), 0);
+	CHECK_EQ(pthread_getcpuclockid(th, &thclock), 0);
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	timer_t dead = make_timer(thclock, &none);
+	timer_t dead_sig = make_timer(thclock, &sev);
+	CHECK_OK(B->settime(dead, 0, &big, NULL));
+	pthread_join(th, NULL);
+	CHECK_OK(B->gettime(dead, &cur));
+	CHECK_EQ(ts_ns(cur.it_value) + ts_ns(cur.it_interval), 0);
+	CHECK_ERRNO(B->settime(dead, 0, &big, NULL), ESRCH);
+	its = its_ms(0, 0);
+	CHECK_ERRNO(B->settime(dead_sig, 0, &its, NULL), ESRCH);
+	CHECK_OK(B->del(dead));
+	CHECK_OK(B->del(dead_sig));
 
 	/* A thread clock of another process: EINVAL. */
 	pid_t other = fork();

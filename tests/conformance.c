@@ -964,7 +964,35 @@ static void case_handler_reenters(void)
 
 /* ---- CPU clocks ---- */
 
-static void *exit_at_once(void *arg);
+/* pthread_join() returns when the thread has left user space; the kernel
+ * lets go of its TID a moment later.  Wait for that (true when gone). */
+static bool wait_tid_gone(pid_t tid)
+{
+	int64_t end = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+	while (syscall(SYS_tgkill, getpid(), tid, 0) == 0) {
+		if (now_ns(CLOCK_MONOTONIC) > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+/* Publishes its TID, then exits when a byte arrives on the pipe. */
+struct exiter {
+	int fd;
+	pid_t tid;
+	sem_t ready;
+};
+static void *wait_then_exit(void *arg)
+{
+	struct exiter *ex = arg;
+	char c;
+	ex->tid = (pid_t)syscall(SYS_gettid);
+	sem_post(&ex->ready);
+	(void)!read(ex->fd, &c, 1);
+	return NULL;
+}
+
 
 static int cpu_stop;     /* atomic */
 static pid_t spinner_tid; /* atomic */
@@ -1080,13 +1108,22 @@ static void case_cpu_clocks(void)
 	/* The clock of a thread that has exited: the timer stays, but
 	 * reads all zero, and arming it is ESRCH (nothing left to measure). */
 	struct itimerspec big = its_ms(50000, 50000);
-	CHECK_EQ(pthread_create(&th, NULL, exit_at_once, NULL), 0);
+	int pipefd[2];
+	CHECK_OK(pipe(pipefd));
+	struct exiter ex = { .fd = pipefd[0] };
+	sem_init(&ex.ready, 0, 0);
+	CHECK_EQ(pthread_create(&th, NULL, wait_then_exit, &ex), 0);
+	sem_wait(&ex.ready);
 	CHECK_EQ(pthread_getcpuclockid(th, &thclock), 0);
 	struct sigevent none = { .sigev_notify = SIGEV_NONE };
 	timer_t dead = make_timer(thclock, &none);
 	timer_t dead_sig = make_timer(thclock, &sev);
 	CHECK_OK(B->settime(dead, 0, &big, NULL));
+	CHECK_EQ(write(pipefd[1], "x", 1), 1);
 	pthread_join(th, NULL);
+	CHECK(wait_tid_gone(ex.tid));
+	close(pipefd[0]);
+	close(pipefd[1]);
 	CHECK_OK(B->gettime(dead, &cur));
 	CHECK_EQ(ts_ns(cur.it_value) + ts_ns(cur.it_interval), 0);
 	CHECK_ERRNO(B->settime(dead, 0, &big, NULL), ESRCH);
@@ -1286,22 +1323,6 @@ static void *exit_at_once(void *arg)
 	return NULL;
 }
 
-/* Publishes its TID, then exits when a byte arrives on the pipe. */
-struct exiter {
-	int fd;
-	pid_t tid;
-	sem_t ready;
-};
-static void *wait_then_exit(void *arg)
-{
-	struct exiter *ex = arg;
-	char c;
-	ex->tid = (pid_t)syscall(SYS_gettid);
-	sem_post(&ex->ready);
-	(void)!read(ex->fd, &c, 1);
-	return NULL;
-}
-
 /* A SIGEV_THREAD_ID timer whose thread has exited notifies nobody else,
  * and the timer itself stays usable. */
 static void case_thread_id_gone(void)
@@ -1314,6 +1335,7 @@ static void case_thread_id_gone(void)
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, exit_at_once, NULL), 0);
 	pthread_join(th, NULL);
+	CHECK(wait_tid_gone(gone_tid));
 	sev._sigev_un._tid = gone_tid;
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
 	/* Alive at the create, gone while the timer runs. */
@@ -1327,6 +1349,7 @@ static void case_thread_id_gone(void)
 	t = make_timer(CLOCK_MONOTONIC, &sev);
 	CHECK_EQ(write(pipefd[1], "x", 1), 1);
 	pthread_join(th, NULL);
+	CHECK(wait_tid_gone(ex.tid));
 	struct itimerspec its = its_ms(10, 10), cur;
 	CHECK_OK(B->settime(t, 0, &its, NULL));
 	nap_ms(60);

@@ -279,6 +279,11 @@ void pt_cpu_add(struct pt_timer *t, int64_t expires)
 	c->q[c->n++] = (struct cpu_ent){ expires, t };
 	if (expires < c->programmed)
 		program(c, expires);
+	else if (c->programmed != PT_NEVER && c->programmed <= pt_cpu_now(c))
+		/* The kernel timer went off and nobody saw its signal (taken by
+		 * a raw system call): have the dispatcher fire what is due and
+		 * program it again, or it would never go off. */
+		pt_dispatch_kick();
 	pt_unlock(&cpu.lock);
 }
 

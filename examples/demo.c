@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * demo: an ordinary program that uses libc's POSIX timers, five of them, of
- * every notification kind and on four clocks, prints each expiry as it
- * comes, then the timer readout.
+ * demo: an ordinary program that uses libc's POSIX timers, six of them, of
+ * every notification kind and on five clocks (a CPU clock among them),
+ * prints each expiry as it comes, then the timer readout.
  *
  * It knows nothing of ptimers: run as is, it uses the kernel's timers and
  * reads /proc/self/timers; run under `ptimers exec`, the same calls land in
@@ -56,7 +56,7 @@ static timer_t make(const char *label, clockid_t clk, struct sigevent *sev, int 
 	}
 	if (timer_settime(t, flags, &its, NULL) != 0)
 		die(label);
-	printf("armed %-34s id %ld\n", label, (long)(intptr_t)t);
+	printf("armed %-42s id %ld\n", label, (long)(intptr_t)t);
 	return t;
 }
 
@@ -70,6 +70,7 @@ int main(void)
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN);
 	sigaddset(&set, SIGRTMIN + 1);
+	sigaddset(&set, SIGRTMIN + 2);
 	sigaddset(&set, SIGALRM);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	if (pipe(thread_pipe) != 0)
@@ -83,12 +84,22 @@ int main(void)
 	struct sigevent in_thread = { .sigev_notify = SIGEV_THREAD, .sigev_notify_function = on_thread };
 	in_thread.sigev_value.sival_int = 2;
 	struct sigevent quiet = { .sigev_notify = SIGEV_NONE };
+	struct sigevent on_cpu = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN + 2 };
+	on_cpu.sigev_value.sival_int = 4;
 
 	make("SIGEV_SIGNAL periodic 40ms MONOTONIC", CLOCK_MONOTONIC, &periodic, 0, 40, 40);
 	make("SIGEV_THREAD one-shot 100ms REALTIME", CLOCK_REALTIME, &in_thread, 0, 100, 0);
 	make("SIGEV_THREAD_ID absolute BOOTTIME +70ms", CLOCK_BOOTTIME, &to_me, TIMER_ABSTIME, 70, 0);
 	make("NULL sigevent (SIGALRM) 130ms TAI", CLOCK_TAI, NULL, 0, 130, 0);
 	timer_t q = make("SIGEV_NONE 10s MONOTONIC", CLOCK_MONOTONIC, &quiet, 0, 10000, 0);
+	make("SIGEV_SIGNAL 20ms of this thread's CPU", CLOCK_THREAD_CPUTIME_ID, &on_cpu, 0, 20, 0);
+
+	/* Some work, so that the CPU clock moves: 30 ms of this thread's CPU. */
+	struct timespec cpu0, cpu;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu0);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+	while ((cpu.tv_sec - cpu0.tv_sec) * 1000000000L + cpu.tv_nsec - cpu0.tv_nsec < 30000000);
 
 	/* Collect expiries for 200 ms. */
 	struct timespec end;

@@ -98,13 +98,19 @@ int prctl(int option, ...)
 	return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
 }
 
+/* One line to fd, cut to the buffer if snprintf() had more. */
+static void put(int fd, const char *msg, int n, size_t size)
+{
+	if (n > 0)
+		(void)!write(fd, msg, (size_t)n < size ? (size_t)n : size - 1);
+}
+
 static void warn_env(const char *name, const char *value, const char *expect)
 {
 	char msg[256];
 	int n = snprintf(msg, sizeof(msg), "ptimers: ignoring %s=%s (expected %s)\n", name, value,
 			 expect);
-	if (n > 0)
-		(void)!write(stats_fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	put(STDERR_FILENO, msg, n, sizeof(msg));
 }
 
 __attribute__((destructor)) static void preload_fini(void)
@@ -125,8 +131,7 @@ __attribute__((destructor)) static void preload_fini(void)
 			 created[0] + created[1] + created[2] + created[3], created[0], created[1],
 			 created[2], created[3], __atomic_load_n(&pt_stats.signals, __ATOMIC_RELAXED),
 			 __atomic_load_n(&pt_stats.threads, __ATOMIC_RELAXED));
-	if (n > 0)
-		(void)!write(stats_fd, msg, (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+	put(stats_fd, msg, n, sizeof(msg));
 }
 
 __attribute__((constructor)) static void preload_init(void)

@@ -110,7 +110,10 @@ static void on_cpu_signal(int sig, siginfo_t *si, void *ucv)
 	errno = saved;
 }
 
-/* Note who got the kernel timer's signal; returns whether it was one. */
+/* Note who got the kernel timer's signal; returns whether it was one.
+ * mask is the receiver's signal mask when a handler took it there; NULL
+ * when it was waited for (sigwaitinfo, signalfd), which says nothing of
+ * who used the time: the timers' signals then go to the process. */
 bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask)
 {
 	if (si->si_signo != cpu.signo || cpu.signo == 0 || si->si_code != SI_TIMER)
@@ -118,10 +121,9 @@ bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask)
 	int idx = si->si_value.sival_int;
 	struct pt_cpuclock *c = idx >= 0 && idx < MAX_CLOCKS
 				? __atomic_load_n(&cpu.slot[idx], __ATOMIC_ACQUIRE) : NULL;
-	if (c) {
-		uint64_t m = 0;
-		if (mask)
-			memcpy(&m, mask, sizeof(m));
+	if (c && mask) {
+		uint64_t m;
+		memcpy(&m, mask, sizeof(m));
 		__atomic_store_n(&c->consumer_mask, m, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->consumer, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	}

@@ -142,6 +142,18 @@ static bool synchronous(int sig, const siginfo_t *si)
 		sig == SIGTRAP || sig == SIGSYS);
 }
 
+/* The program has taken a signal: a handler outside the engine, a wait,
+ * a signalfd record.  Returns 1 when the program gets it (an engine signal
+ * then counts as delivered: si_overrun filled in, marker cleared), 0 when
+ * it is swallowed: stale, or the engine's own (cpu.c). */
+static int taken(siginfo_t *si)
+{
+	pt_legacy_taken(si->si_signo); /* a standard signal's slot is free again */
+	if (pt_cpu_signal(si, NULL))
+		return 0;
+	return pt_is_engine_signal(si) ? pt_deliver(si) : 1;
+}
+
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
@@ -153,19 +165,13 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		errno = saved_errno;
 		return;
 	}
-	pt_legacy_taken(sig); /* a standard signal's slot is free again */
-	if (si && pt_is_engine_signal(si)) {
-		int r;
-		if (pt_lock_depth != 0) {
-			r = 1; /* nowhere to set it aside: pass it on as it is */
+	if (pt_lock_depth != 0) {
+		/* Nowhere left to set it aside: pass it on as it is. */
+		if (si && pt_is_engine_signal(si))
 			si->si_errno = 0;
-		} else {
-			r = pt_deliver(si);
-		}
-		if (r == 0) {
-			errno = saved_errno;
-			return; /* stale: dropped, as the kernel drops it */
-		}
+	} else if (si && !taken(si)) {
+		errno = saved_errno;
+		return; /* stale: dropped, as the kernel drops it */
 	}
 	void *fn = __atomic_load_n(&user[sig].fn, __ATOMIC_ACQUIRE);
 	errno = saved_errno;
@@ -311,14 +317,9 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	const struct timespec *ts = timeout;
 	for (;;) {
 		int r = NEXT(sigtimedwait)(set, si, ts);
-		if (r > 0)
-			pt_legacy_taken(r);
-		if (r > 0 && pt_cpu_signal(si, NULL))
-			goto again; /* the engine's own (cpu.c), taken by a wide set */
-		if (r <= 0 || !pt_is_engine_signal(si) || pt_deliver(si) != 0)
+		if (r <= 0 || taken(si))
 			return r;
-	again:
-		/* A stale signal: the kernel would not have returned it. */
+		/* Swallowed: the kernel would not have returned it. */
 		if (timeout && end) {
 			int64_t rest = end - mono_ns();
 			left = pt_ns_to_ts(rest > 0 ? rest : 0);
@@ -376,32 +377,27 @@ int signalfd(int fd, const sigset_t *mask, int flags)
 	return r;
 }
 
-/* Deliver each engine record of a signalfd read; drop the stale ones.
- * Returns the new byte count. */
+/* Each record of a signalfd read is a signal taken: keep what the program
+ * gets.  Returns the new byte count. */
 static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 {
 	size_t out = 0;
 
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
-		pt_legacy_taken((int)s->ssi_signo);
-		if ((int)s->ssi_signo == pt_cpu_signo() && s->ssi_code == SI_TIMER) {
-			pt_dispatch_kick(); /* the engine's own (cpu.c): not the program's */
+		siginfo_t si;
+		memset(&si, 0, sizeof(si));
+		si.si_signo = (int)s->ssi_signo;
+		si.si_code = s->ssi_code;
+		si.si_errno = s->ssi_errno;
+		si.si_timerid = (int)s->ssi_tid;
+		si.si_overrun = (int)s->ssi_overrun;
+		si.si_ptr = (void *)(uintptr_t)s->ssi_ptr;
+		if (!taken(&si))
 			continue;
-		}
-		if (s->ssi_code == SI_TIMER && s->ssi_errno == pt_marker && pt_marker) {
-			siginfo_t si;
-			memset(&si, 0, sizeof(si));
-			si.si_signo = (int)s->ssi_signo;
-			si.si_code = SI_TIMER;
-			si.si_errno = s->ssi_errno;
-			si.si_timerid = (int)s->ssi_tid;
-			si.si_overrun = (int)s->ssi_overrun;
-			si.si_ptr = (void *)(uintptr_t)s->ssi_ptr;
-			if (pt_deliver(&si) == 0)
-				continue;
+		if (si.si_code == SI_TIMER) {
 			s->ssi_overrun = (uint32_t)si.si_overrun;
-			s->ssi_errno = 0;
+			s->ssi_errno = si.si_errno;
 		}
 		if (out != i)
 			rec[out] = *s;

@@ -165,6 +165,8 @@ static int signal_init(void)
 
 /* ---- clocks in use ---- */
 
+static void detach_locked(struct pt_cpuclock *c);
+
 struct pt_cpuclock *pt_cpu_attach(clockid_t clockid, int *err)
 {
 	clockid_t clock = canonical(clockid);
@@ -228,7 +230,7 @@ struct pt_cpuclock *pt_cpu_attach(clockid_t clockid, int *err)
 		if (!q) {
 			*err = -EAGAIN;
 			if (!c->users)
-				pt_cpu_detach_locked(c);
+				detach_locked(c);
 			c = NULL;
 			goto out;
 		}
@@ -242,7 +244,7 @@ out:
 }
 
 /* cpu.lock held. */
-void pt_cpu_detach_locked(struct pt_cpuclock *c)
+static void detach_locked(struct pt_cpuclock *c)
 {
 	if (c->users > 0)
 		c->users--;
@@ -256,7 +258,7 @@ void pt_cpu_detach_locked(struct pt_cpuclock *c)
 void pt_cpu_detach(struct pt_cpuclock *c)
 {
 	pt_lock(&cpu.lock);
-	pt_cpu_detach_locked(c);
+	detach_locked(c);
 	pt_unlock(&cpu.lock);
 }
 

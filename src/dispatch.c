@@ -5,7 +5,7 @@
  * the only place timers fire, so expiry handling needs no more than the
  * timer's own lock.  It blocks every signal: process-directed timer
  * signals must go to the program's threads, and its sigpending() then
- * shows the process's shared queue (see pt_signal_still_pending()).
+ * shows the process's shared queue (see pending_at() in notify.c).
  *
  * Kernel objects: one epoll instance and one timerfd per clock base,
  * whatever the number of timers.  Started on the first timer that can

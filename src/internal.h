@@ -125,7 +125,6 @@ bool pt_is_cpu_clock(clockid_t c);
 int pt_cpu_check(clockid_t c);
 struct pt_cpuclock *pt_cpu_attach(clockid_t clockid, int *err);
 void pt_cpu_detach(struct pt_cpuclock *c);
-void pt_cpu_detach_locked(struct pt_cpuclock *c);
 int64_t pt_cpu_now(const struct pt_cpuclock *c);
 void pt_cpu_add(struct pt_timer *t, int64_t expires);
 void pt_cpu_del(struct pt_timer *t);
@@ -179,7 +178,6 @@ struct pt_spawn {
 };
 void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn); /* t->lock held */
 void pt_notify_spawn(const struct pt_spawn *spawn);
-bool pt_signal_still_pending(const struct pt_timer *t);
 void pt_notify_reset(struct pt_timer *t);     /* t->lock held: at settime and delete */
 void pt_legacy_taken(int sig);                /* a standard signal was taken: send the next */
 void pt_sig_unignore(int sig);                /* the program stopped ignoring sig */

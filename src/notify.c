@@ -165,16 +165,27 @@ static bool status_sigmask(const char *path, const char *field, int signo)
  * dispatcher (it blocks every signal).  Thread-directed ones are in that
  * thread's queue, which only its status file shows.
  */
-bool pt_signal_still_pending(const struct pt_timer *t)
+/* Is bit signo set in a mask line of a thread's status file? */
+static bool task_sigmask(pid_t tid, const char *field, int signo)
 {
-	pid_t tid = (t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid;
-	if (tid) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
-		return status_sigmask(path, "\nSigPnd:", t->signo);
-	}
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	return status_sigmask(path, field, signo);
+}
+
+/* Is signo pending for thread tid, or (tid 0) in the process's queue?
+ * The dispatcher blocks every signal: its sigpending() is that queue. */
+static bool pending_at(pid_t tid, int signo)
+{
+	if (tid)
+		return task_sigmask(tid, "\nSigPnd:", signo);
 	sigset_t set;
-	return sigpending(&set) == 0 && sigismember(&set, t->signo) == 1;
+	return sigpending(&set) == 0 && sigismember(&set, signo) == 1;
+}
+
+static bool signal_still_pending(const struct pt_timer *t)
+{
+	return pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
 }
 
 /* Would the kernel drop this signal as ignored (its sig_ignored())?
@@ -191,9 +202,7 @@ static bool signal_ignored(const struct pt_timer *t)
 	if (syscall(SYS_rt_sigaction, t->signo, NULL, &ka, sizeof(ka.mask)) != 0 ||
 	    !pt_disposition_ignores(t->signo, ka.handler))
 		return false;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
-	return !status_sigmask(path, "\nSigBlk:", t->signo);
+	return !task_sigmask(t->target, "\nSigBlk:", t->signo);
 }
 
 struct pt_stats pt_stats;
@@ -254,6 +263,13 @@ static bool legacy_waiting(struct pt_timer *t)
 	return q;
 }
 
+/* Is the timer's last signal still on its way: in the kernel's queue, or
+ * waiting in line to be sent? */
+static bool signal_in_flight(struct pt_timer *t)
+{
+	return t->sig_queued && (legacy_waiting(t) || signal_still_pending(t));
+}
+
 static bool send_signal(struct pt_timer *t);
 
 void pt_legacy_taken(int sig)
@@ -282,21 +298,12 @@ void pt_legacy_taken(int sig)
 }
 
 /* Is a standard signal the kernel would merge already pending where this
- * timer's goes? */
-static bool legacy_would_merge(const struct pt_timer *t, pid_t via)
+ * timer's goes?  A CPU-clock signal is the process's, whichever thread
+ * takes it. */
+static bool legacy_would_merge(const struct pt_timer *t)
 {
-	if (t->signo >= NSTD)
-		return false;
-	(void)via; /* a CPU-clock signal is the process's, whichever thread takes it */
-	if (t->notify & SIGEV_THREAD_ID) {
-		char path[64];
-		snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)t->target);
-		return status_sigmask(path, "\nSigPnd:", t->signo);
-	}
-	/* The dispatcher blocks everything: its sigpending() is the
-	 * process's queue. */
-	sigset_t set;
-	return sigpending(&set) == 0 && sigismember(&set, t->signo) == 1;
+	return t->signo < NSTD &&
+	       pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : 0, t->signo);
 }
 
 static bool send_signal(struct pt_timer *t)
@@ -314,7 +321,7 @@ static bool send_signal(struct pt_timer *t)
 	info.si_value = t->value;
 	long r;
 	t->sent_tid = 0;
-	if (legacy_would_merge(t, t->via_tid)) {
+	if (legacy_would_merge(t)) {
 		legacy_push(t); /* sent when the pending one is taken */
 		return true;
 	}
@@ -386,7 +393,7 @@ static void fire_signal(struct pt_timer *t, int64_t now)
 	pt_timer_seq_begin(t);
 	PT_WRITE(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
 	t->probe_took = false;
-	bool in_flight = t->sig_queued && (legacy_waiting(t) || pt_signal_still_pending(t));
+	bool in_flight = signal_in_flight(t);
 	if (!in_flight && signal_ignored(t)) {
 		/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is
 		 * lost, a periodic timer waits for the signal to matter. */
@@ -439,7 +446,7 @@ void pt_notify_fire(struct pt_timer *t, int64_t now, struct pt_spawn *spawn)
 		t->probe = false;
 		if (t->status != PT_REQUEUE_PENDING)
 			return;
-		if (t->sig_queued && (legacy_waiting(t) || pt_signal_still_pending(t))) {
+		if (signal_in_flight(t)) {
 			queue_probe(t, now);
 			return;
 		}

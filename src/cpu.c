@@ -344,19 +344,10 @@ void pt_cpu_process(void)
 				program(c, next);
 			pt_unlock(&cpu.lock);
 			for (int k = 0; k < n; k++) {
-				struct pt_timer *t = batch[k].t;
-				struct pt_spawn spawn = { 0 };
-				pt_lock(&t->lock);
-				if (t->valid && PT_READ(t->heap_idx) < 0 && t->queue_gen == batch[k].gen) {
-					/* The consumer takes it unless it blocks it. */
-					bool takes = consumer > 0 && t->signo > 0 &&
-						     !(mask >> (t->signo - 1) & 1);
-					t->via_tid = takes ? consumer : 0;
-					pt_notify_fire(t, now, &spawn);
-				}
-				pt_unlock(&t->lock);
-				if (spawn.fn)
-					pt_notify_spawn(&spawn);
+				/* The consumer takes it unless it blocks it. */
+				int sig = batch[k].t->signo; /* immutable */
+				bool takes = consumer > 0 && sig > 0 && !(mask >> (sig - 1) & 1);
+				pt_dispatch_fire(&batch[k], now, takes ? consumer : 0);
 			}
 			pt_rcu_read_unlock();
 		} while (n == BATCH);

@@ -44,6 +44,25 @@ void pt_dispatch_kick(void)
 		(void)!write(fd, &one, sizeof(one));
 }
 
+/* Fire one popped expiry (caller in an RCU read-side section), its signal
+ * to thread `via` if not 0 (cpu.c). */
+void pt_dispatch_fire(const struct pt_expired *e, int64_t now, pid_t via)
+{
+	struct pt_timer *t = e->t;
+	struct pt_spawn spawn = { 0 };
+
+	pt_lock(&t->lock);
+	/* Fire only the arming that was popped: a settime or delete since
+	 * then has re-queued or invalidated it. */
+	if (t->valid && PT_READ(t->heap_idx) < 0 && t->queue_gen == e->gen) {
+		t->via_tid = via;
+		pt_notify_fire(t, now, &spawn);
+	}
+	pt_unlock(&t->lock);
+	if (spawn.fn)
+		pt_notify_spawn(&spawn);
+}
+
 static void process_base(int base)
 {
 	struct pt_expired batch[BATCH];
@@ -52,18 +71,8 @@ static void process_base(int base)
 	do {
 		pt_rcu_read_lock();
 		n = pt_queue_pop_expired(base, batch, BATCH);
-		for (int i = 0; i < n; i++) {
-			struct pt_timer *t = batch[i].t;
-			struct pt_spawn spawn = { 0 };
-			pt_lock(&t->lock);
-			/* Fire only the arming that was popped: a settime or
-			 * delete since then has re-queued or invalidated it. */
-			if (t->valid && PT_READ(t->heap_idx) < 0 && t->queue_gen == batch[i].gen)
-				pt_notify_fire(t, pt_base_now(base), &spawn);
-			pt_unlock(&t->lock);
-			if (spawn.fn)
-				pt_notify_spawn(&spawn);
-		}
+		for (int i = 0; i < n; i++)
+			pt_dispatch_fire(&batch[i], pt_base_now(base), 0);
 		pt_rcu_read_unlock();
 	} while (n == BATCH);
 }

@@ -202,6 +202,7 @@ int pt_deliver(siginfo_t *info);
 /* ---- dispatch.c ---- */
 int pt_dispatch_start(void); /* idempotent; 0 or -errno */
 void pt_dispatch_kick(void); /* wake the dispatcher to look at CPU clocks; signal-safe */
+void pt_dispatch_fire(const struct pt_expired *e, int64_t now, pid_t via);
 
 /* ---- readout.c ---- */
 void pt_timer_snapshot(struct pt_timer *t, struct ptimer_info *info);

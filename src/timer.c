@@ -77,6 +77,14 @@ static void timer_free(void *obj)
 	free(t);
 }
 
+/* Give back the heap slots reserved at create, and its CPU clock. */
+static void release_queues(struct pt_timer *t)
+{
+	pt_queue_unreserve();
+	if (t->cpu)
+		pt_cpu_detach(t->cpu);
+}
+
 int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 {
 	int wanted = -1, err, id;
@@ -112,7 +120,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	if (pt_is_cpu_clock(clockid)) {
 		t->cpu = pt_cpu_attach(clockid, &err);
 		if (!t->cpu) {
-			pt_queue_unreserve();
+			release_queues(t);
 			free(t);
 			return fail(-err);
 		}
@@ -121,9 +129,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	 * lookups ignore it until it is fully built. */
 	id = pt_ids_insert(t, wanted);
 	if (id < 0) {
-		pt_queue_unreserve();
-		if (t->cpu)
-			pt_cpu_detach(t->cpu);
+		release_queues(t);
 		free(t);
 		return fail(-id);
 	}
@@ -138,9 +144,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		err = -EFAULT;
 	if (err) {
 		pt_ids_remove(t);
-		pt_queue_unreserve();
-		if (t->cpu)
-			pt_cpu_detach(t->cpu);
+		release_queues(t);
 		pt_notify_fini(t);
 		free(t); /* never valid: no reader can hold it */
 		return fail(-err);
@@ -182,16 +186,15 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	bool sig_none = t->notify == SIGEV_NONE;
 
 	memset(cur, 0, sizeof(*cur));
-	if (t->cpu && pt_cpu_now(t->cpu) < 0)
+	int64_t now = t->cpu ? pt_cpu_now(t->cpu) : 0;
+	if (now < 0)
 		return; /* a CPU clock whose thread is gone: the kernel says all 0 */
 	if (t->interval)
 		cur->it_interval = pt_ns_to_ts(t->interval);
 	if (t->status == PT_DISARMED)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
-
-	int64_t now = pt_now(t->base, t);
-	if (now < 0)
-		return;
+	if (!t->cpu)
+		now = pt_base_now(t->base);
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
 		pt_timer_seq_begin(t);
 		PT_WRITE(t->overrun, t->overrun + pt_timer_forward(t, now, false));
@@ -303,9 +306,7 @@ int ptimer_delete(timer_t timerid)
 	unlock_timer(t);
 
 	pt_ids_remove(t);
-	pt_queue_unreserve();
-	if (t->cpu)
-		pt_cpu_detach(t->cpu);
+	release_queues(t);
 	pt_defer_free(&t->limbo, t, timer_free);
 	return 0;
 }

@@ -203,6 +203,24 @@ static bool wait_pending(int signo, long timeout_ms)
 	return false;
 }
 
+/* Another process, alive until other_end(). */
+static pid_t other_start(void)
+{
+	pid_t other = fork();
+	if (other == 0) {
+		pause();
+		_exit(0);
+	}
+	CHECK(other > 0);
+	return other;
+}
+
+static void other_end(pid_t other)
+{
+	kill(other, SIGKILL);
+	waitpid(other, NULL, 0);
+}
+
 /* ---- the cases ---- */
 
 #define CAP_WAKE_ALARM_BIT 35
@@ -269,18 +287,12 @@ static void case_bad_notify(void)
 	/* SIGEV_THREAD_ID naming a thread of another process. */
 	sev.sigev_notify = SIGEV_THREAD_ID;
 	sev.sigev_signo = SIGRTMIN;
-	pid_t other = fork();
-	if (other == 0) {
-		pause();
-		_exit(0);
-	}
-	CHECK(other > 0);
+	pid_t other = other_start();
 	sev._sigev_un._tid = other;
 	errno = 0;
 	int r = B->create(CLOCK_MONOTONIC, &sev, &t);
 	int err = errno;
-	kill(other, SIGKILL);
-	waitpid(other, NULL, 0);
+	other_end(other);
 	CHECK_EQ(r, -1);
 	CHECK_EQ(err, EINVAL);
 	sev._sigev_un._tid = 0;
@@ -977,9 +989,11 @@ static bool wait_tid_gone(pid_t tid)
 	return true;
 }
 
-/* Publishes its TID, then exits when a byte arrives on the pipe. */
+/* A thread that lives until told to exit: exiter_start() returns once its
+ * TID is known, exiter_end() makes it exit and waits until it is gone. */
 struct exiter {
-	int fd;
+	int pipefd[2];
+	pthread_t th;
 	pid_t tid;
 	sem_t ready;
 };
@@ -989,9 +1003,27 @@ static void *wait_then_exit(void *arg)
 	char c;
 	ex->tid = (pid_t)syscall(SYS_gettid);
 	sem_post(&ex->ready);
-	(void)!read(ex->fd, &c, 1);
+	(void)!read(ex->pipefd[0], &c, 1);
 	return NULL;
 }
+
+static void exiter_start(struct exiter *ex)
+{
+	CHECK_OK(pipe(ex->pipefd));
+	sem_init(&ex->ready, 0, 0);
+	CHECK_EQ(pthread_create(&ex->th, NULL, wait_then_exit, ex), 0);
+	sem_wait(&ex->ready);
+}
+
+static void exiter_end(struct exiter *ex)
+{
+	CHECK_EQ(write(ex->pipefd[1], "x", 1), 1);
+	pthread_join(ex->th, NULL);
+	CHECK(wait_tid_gone(ex->tid));
+	close(ex->pipefd[0]);
+	close(ex->pipefd[1]);
+}
+
 
 
 static int cpu_stop;     /* atomic */
@@ -1108,22 +1140,14 @@ static void case_cpu_clocks(void)
 	/* The clock of a thread that has exited: the timer stays, but
 	 * reads all zero, and arming it is ESRCH (nothing left to measure). */
 	struct itimerspec big = its_ms(50000, 50000);
-	int pipefd[2];
-	CHECK_OK(pipe(pipefd));
-	struct exiter ex = { .fd = pipefd[0] };
-	sem_init(&ex.ready, 0, 0);
-	CHECK_EQ(pthread_create(&th, NULL, wait_then_exit, &ex), 0);
-	sem_wait(&ex.ready);
-	CHECK_EQ(pthread_getcpuclockid(th, &thclock), 0);
+	struct exiter ex;
+	exiter_start(&ex);
+	CHECK_EQ(pthread_getcpuclockid(ex.th, &thclock), 0);
 	struct sigevent none = { .sigev_notify = SIGEV_NONE };
 	timer_t dead = make_timer(thclock, &none);
 	timer_t dead_sig = make_timer(thclock, &sev);
 	CHECK_OK(B->settime(dead, 0, &big, NULL));
-	CHECK_EQ(write(pipefd[1], "x", 1), 1);
-	pthread_join(th, NULL);
-	CHECK(wait_tid_gone(ex.tid));
-	close(pipefd[0]);
-	close(pipefd[1]);
+	exiter_end(&ex);
 	CHECK_OK(B->gettime(dead, &cur));
 	CHECK_EQ(ts_ns(cur.it_value) + ts_ns(cur.it_interval), 0);
 	CHECK_ERRNO(B->settime(dead, 0, &big, NULL), ESRCH);
@@ -1133,18 +1157,12 @@ static void case_cpu_clocks(void)
 	CHECK_OK(B->del(dead_sig));
 
 	/* A thread clock of another process: EINVAL. */
-	pid_t other = fork();
-	if (other == 0) {
-		pause();
-		_exit(0);
-	}
-	CHECK(other > 0);
+	pid_t other = other_start();
 	clockid_t foreign = (clockid_t)((unsigned)~other << 3) | 4 | 2;
 	errno = 0;
 	int r = B->create(foreign, &sev, &t);
 	int err = errno;
-	kill(other, SIGKILL);
-	waitpid(other, NULL, 0);
+	other_end(other);
 	CHECK_EQ(r, -1);
 	CHECK_EQ(err, EINVAL);
 }
@@ -1339,17 +1357,11 @@ static void case_thread_id_gone(void)
 	sev._sigev_un._tid = gone_tid;
 	CHECK_ERRNO(B->create(CLOCK_MONOTONIC, &sev, &t), EINVAL);
 	/* Alive at the create, gone while the timer runs. */
-	int pipefd[2];
-	CHECK_OK(pipe(pipefd));
-	struct exiter ex = { .fd = pipefd[0] };
-	sem_init(&ex.ready, 0, 0);
-	CHECK_EQ(pthread_create(&th, NULL, wait_then_exit, &ex), 0);
-	sem_wait(&ex.ready);
+	struct exiter ex;
+	exiter_start(&ex);
 	sev._sigev_un._tid = ex.tid;
 	t = make_timer(CLOCK_MONOTONIC, &sev);
-	CHECK_EQ(write(pipefd[1], "x", 1), 1);
-	pthread_join(th, NULL);
-	CHECK(wait_tid_gone(ex.tid));
+	exiter_end(&ex);
 	struct itimerspec its = its_ms(10, 10), cur;
 	CHECK_OK(B->settime(t, 0, &its, NULL));
 	nap_ms(60);
@@ -1357,8 +1369,6 @@ static void case_thread_id_gone(void)
 	CHECK_EQ(wait_signal(SIGRTMIN, &si, 0), 0); /* none came to this thread */
 	CHECK_OK(B->gettime(t, &cur));
 	CHECK_OK(B->del(t));
-	close(pipefd[0]);
-	close(pipefd[1]);
 }
 
 /* Exit with armed timers of every kind: clean, prompt, status kept. */

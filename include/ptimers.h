@@ -2,30 +2,35 @@
 /*
  * ptimers: the POSIX interval timers of Linux, in user space.
  *
- * Every call mirrors its kernel counterpart (timer_create(2) and friends):
- * same arguments, same results, and on failure -1 with errno set to the
- * value the kernel would give.  Timer IDs are the kernel's: ints in
+ * Every timer call mirrors its kernel counterpart (timer_create(2) and
+ * friends): same arguments, same results, and on failure -1 with errno set
+ * to the value the kernel would give.  Timer IDs are the kernel's: ints in
  * 0..INT_MAX carried in a timer_t, allocated per process.
  *
- * Concurrency contract: every call may be made from any thread at any time,
- * concurrently with every other call.  Lookups of a timer by ID take no lock
- * (RCU); create, settime and delete on one timer serialise on that timer.
- * A timer is never visible half-built and is freed only after every reader
- * that could still see it has left its read-side section.
+ * Every call may be made from any thread at any time, concurrently with
+ * every other.  Lookups of a timer by ID take no lock; calls on one timer
+ * serialise on that timer's own lock, held for tens of nanoseconds.  No
+ * call blocks on another timer's activity, on the engine's thread, or on
+ * a reader of the readout.  A timer is never visible half-built.
  *
- * Signal contract: the engine sends real signals (rt_sigqueueinfo) with
- * si_code == SI_TIMER, si_timerid, si_overrun and si_value, as the kernel
- * does.  A periodic timer is re-armed when its signal is delivered (the
- * kernel's rule), and a stale signal dropped: the library sees delivery
- * where the program takes the signal, because it stands in for libc's
- * sigaction, signal, sigwaitinfo, sigtimedwait, sigwait and signalfd reads
- * (see the README).  Only a program that takes signals by raw system calls
- * needs ptimer_signal_delivered().
+ * Signals: the engine sends real signals (rt_sigqueueinfo) with si_code
+ * SI_TIMER, si_timerid, si_overrun and si_value, as the kernel does.  The
+ * kernel re-arms a periodic timer, counts its overruns and drops a stale
+ * signal at the moment the signal is taken; to see that moment, link the
+ * hooks library too (-lptimers-hooks, pkg-config ptimers-hooks: it stands
+ * in for libc's sigaction, signal, sigwaitinfo, sigtimedwait, sigwait and
+ * signalfd reads), or report each timer signal you take with
+ * ptimer_signal_delivered().  Without either, delivery is learned one
+ * period late (see the README).  The drop-in includes the hooks.
+ *
+ * Bad pointers: a pointer the engine reads or writes that is NULL gives
+ * EFAULT, as from the kernel.
  */
 #ifndef PTIMERS_H
 #define PTIMERS_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
@@ -35,9 +40,9 @@ extern "C" {
 #endif
 
 #define PTIMERS_VERSION_MAJOR 0
-#define PTIMERS_VERSION_MINOR 1
+#define PTIMERS_VERSION_MINOR 2
 
-/* Modes of ptimer_restore_ids(), the same values as
+/* Modes of ptimer_restore_ids(), the values of
  * prctl(PR_TIMER_CREATE_RESTORE_IDS, ...). */
 #define PTIMER_RESTORE_IDS_OFF 0
 #define PTIMER_RESTORE_IDS_ON  1
@@ -50,98 +55,149 @@ enum ptimer_id_policy {
 };
 
 /*
- * timer_create(2).  sev == NULL means SIGEV_SIGNAL with SIGALRM and
- * sigev_value.sival_int == the new ID.  SIGEV_THREAD runs
+ * ptimer_create - timer_create(2).
+ * sev NULL means SIGEV_SIGNAL with SIGALRM and sigev_value.sival_int ==
+ * the new ID (the kernel's default).  SIGEV_THREAD runs
  * sev->sigev_notify_function in a new thread per expiry, as glibc does.
  * In restore mode (ptimer_restore_ids ON) the wanted ID is read from
- * *timerid: EINVAL outside 0..INT_MAX, EBUSY when in use.
- * Errors: EINVAL (clock, notify, signal, thread), EOPNOTSUPP (clock that
- * cannot drive timers), EPERM (_ALARM clocks without CAP_WAKE_ALARM),
- * EFAULT (timerid NULL), EAGAIN (no free ID, or the cap is reached),
- * ENOMEM.
+ * *timerid.
+ * Errors: EINVAL (clock, notify, signal, thread of another process; an ID
+ * outside 0..INT_MAX in restore mode), EOPNOTSUPP (a clock that cannot
+ * drive timers), EPERM (_ALARM clocks without CAP_WAKE_ALARM), EBUSY (the
+ * wanted ID is in use), EFAULT (timerid or sev unreadable), EAGAIN (no
+ * free ID, the cap reached, or no memory).
+ * MT-safe.  Not async-signal-safe (it may allocate).  May block briefly:
+ * the first timer that can fire starts the engine's thread.
  */
 int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid);
 
-/* timer_settime(2).  flags: 0 or TIMER_ABSTIME (other bits ignored, as the
- * kernel does).  Errors: EINVAL (unknown ID, new_value NULL, tv_nsec
- * outside 0..999999999 or negative tv_sec in either field).  Never makes a
- * system call unless the new expiry is the earliest of its clock. */
+/*
+ * ptimer_settime - timer_settime(2).  flags: 0 or TIMER_ABSTIME (other
+ * bits ignored, as the kernel does).
+ * Errors: EINVAL (unknown ID, new_value NULL, tv_nsec outside
+ * 0..999999999 or negative tv_sec in either field), EFAULT (new_value or
+ * old_value unreadable; as the kernel, the new setting stands when only
+ * old_value is bad), ESRCH (the thread whose CPU clock it runs on is gone).
+ * MT-safe, async-signal-safe.  No system call unless the new expiry is the
+ * earliest of its clock.
+ */
 int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
 		   struct itimerspec *old_value);
 
-/* timer_gettime(2).  Errors: EINVAL (unknown ID), EFAULT (curr NULL). */
+/*
+ * ptimer_gettime - timer_gettime(2).  Errors: EINVAL (unknown ID), EFAULT.
+ * MT-safe, async-signal-safe, no system call (except for CPU clocks).
+ */
 int ptimer_gettime(timer_t timerid, struct itimerspec *curr);
 
-/* timer_getoverrun(2): overruns of the last delivered expiry, clamped at
- * DELAYTIMER_MAX.  Errors: EINVAL. */
+/*
+ * ptimer_getoverrun - timer_getoverrun(2): overruns of the last delivered
+ * expiry, clamped at DELAYTIMER_MAX.  Errors: EINVAL.
+ * MT-safe, async-signal-safe.
+ */
 int ptimer_getoverrun(timer_t timerid);
 
-/* timer_delete(2).  A signal still pending for the timer is dropped when it
- * is delivered.  Errors: EINVAL. */
+/*
+ * ptimer_delete - timer_delete(2).  A signal still pending for the timer
+ * is dropped when it is delivered.  Errors: EINVAL.
+ * MT-safe.  Not async-signal-safe (it may free memory).
+ */
 int ptimer_delete(timer_t timerid);
 
 /*
- * prctl(PR_TIMER_CREATE_RESTORE_IDS, mode, a3, a4, a5): OFF and ON return 0,
- * GET returns the current mode; any other mode, or a non-zero unused
- * argument, is EINVAL.
+ * ptimer_restore_ids - prctl(PR_TIMER_CREATE_RESTORE_IDS, mode, a3, a4,
+ * a5): OFF and ON return 0, GET returns the current mode; any other mode,
+ * or a non-zero unused argument, is EINVAL.  MT-safe.
  */
 int ptimer_restore_ids(unsigned long mode, unsigned long a3, unsigned long a4,
 		       unsigned long a5);
 
-/* Choose the ID policy.  Only allowed while the process has no timers
- * (EBUSY otherwise); EINVAL for an unknown policy. */
+/* Choose the ID policy.  Only while the process has no timers (EBUSY
+ * otherwise); EINVAL for an unknown policy.  MT-safe. */
 int ptimer_set_id_policy(enum ptimer_id_policy policy);
 int ptimer_get_id_policy(void);
 
 /* Cap the number of live timers (0 = no cap beyond memory).  create fails
- * with EAGAIN at the cap, as the kernel does at RLIMIT_SIGPENDING. */
+ * with EAGAIN at the cap, as the kernel does at RLIMIT_SIGPENDING.
+ * MT-safe. */
 int ptimer_set_max_timers(size_t max);
 
 /*
- * Tell the engine that the program received a timer signal by a way the
- * engine cannot see (a raw rt_sigtimedwait, a handler installed by the raw
- * rt_sigaction system call): call it first thing with the siginfo.  Signals
- * taken through libc are reported already, and then give -1 here.
- * Returns 1 when the signal is
- * to be acted on (si_overrun has been filled in, the periodic timer
- * re-armed), 0 when it must be ignored (it belongs to an arming that was
- * replaced or deleted, as the kernel drops such signals), -1 when it is not
- * a signal of this engine.  Async-signal-safe in the sense the kernel's
- * delivery is: it takes only the timer's own lock.
+ * ptimer_signal_delivered - tell the engine that the program took a timer
+ * signal where the hooks cannot see it (a raw rt_sigtimedwait, a handler
+ * installed by the raw rt_sigaction system call, a program without the
+ * hooks library): call it first thing with the siginfo.  Returns 1 when
+ * the signal is to be acted on (si_overrun filled in, si_errno cleared,
+ * the periodic timer re-armed), 0 when it must be ignored (it belongs to
+ * an arming that was replaced or deleted, as the kernel drops such
+ * signals), -1 when it is not a signal of this engine (or was reported
+ * already, as the hooks do).
+ * MT-safe, async-signal-safe: it takes only the timer's own lock.
  */
 int ptimer_signal_delivered(siginfo_t *info);
 
-/* One timer as the readout sees it. */
+/*
+ * One timer as the readout sees it.  New fields are only ever added at
+ * the end: callers pass sizeof(struct ptimer_info) as they know it, and
+ * get that much of each entry.
+ */
 struct ptimer_info {
 	int id;
 	clockid_t clockid;
 	int notify;         /* SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD, or SIGEV_SIGNAL|SIGEV_THREAD_ID */
-	int signo;
+	int signo;          /* sigev_signo as given */
 	union sigval value;
 	pid_t target;       /* pid, or tid for SIGEV_THREAD_ID */
 	struct itimerspec setting; /* as timer_gettime would report it */
 	int overrun;        /* timer_getoverrun() */
 	int armed;          /* 1 when armed */
-	int signal_pending; /* 1 when a signal was sent and not yet delivered */
+	int signal_pending; /* 1 when a signal was sent and its delivery not yet seen */
 };
 
-#define PTIMER_READOUT_EXTENDED 1u /* add remaining time, interval, overruns */
+#define PTIMER_READOUT_EXTENDED 1u /* add remaining time, interval, overruns, state */
 
 /*
- * Write every timer of the process to out in the /proc/PID/timers format
- * ("ID:", "signal:", "notify:", "ClockID:" lines per timer, ascending ID);
- * with PTIMER_READOUT_EXTENDED each block also gets "remaining:",
- * "interval:", "overrun:" and "state:" lines.  Lock-free with respect to
- * the timer owners: it never blocks create, settime or delete, and never
- * shows a half-built or freed timer.  Returns the number of timers written,
- * or -1 with errno (EINVAL for unknown flags or out == NULL, or the error
- * of the write).
+ * ptimer_readout - every timer of the process, to out, in the
+ * /proc/PID/timers format ("ID:", "signal:", "notify:", "ClockID:" lines
+ * per timer, ascending ID); with PTIMER_READOUT_EXTENDED each block also
+ * gets "remaining:", "interval:", "overrun:" and "state:" lines.  Returns
+ * the number of timers written, or -1 with errno (EINVAL for unknown flags
+ * or out == NULL, or the error of the write).
+ * MT-safe, lock-free with respect to the timers: it never blocks or slows
+ * create, settime or delete, and never shows a half-built or freed timer.
+ * May block on out.
  */
 int ptimer_readout(FILE *out, unsigned flags);
 
-/* Snapshot the timers with IDs >= from_id into infos[0..max), ascending.
- * Returns how many were written (0 at the end).  Lock-free. */
-int ptimer_list(int from_id, struct ptimer_info *infos, int max);
+/*
+ * ptimer_list - snapshot the timers with IDs >= from_id into infos[0..max),
+ * ascending, each entry info_size bytes (pass sizeof(struct ptimer_info)).
+ * Returns how many were written (0 at the end), or -1 with EINVAL (from_id
+ * or max negative, info_size 0, infos NULL with max > 0) or EFAULT.
+ * MT-safe, lock-free, async-signal-safe.
+ */
+int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int max);
+
+/*
+ * ptimer_hooks_linked - defined by the hooks library (and the drop-in)
+ * only: returns 1.  A program linked with -lptimers-hooks under the
+ * linker's --as-needed (Debian's default) should call it once, or the
+ * linker may drop the library, whose functions the program's own calls to
+ * libc never name (pkg-config ptimers-hooks adds --no-as-needed for it).
+ */
+int ptimer_hooks_linked(void);
+
+/* What the engine holds and did.  Grows at the end, like ptimer_info. */
+struct ptimer_stats {
+	uint64_t timers;          /* live */
+	uint64_t bytes;           /* memory held for them: objects, ID tree, queues */
+	uint64_t signals_sent;
+	uint64_t threads_started; /* SIGEV_THREAD calls */
+	uint64_t sends_put_off;   /* sends retried because the kernel's signal queue was full */
+};
+
+/* Fill *stats (size bytes of it).  0, or -1 with EINVAL/EFAULT.  MT-safe. */
+int ptimer_get_stats(struct ptimer_stats *stats, size_t size);
 
 #ifdef __cplusplus
 }

@@ -1,20 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Clocks: which clock IDs can drive a timer, and on which base a timer
- * runs.  The answers follow the kernel's clockid_to_kclock() and k_clock
- * tables; where the engine does not drive a clock yet it says EINVAL, never
- * a wrong timer (the README lists those clocks).
+ * Clocks (clocks.h) and the fixed bases: one timerfd each, armed at the
+ * base's earliest expiry.
+ *
+ * CLOCK_TAI has no timerfd: its deadlines are converted to CLOCK_REALTIME
+ * (TAI = REALTIME + the TAI offset).  It and the REALTIME base use
+ * TFD_TIMER_CANCEL_ON_SET, so a step of the wall clock wakes the
+ * dispatcher, which then looks at their expiries against the new time.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/syscall.h>
-#include <time.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "base.h"
+#include "clocks.h"
+#include "cpu.h"
+#include "dispatch.h"
+#include "lock.h"
+#include "sys.h"
 
 #define CLOCKFD 3
 #define CPUCLOCK_TYPE_MASK 7
+
+struct fixed_base {
+	struct pt_base b;
+	struct pt_source src;
+	clockid_t clock;
+};
+
+static struct fixed_base fixed[PT_NR_FIXED];
+static pt_lock_t start_lock = PT_LOCK_INIT;
+static bool started;
 
 /*
  * _ALARM clocks need a wake-capable RTC (EOPNOTSUPP without, checked
@@ -26,7 +44,7 @@
 static int alarm_clock_check(clockid_t clockid)
 {
 	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
-	int kid;
+	int kid = 0;
 
 	if (syscall(SYS_timer_create, clockid, &sev, &kid) != 0)
 		return -errno;
@@ -52,14 +70,34 @@ int pt_clock_check(clockid_t clockid)
 	default:
 		if (clockid < 0 && (clockid & CPUCLOCK_TYPE_MASK) == CLOCKFD)
 			return -EOPNOTSUPP; /* dynamic (PTP) clocks have no timers */
-		if (pt_is_cpu_clock(clockid))
+		if (pt_cpu_is_clock(clockid))
 			return pt_cpu_check(clockid);
 		return -EINVAL;
 	}
 }
 
-int pt_clock_base(clockid_t clockid, bool absolute)
+int pt_clock_get(clockid_t clockid, uint16_t *cpu_base)
 {
+	*cpu_base = PT_BASE_NONE;
+	if (!pt_cpu_is_clock(clockid))
+		return 0;
+	int b = pt_cpu_attach(clockid);
+	if (b < 0)
+		return b;
+	*cpu_base = (uint16_t)b;
+	return 0;
+}
+
+void pt_clock_put(uint16_t cpu_base)
+{
+	if (cpu_base != PT_BASE_NONE)
+		pt_cpu_detach(cpu_base);
+}
+
+uint16_t pt_clock_base(clockid_t clockid, uint16_t cpu_base, bool absolute)
+{
+	if (cpu_base != PT_BASE_NONE)
+		return cpu_base;
 	switch (clockid) {
 	case CLOCK_REALTIME:
 		/* The kernel runs relative CLOCK_REALTIME timers on the
@@ -75,30 +113,116 @@ int pt_clock_base(clockid_t clockid, bool absolute)
 	case CLOCK_TAI:
 		return PT_BASE_TAI;
 	default:
-		return pt_is_cpu_clock(clockid) ? PT_BASE_CPU : PT_BASE_MONOTONIC;
+		return PT_BASE_MONOTONIC;
 	}
 }
 
-clockid_t pt_base_clock(int base)
+/* ---- the fixed bases ---- */
+
+static int64_t fixed_now(struct pt_base *b)
 {
-	static const clockid_t clocks[PT_NR_BASES] = {
+	return pt_clock_ns(((struct fixed_base *)b)->clock);
+}
+
+static void fixed_program(struct pt_base *b, int64_t when)
+{
+	struct fixed_base *fb = (struct fixed_base *)b;
+	struct itimerspec its = { 0 };
+
+	if (fb->src.fd < 0)
+		return;
+	if (when != PT_NEVER && fb->clock == CLOCK_TAI)
+		when -= pt_clock_ns(CLOCK_TAI) - pt_clock_ns(CLOCK_REALTIME);
+	if (when != PT_NEVER) {
+		/* it_value zero would disarm: an expiry at or before the epoch
+		 * is simply due, so ask for the smallest non-zero time. */
+		its.it_value = when > 0 ? pt_ns_to_ts(when) : (struct timespec){ 0, 1 };
+	}
+	int flags = TFD_TIMER_ABSTIME;
+	if (fb->clock == CLOCK_REALTIME || fb->clock == CLOCK_TAI)
+		flags |= TFD_TIMER_CANCEL_ON_SET;
+	timerfd_settime(fb->src.fd, flags, &its, NULL);
+}
+
+static const struct pt_base_ops fixed_ops = {
+	.now = fixed_now,
+	.program = fixed_program,
+};
+
+static void fixed_ready(struct pt_source *s)
+{
+	struct fixed_base *fb = (struct fixed_base *)((char *)s - offsetof(struct fixed_base, src));
+	uint64_t ticks;
+
+	/* ECANCELED: the wall clock was set.  The heap order holds (every
+	 * absolute expiry moved alike) but the kernel timer must be set
+	 * again for the new time. */
+	if (pt_sys_read(s->fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED)
+		pt_base_cancelled(&fb->b);
+}
+
+int pt_clocks_start(void)
+{
+	int err = 0;
+
+	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE))
+		return 0;
+	pt_lock(&start_lock);
+	if (started)
+		goto out;
+	err = pt_dispatch_start();
+	for (int i = 0; i < PT_NR_FIXED && !err; i++) {
+		struct fixed_base *fb = &fixed[i];
+		clockid_t tfd_clock = fb->clock == CLOCK_TAI ? CLOCK_REALTIME : fb->clock;
+		int fd = timerfd_create(tfd_clock, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (fd < 0) {
+			err = -errno;
+			break;
+		}
+		fb->src.fd = fd;
+		err = pt_dispatch_add(&fb->src);
+		pt_base_cancelled(&fb->b); /* program it on the next run */
+	}
+	if (!err)
+		__atomic_store_n(&started, true, __ATOMIC_RELEASE);
+	pt_dispatch_kick();
+out:
+	pt_unlock(&start_lock);
+	return err;
+}
+
+void pt_clocks_fork_prepare(void)
+{
+	pt_lock(&start_lock);
+}
+
+void pt_clocks_fork_parent(void)
+{
+	pt_unlock(&start_lock);
+}
+
+void pt_clocks_fork_child(void)
+{
+	for (int i = 0; i < PT_NR_FIXED; i++) {
+		if (fixed[i].src.fd >= 0)
+			pt_sys_close(fixed[i].src.fd);
+		fixed[i].src.fd = -1;
+	}
+	started = false;
+	pt_lock_reset(&start_lock);
+}
+
+__attribute__((constructor(102))) static void clocks_init(void)
+{
+	static const clockid_t clk[PT_NR_FIXED] = {
 		[PT_BASE_MONOTONIC] = CLOCK_MONOTONIC,
 		[PT_BASE_REALTIME] = CLOCK_REALTIME,
 		[PT_BASE_BOOTTIME] = CLOCK_BOOTTIME,
 		[PT_BASE_TAI] = CLOCK_TAI,
 	};
-	return clocks[base];
-}
-
-int64_t pt_base_now(int base)
-{
-	struct timespec ts;
-
-	clock_gettime(pt_base_clock(base), &ts);
-	return pt_ts_to_ns(&ts);
-}
-
-int64_t pt_now(int base, const struct pt_timer *t)
-{
-	return base == PT_BASE_CPU ? pt_cpu_now(t->cpu) : pt_base_now(base);
+	for (int i = 0; i < PT_NR_FIXED; i++) {
+		fixed[i].clock = clk[i];
+		fixed[i].src = (struct pt_source){ .fd = -1, .ready = fixed_ready };
+		pt_base_register(&fixed[i].b, &fixed_ops, i);
+	}
 }

@@ -1,16 +1,4 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * The dispatcher: one thread that sleeps in epoll_wait() on the bases'
- * timerfds and fires what has expired.  It is the only engine thread and
- * the only place timers fire, so expiry handling needs no more than the
- * timer's own lock.  It blocks every signal: process-directed timer
- * signals must go to the program's threads, and its sigpending() then
- * shows the process's shared queue (see pending_at() in notify.c).
- *
- * Kernel objects: one epoll instance and one timerfd per clock base,
- * whatever the number of timers.  Started on the first timer that can
- * fire; after fork the child starts its own.
- */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
@@ -20,133 +8,135 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "internal.h"
-#include "rcu.h"
+#include "dispatch.h"
+#include "lock.h"
+#include "sys.h"
 
-#define BATCH 64
-
-pid_t pt_pid;
+#define MAX_EVENTS 16
 
 static struct {
-	pt_lock_t lock;
+	pt_lock_t lock;   /* start, fork */
 	bool started;
 	int epfd;
-	int kickfd;  /* eventfd: CPU clocks have news (cpu.c) */
-} disp = { .lock = PT_LOCK_INIT, .epfd = -1, .kickfd = -1 };
+	struct pt_source kick;
+	void (*work)(void);
+	int allowed[4];   /* signals let in while waiting */
+	int nallowed;
+	pid_t tid;
+	int64_t wake_within;
+} disp = { .lock = PT_LOCK_INIT, .epfd = -1, .kick = { .fd = -1 } };
 
-#define KICK PT_NR_BASES /* epoll tag of the eventfd */
+void pt_dispatch_set_work(void (*fn)(void))
+{
+	disp.work = fn;
+}
 
 void pt_dispatch_kick(void)
 {
 	uint64_t one = 1;
-	int fd = __atomic_load_n(&disp.kickfd, __ATOMIC_ACQUIRE);
+	int fd = __atomic_load_n(&disp.kick.fd, __ATOMIC_ACQUIRE);
+
 	if (fd >= 0)
-		(void)!write(fd, &one, sizeof(one));
+		(void)pt_sys_write(fd, &one, sizeof(one));
 }
 
-/* Fire one popped expiry (caller in an RCU read-side section), its signal
- * to thread `via` if not 0 (cpu.c). */
-void pt_dispatch_fire(const struct pt_expired *e, int64_t now, pid_t via)
+void pt_dispatch_allow_signal(int sig)
 {
-	struct pt_timer *t = e->t;
-	struct pt_spawn spawn = { 0 };
-
-	pt_lock(&t->lock);
-	/* Fire only the arming that was popped: a settime or delete since
-	 * then has re-queued or invalidated it. */
-	if (t->valid && PT_READ(t->heap_idx) < 0 && t->queue_gen == e->gen) {
-		t->via_tid = via;
-		pt_notify_fire(t, now, &spawn);
+	pt_lock(&disp.lock);
+	if (disp.nallowed < 4) {
+		__atomic_store_n(&disp.allowed[disp.nallowed], sig, __ATOMIC_RELAXED);
+		__atomic_store_n(&disp.nallowed, disp.nallowed + 1, __ATOMIC_RELEASE);
 	}
-	pt_unlock(&t->lock);
-	if (spawn.fn)
-		pt_notify_spawn(&spawn);
+	pt_unlock(&disp.lock);
+	pt_dispatch_kick(); /* its next wait lets the signal in */
 }
 
-static void process_base(int base)
+bool pt_dispatch_is_self(void)
 {
-	struct pt_expired batch[BATCH];
-	int n;
+	return __atomic_load_n(&disp.tid, __ATOMIC_RELAXED) == pt_gettid();
+}
 
-	do {
-		pt_rcu_read_lock();
-		n = pt_queue_pop_expired(base, batch, BATCH);
-		for (int i = 0; i < n; i++)
-			pt_dispatch_fire(&batch[i], pt_base_now(base), 0);
-		pt_rcu_read_unlock();
-	} while (n == BATCH);
+void pt_dispatch_wake_within(int64_t ns)
+{
+	if (disp.wake_within < 0 || ns < disp.wake_within)
+		disp.wake_within = ns;
+}
+
+static void kick_ready(struct pt_source *s)
+{
+	uint64_t n;
+	(void)pt_sys_read(s->fd, &n, sizeof(n));
 }
 
 static void *dispatcher(void *arg)
 {
-	int epfd = (int)(intptr_t)arg;
-	struct epoll_event ev[PT_NR_BASES + 1];
+	(void)arg;
+	struct epoll_event ev[MAX_EVENTS];
 
+	__atomic_store_n(&disp.tid, pt_gettid(), __ATOMIC_RELAXED);
+	disp.wake_within = -1;
 	for (;;) {
-		/* Every signal stays blocked but the engine's CPU-clock one,
-		 * and that only while waiting (cpu.c). */
-		sigset_t wait_mask;
-		sigfillset(&wait_mask);
-		int cpu_sig = pt_cpu_signo();
-		if (cpu_sig)
-			sigdelset(&wait_mask, cpu_sig);
-		int n = epoll_pwait(epfd, ev, PT_NR_BASES + 1, -1, &wait_mask);
-		if (n < 0) {
-			if (errno == EINTR && cpu_sig)
-				pt_cpu_process(); /* the CPU-clock signal came here */
-			continue;
-		}
+		sigset_t mask;
+		sigfillset(&mask);
+		int n = __atomic_load_n(&disp.nallowed, __ATOMIC_ACQUIRE);
+		for (int i = 0; i < n; i++)
+			sigdelset(&mask, __atomic_load_n(&disp.allowed[i], __ATOMIC_ACQUIRE));
+		int timeout = -1;
+		if (disp.wake_within >= 0)
+			timeout = (int)((disp.wake_within + 999999) / 1000000);
+		disp.wake_within = -1;
+		n = epoll_pwait(disp.epfd, ev, MAX_EVENTS, timeout, &mask);
 		for (int i = 0; i < n; i++) {
-			int base = (int)ev[i].data.u32;
-			uint64_t ticks;
-			if (base == KICK) {
-				while (read(__atomic_load_n(&disp.kickfd, __ATOMIC_RELAXED), &ticks,
-					    sizeof(ticks)) < 0 && errno == EINTR)
-					;
-				pt_cpu_process();
-				continue;
-			}
-			/* ECANCELED: the wall clock was set; absolute REALTIME and
-			 * TAI expiries are re-checked against the new time below. */
-			while (read(pt_queue_fd(base), &ticks, sizeof(ticks)) < 0 && errno == EINTR)
-				;
-			process_base(base);
+			struct pt_source *s = ev[i].data.ptr;
+			s->ready(s);
 		}
-		/* Deleted timers waiting for a grace period: this thread is
-		 * outside any read-side section here. */
-		pt_reclaim(false);
+		/* After a wakeup of any kind (a source, a kick, a signal let
+		 * in, a timeout), the work looks at everything. */
+		if (disp.work)
+			disp.work();
 	}
 	return NULL;
+}
+
+bool pt_dispatch_started(void)
+{
+	return __atomic_load_n(&disp.started, __ATOMIC_ACQUIRE);
+}
+
+static int add_locked(struct pt_source *s)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
+	return epoll_ctl(disp.epfd, EPOLL_CTL_ADD, s->fd, &ev) == 0 ? 0 : -errno;
+}
+
+int pt_dispatch_add(struct pt_source *s)
+{
+	pt_lock(&disp.lock);
+	int r = disp.epfd >= 0 ? add_locked(s) : -EINVAL;
+	pt_unlock(&disp.lock);
+	return r;
 }
 
 int pt_dispatch_start(void)
 {
 	int err = 0;
 
-	if (__atomic_load_n(&disp.started, __ATOMIC_ACQUIRE))
+	if (pt_dispatch_started())
 		return 0;
 	pt_lock(&disp.lock);
 	if (disp.started)
 		goto out;
-	err = pt_queue_init();
-	if (err)
-		goto out;
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (epfd < 0) {
+	disp.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (disp.epfd < 0) {
 		err = -errno;
 		goto out;
 	}
-	int kickfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (kickfd < 0) {
-		err = -errno;
-		close(epfd);
-		goto out;
+	disp.kick.ready = kick_ready;
+	__atomic_store_n(&disp.kick.fd, eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), __ATOMIC_RELEASE);
+	if (disp.kick.fd < 0 || (err = add_locked(&disp.kick)) != 0) {
+		err = err ? err : -errno;
+		goto fail;
 	}
-	for (int i = 0; i <= PT_NR_BASES; i++) {
-		struct epoll_event ev = { .events = EPOLLIN, .data.u32 = (uint32_t)i };
-		epoll_ctl(epfd, EPOLL_CTL_ADD, i == KICK ? kickfd : pt_queue_fd(i), &ev);
-	}
-	__atomic_store_n(&disp.kickfd, kickfd, __ATOMIC_RELEASE);
 	/* The thread inherits the creator's mask: block everything first. */
 	sigset_t all, old;
 	sigfillset(&all);
@@ -155,65 +145,47 @@ int pt_dispatch_start(void)
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t th;
-	int r = pthread_create(&th, &attr, dispatcher, (void *)(intptr_t)epfd);
+	int r = pthread_create(&th, &attr, dispatcher, NULL);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (r != 0) {
-		close(epfd);
-		__atomic_store_n(&disp.kickfd, -1, __ATOMIC_RELEASE);
-		close(kickfd);
 		err = -EAGAIN;
-		goto out;
+		goto fail;
 	}
 	pthread_setname_np(th, "ptimers");
-	disp.epfd = epfd;
 	__atomic_store_n(&disp.started, true, __ATOMIC_RELEASE);
+	goto out;
+fail:
+	if (disp.kick.fd >= 0)
+		pt_sys_close(disp.kick.fd);
+	pt_sys_close(disp.epfd);
+	__atomic_store_n(&disp.kick.fd, -1, __ATOMIC_RELEASE);
+	disp.epfd = -1;
 out:
 	pt_unlock(&disp.lock);
 	return err;
 }
 
-/* ---- fork: the child gets no timers and a fresh engine ---- */
-
-static void fork_prepare(void)
+void pt_dispatch_fork_prepare(void)
 {
 	pt_lock(&disp.lock);
-	pt_ids_fork_prepare();
-	pt_cpu_fork_prepare();
-	pt_queue_fork_prepare();
-	urcu_bp_before_fork();
 }
 
-static void fork_parent(void)
+void pt_dispatch_fork_parent(void)
 {
-	urcu_bp_after_fork_parent();
-	pt_queue_fork_parent();
-	pt_cpu_fork_parent();
-	pt_ids_fork_parent();
 	pt_unlock(&disp.lock);
 }
 
-static void fork_child(void)
+/* The parent's thread does not exist here and its descriptors are the
+ * parent's open files: drop them; the child starts afresh on first need. */
+void pt_dispatch_fork_child(void)
 {
-	urcu_bp_after_fork_child();
-	pt_pid = getpid();
-	pt_queue_fork_child();
-	pt_cpu_fork_child();
-	pt_ids_fork_child();
 	if (disp.epfd >= 0)
-		close(disp.epfd);
-	if (disp.kickfd >= 0)
-		close(disp.kickfd);
-	disp.epfd = -1;
-	disp.kickfd = -1;
+		pt_sys_close(disp.epfd);
+	if (disp.kick.fd >= 0)
+		pt_sys_close(disp.kick.fd);
+	disp.epfd = disp.kick.fd = -1;
 	disp.started = false;
+	disp.tid = 0; /* the allowed signals stay: they are the process's */
 	pt_lock_reset(&disp.lock);
-	pt_notify_fork_child();
-	pt_deliver_fork_child(); /* the locks taken in fork_prepare are gone */
-}
-
-__attribute__((constructor)) static void engine_init(void)
-{
-	pt_pid = getpid();
-	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }

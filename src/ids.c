@@ -1,27 +1,43 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-process timer ID space.
+ * The ID space (ids.h): a three-level radix tree over the 31-bit IDs,
+ * top (10 bits) -> mid (11 bits) -> leaf (10 bits).
  *
- * IDs are 31-bit (0..INT_MAX) and index a three-level radix tree
- * (10 + 11 + 10 bits).  Each interior node keeps a bitmap of children that
- * are full, each leaf a bitmap of slots in use, so "lowest free ID at or
- * after X" is a handful of word scans.  That one search serves both
- * policies: Linux's (a counter that wraps at INT_MAX and skips IDs in use)
- * and the dense one (lowest free ID), and memory follows the timers alive,
- * not the largest ID: empty nodes are freed after a grace period.
+ * Leaves come in two kinds.  A dense leaf is an array of 1024 slots with a
+ * bitmap of the IDs in use and a count; the policies allocate from dense
+ * leaves only, claiming an ID with one atomic OR on the bitmap, like the
+ * kernel's atomic counter and hash.  A sparse leaf is an immutable, exact-
+ * size array of (offset, object) pairs, replaced by a copy on every change
+ * (under its mid's lock) and read without lock: restore mode puts IDs
+ * anywhere in 0..INT_MAX, and a million random IDs must cost memory in
+ * proportion to a million timers, not to 2^31 IDs.  A sparse leaf becomes
+ * dense when it fills up, or when a policy allocates into its range.
  *
- * Readers (lookup, iteration) take no lock: they run under rcu_read_lock()
- * and see each pointer published with release order.  Writers serialise on
- * ids_lock.  A timer is inserted with its ID reserved but t->valid still
- * false; the caller publishes valid only when the timer is fully built, so
- * nobody acts on a half-built timer (the kernel's posix_timer_add_at()).
+ * Memory follows the IDs in use: an emptied leaf is unlinked and freed
+ * after a grace period (except the one the policy is allocating from, so
+ * a create/delete cycle costs no allocation), and so is an emptied mid.
+ * A dense leaf's count carries a DEAD bit: the remover claims a leaf at
+ * count 0 with a compare-and-swap before unlinking it, and a claimer that
+ * finds DEAD backs off and looks again, so nothing is ever claimed in a
+ * leaf on its way out.
+ *
+ * The bitmaps "full" (per mid: which dense leaves are full; per top: which
+ * mids have only full leaves) are hints that let the search for a free ID
+ * skip full ranges.  Each writer that moves a count across "full"
+ * re-derives the bit from the count until a re-read of the count agrees,
+ * so the hints settle to the truth once writers are done.
+ *
+ * Lock order: ids.lock (mids) -> mid->lock (leaves of that mid).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "ids.h"
+#include "lock.h"
 #include "rcu.h"
 
 #define LEAF_BITS 10
@@ -30,268 +46,653 @@
 #define LEAF_SLOTS (1u << LEAF_BITS)
 #define MID_SLOTS (1u << MID_BITS)
 #define TOP_SLOTS (1u << TOP_BITS)
-#define WORD_BITS 64
+#define SPARSE_MAX 64
+#define DEAD 0x80000000u
+#define SEQ __ATOMIC_SEQ_CST
+#define ACQ __ATOMIC_ACQUIRE
+#define REL __ATOMIC_RELEASE
+#define RLX __ATOMIC_RELAXED
 
-struct id_leaf {
-	struct pt_timer *slot[LEAF_SLOTS];
-	uint64_t used[LEAF_SLOTS / WORD_BITS];
-	unsigned count;
-	struct pt_limbo limbo;
+enum { DENSE = 1, SPARSE = 2 };
+
+struct dense {
+	uint32_t kind;
+	uint32_t count; /* IDs claimed (and being claimed), | DEAD */
+	uint64_t used[LEAF_SLOTS / 64];
+	void *slot[LEAF_SLOTS];
+	struct rcu_head rcu;
 };
 
-struct id_mid {
-	struct id_leaf *leaf[MID_SLOTS];
-	uint64_t full[MID_SLOTS / WORD_BITS]; /* leaves with every slot used */
-	unsigned nleaves;
-	struct pt_limbo limbo;
+/* Immutable once published; off[] follows obj[n]. */
+struct sparse {
+	uint32_t kind;
+	uint32_t n;
+	struct rcu_head rcu;
+	void *obj[];
+};
+
+struct mid {
+	void *leaf[MID_SLOTS];
+	uint64_t full[MID_SLOTS / 64];
+	uint32_t nfull;    /* bits set in full[] */
+	uint32_t nleaves;  /* under lock */
+	bool dead;         /* unlinked: under lock */
+	pt_lock_t lock;
+	struct rcu_head rcu;
 };
 
 static struct {
 	pt_lock_t lock;
-	struct id_mid *top[TOP_SLOTS];
-	uint64_t top_full[TOP_SLOTS / WORD_BITS];
-	unsigned next_id;     /* Linux policy counter */
+	struct mid *top[TOP_SLOTS];
+	uint64_t top_full[TOP_SLOTS / 64];
+	unsigned counter;  /* Linux policy: next ID to try (masked at use) */
+	unsigned hot;      /* leaf key (id >> LEAF_BITS) last allocated into */
+	size_t count, max;
+	size_t bytes;
 	int policy;
 	bool restore;
-	size_t count;
-	size_t max;
-	/* The last leaf to become empty stays linked: a create/delete cycle
-	 * must not allocate and clear a leaf every time.  At most one. */
-	struct id_leaf *linger;
-	unsigned linger_id;
-	/* Deferred frees waiting for a grace period. */
-	pt_lock_t limbo_lock;
-	struct pt_limbo *limbo;
-	unsigned nlimbo;
-} ids = { .lock = PT_LOCK_INIT, .limbo_lock = PT_LOCK_INIT };
+} ids = { .lock = PT_LOCK_INIT };
 
-#define RECLAIM_BATCH 256
-
-#ifdef __SANITIZE_THREAD__
-char pt_rcu_tsan_sync;
-#endif
-
-static inline unsigned top_index(unsigned id) { return id >> (MID_BITS + LEAF_BITS); }
-static inline unsigned mid_index(unsigned id) { return (id >> LEAF_BITS) & (MID_SLOTS - 1); }
-static inline unsigned leaf_index(unsigned id) { return id & (LEAF_SLOTS - 1); }
-
-static inline bool bit_test(const uint64_t *map, unsigned i)
+static inline unsigned ti_of(unsigned id) { return id >> (MID_BITS + LEAF_BITS); }
+static inline unsigned mi_of(unsigned id) { return (id >> LEAF_BITS) & (MID_SLOTS - 1); }
+static inline unsigned li_of(unsigned id) { return id & (LEAF_SLOTS - 1); }
+static inline unsigned id_of(unsigned ti, unsigned mi, unsigned li)
 {
-	return map[i / WORD_BITS] >> (i % WORD_BITS) & 1;
+	return ti << (MID_BITS + LEAF_BITS) | mi << LEAF_BITS | li;
 }
-static inline void bit_set(uint64_t *map, unsigned i) { map[i / WORD_BITS] |= 1ull << (i % WORD_BITS); }
-static inline void bit_clear(uint64_t *map, unsigned i) { map[i / WORD_BITS] &= ~(1ull << (i % WORD_BITS)); }
+
+static inline uint32_t kind_of(const void *leaf) { return *(const uint32_t *)leaf; }
+static inline uint16_t *offs(struct sparse *s) { return (uint16_t *)&s->obj[s->n]; }
+
+static inline bool test_bit(const uint64_t *map, unsigned i)
+{
+	return __atomic_load_n(&map[i / 64], RLX) >> (i % 64) & 1;
+}
+
+static void *alloc_bytes(size_t n)
+{
+	void *p = calloc(1, n);
+	if (p)
+		__atomic_add_fetch(&ids.bytes, n, RLX);
+	return p;
+}
+
+static size_t sparse_size(uint32_t n)
+{
+	return sizeof(struct sparse) + n * (sizeof(void *) + sizeof(uint16_t));
+}
+
+static void free_dense(struct rcu_head *h)
+{
+	PT_RCU_CALLBACK();
+	free((char *)h - offsetof(struct dense, rcu));
+}
+
+static void free_sparse(struct rcu_head *h)
+{
+	PT_RCU_CALLBACK();
+	free((char *)h - offsetof(struct sparse, rcu));
+}
+
+static void free_mid(struct rcu_head *h)
+{
+	PT_RCU_CALLBACK();
+	free((char *)h - offsetof(struct mid, rcu));
+}
+
+static void retire_leaf(void *leaf)
+{
+	if (kind_of(leaf) == DENSE) {
+		__atomic_sub_fetch(&ids.bytes, sizeof(struct dense), RLX);
+		pt_call_rcu(&((struct dense *)leaf)->rcu, free_dense);
+	} else {
+		struct sparse *s = leaf;
+		__atomic_sub_fetch(&ids.bytes, sparse_size(s->n), RLX);
+		pt_call_rcu(&s->rcu, free_sparse);
+	}
+}
+
+/* ---- the "full" hints ---- */
+
+static void fix_top_hint(unsigned ti, struct mid *m)
+{
+	uint64_t bit = 1ull << (ti % 64);
+	for (;;) {
+		uint32_t n = __atomic_load_n(&m->nfull, SEQ);
+		if (n == MID_SLOTS)
+			__atomic_fetch_or(&ids.top_full[ti / 64], bit, SEQ);
+		else
+			__atomic_fetch_and(&ids.top_full[ti / 64], ~bit, SEQ);
+		if (__atomic_load_n(&m->nfull, SEQ) == n)
+			return;
+	}
+}
+
+/* Re-derive the hint for a dense leaf from its count (see the top). */
+static void fix_leaf_hint(unsigned ti, struct mid *m, unsigned mi, struct dense *d)
+{
+	uint64_t bit = 1ull << (mi % 64);
+	for (;;) {
+		uint32_t c = __atomic_load_n(&d->count, SEQ) & ~DEAD;
+		bool full = c == LEAF_SLOTS, changed = false;
+		if (full && !(__atomic_fetch_or(&m->full[mi / 64], bit, SEQ) & bit)) {
+			__atomic_add_fetch(&m->nfull, 1, SEQ);
+			changed = true;
+		} else if (!full && (__atomic_fetch_and(&m->full[mi / 64], ~bit, SEQ) & bit)) {
+			__atomic_sub_fetch(&m->nfull, 1, SEQ);
+			changed = true;
+		}
+		if (changed)
+			fix_top_hint(ti, m);
+		if ((__atomic_load_n(&d->count, SEQ) & ~DEAD) == c)
+			return;
+	}
+}
+
+/* ---- mids ---- */
+
+static struct mid *get_mid(unsigned ti, bool create)
+{
+	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+
+	if (m || !create)
+		return m;
+	pt_lock(&ids.lock);
+	m = ids.top[ti];
+	if (!m) {
+		m = alloc_bytes(sizeof(*m));
+		if (m)
+			__atomic_store_n(&ids.top[ti], m, REL);
+	}
+	pt_unlock(&ids.lock);
+	return m;
+}
+
+/* A mid lost its last leaf: unlink it, unless a leaf came back meanwhile. */
+static void mid_emptied(unsigned ti)
+{
+	pt_lock(&ids.lock);
+	struct mid *m = ids.top[ti];
+	bool gone = false;
+	if (m) {
+		pt_lock(&m->lock);
+		if (m->nleaves == 0 && !m->dead) {
+			m->dead = true;
+			__atomic_store_n(&ids.top[ti], NULL, REL);
+			gone = true;
+		}
+		pt_unlock(&m->lock);
+	}
+	pt_unlock(&ids.lock);
+	if (gone) {
+		__atomic_sub_fetch(&ids.bytes, sizeof(*m), RLX);
+		pt_call_rcu(&m->rcu, free_mid);
+	}
+}
+
+/* Unlink leaf mi of m.  m->lock held; returns whether m is now empty. */
+static bool unlink_leaf(struct mid *m, unsigned ti, unsigned mi)
+{
+	void *leaf = m->leaf[mi];
+	uint64_t bit = 1ull << (mi % 64);
+
+	__atomic_store_n(&m->leaf[mi], NULL, REL);
+	if (__atomic_fetch_and(&m->full[mi / 64], ~bit, SEQ) & bit) {
+		__atomic_sub_fetch(&m->nfull, 1, SEQ);
+		fix_top_hint(ti, m);
+	}
+	retire_leaf(leaf);
+	return --m->nleaves == 0;
+}
+
+/* Free the dense leaf with this key if it is empty and not the one the
+ * policy allocates from. */
+static void try_free_dense(unsigned key)
+{
+	unsigned ti = key >> MID_BITS, mi = key & (MID_SLOTS - 1);
+	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+	bool empty_mid = false;
+
+	if (!m)
+		return;
+	pt_lock(&m->lock);
+	struct dense *d = m->leaf[mi];
+	uint32_t zero = 0;
+	if (!m->dead && d && kind_of(d) == DENSE && key != __atomic_load_n(&ids.hot, RLX) &&
+	    __atomic_compare_exchange_n(&d->count, &zero, DEAD, false, SEQ, SEQ))
+		empty_mid = unlink_leaf(m, ti, mi);
+	pt_unlock(&m->lock);
+	if (empty_mid)
+		mid_emptied(ti);
+}
+
+/* The policy now allocates in the leaf with this key: the one it left,
+ * if empty, can go. */
+static void set_hot(unsigned id)
+{
+	unsigned key = id >> LEAF_BITS;
+
+	if (__atomic_load_n(&ids.hot, RLX) == key)
+		return;
+	unsigned old = __atomic_exchange_n(&ids.hot, key, SEQ);
+	if (old != key)
+		try_free_dense(old);
+}
+
+/* ---- dense leaves ---- */
+
+static struct dense *new_dense(void)
+{
+	struct dense *d = alloc_bytes(sizeof(*d));
+	if (d)
+		d->kind = DENSE;
+	return d;
+}
+
+/* Drop a claim on d's count; the last one out may free it. */
+static void dense_put(unsigned ti, struct mid *m, unsigned mi, struct dense *d)
+{
+	uint32_t c = __atomic_sub_fetch(&d->count, 1, SEQ);
+
+	if (c == LEAF_SLOTS - 1)
+		fix_leaf_hint(ti, m, mi, d);
+	if (c == 0)
+		try_free_dense((ti << MID_BITS) | mi);
+}
+
+/* 0, -EBUSY, or -EAGAIN when the leaf is on its way out (look again). */
+static int dense_claim(unsigned ti, struct mid *m, unsigned mi, struct dense *d, unsigned li,
+		       void *obj)
+{
+	uint32_t c = __atomic_fetch_add(&d->count, 1, SEQ);
+	if (c & DEAD) {
+		__atomic_sub_fetch(&d->count, 1, SEQ);
+		return -EAGAIN;
+	}
+	uint64_t bit = 1ull << (li % 64);
+	if (__atomic_fetch_or(&d->used[li / 64], bit, SEQ) & bit) {
+		dense_put(ti, m, mi, d);
+		return -EBUSY;
+	}
+	__atomic_store_n(&d->slot[li], obj, REL);
+	if (c + 1 == LEAF_SLOTS)
+		fix_leaf_hint(ti, m, mi, d);
+	return 0;
+}
+
+static void dense_free(unsigned ti, struct mid *m, unsigned mi, struct dense *d, unsigned li)
+{
+	__atomic_store_n(&d->slot[li], NULL, REL);
+	__atomic_fetch_and(&d->used[li / 64], ~(1ull << (li % 64)), SEQ);
+	dense_put(ti, m, mi, d);
+}
+
+/* ---- sparse leaves (under the mid's lock) ---- */
+
+static int sparse_find(struct sparse *s, unsigned li)
+{
+	uint16_t *off = offs(s);
+	int lo = 0, hi = (int)s->n - 1;
+
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		if (off[mid] == li)
+			return mid;
+		if (off[mid] < li)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -(lo + 1); /* where it would go */
+}
+
+/* s with (li, obj) added at position pos (s may be NULL: a new leaf). */
+static struct sparse *sparse_with(struct sparse *s, int pos, unsigned li, void *obj)
+{
+	uint32_t n = s ? s->n : 0;
+	struct sparse *t = alloc_bytes(sparse_size(n + 1));
+
+	if (!t)
+		return NULL;
+	t->kind = SPARSE;
+	t->n = n + 1;
+	uint16_t *to = offs(t);
+	for (uint32_t i = 0, j = 0; i < n + 1; i++) {
+		if ((int)i == pos) {
+			t->obj[i] = obj;
+			to[i] = (uint16_t)li;
+		} else {
+			t->obj[i] = s->obj[j];
+			to[i] = offs(s)[j];
+			j++;
+		}
+	}
+	return t;
+}
+
+static struct sparse *sparse_without(struct sparse *s, int pos)
+{
+	struct sparse *t = alloc_bytes(sparse_size(s->n - 1));
+
+	if (!t)
+		return NULL;
+	t->kind = SPARSE;
+	t->n = s->n - 1;
+	for (uint32_t i = 0, j = 0; i < s->n; i++) {
+		if ((int)i == pos)
+			continue;
+		t->obj[j] = s->obj[i];
+		offs(t)[j] = offs(s)[i];
+		j++;
+	}
+	return t;
+}
+
+static struct dense *dense_from(struct sparse *s)
+{
+	struct dense *d = new_dense();
+
+	if (!d)
+		return NULL;
+	for (uint32_t i = 0; i < s->n; i++) {
+		unsigned li = offs(s)[i];
+		d->slot[li] = s->obj[i];
+		d->used[li / 64] |= 1ull << (li % 64);
+	}
+	d->count = s->n;
+	return d;
+}
+
+/* ---- claiming one ID ---- */
+
+/* Claim id for obj: 0, -EBUSY, -ENOMEM.  sparse_ok: a new or sparse
+ * leaf may stay sparse (restore mode); otherwise the range goes dense. */
+static int claim(unsigned id, void *obj, bool sparse_ok)
+{
+	unsigned ti = ti_of(id), mi = mi_of(id), li = li_of(id);
+
+	for (;;) {
+		struct mid *m = get_mid(ti, true);
+		if (!m)
+			return -ENOMEM;
+		void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
+		if (leaf && kind_of(leaf) == DENSE) {
+			int r = dense_claim(ti, m, mi, leaf, li, obj);
+			if (r != -EAGAIN)
+				return r;
+			continue;
+		}
+		pt_lock(&m->lock);
+		if (m->dead) {
+			pt_unlock(&m->lock);
+			continue;
+		}
+		leaf = m->leaf[mi];
+		void *next = NULL;
+		int r = 0;
+		if (leaf && kind_of(leaf) == DENSE) {
+			pt_unlock(&m->lock);
+			continue; /* became dense meanwhile: claim it lock-free */
+		}
+		int pos = leaf ? sparse_find(leaf, li) : -1;
+		if (pos >= 0) {
+			struct sparse *sl = leaf;
+			if (sl->obj[pos]) {
+				r = -EBUSY;
+			} else {
+				/* A hole left by a free that had no memory for a
+				 * smaller copy: fill it in place. */
+				__atomic_store_n(&sl->obj[pos], obj, REL);
+			}
+		} else if (sparse_ok && (!leaf || ((struct sparse *)leaf)->n < SPARSE_MAX)) {
+			next = sparse_with(leaf, -pos - 1, li, obj);
+			r = next ? 0 : -ENOMEM;
+		} else {
+			next = leaf ? (void *)dense_from(leaf) : (void *)new_dense();
+			r = next ? -EAGAIN : -ENOMEM; /* then claim in it */
+		}
+		if (next) {
+			__atomic_store_n(&m->leaf[mi], next, REL);
+			if (leaf)
+				retire_leaf(leaf);
+			else
+				m->nleaves++;
+		}
+		pt_unlock(&m->lock);
+		if (r != -EAGAIN)
+			return r;
+	}
+}
+
+/* ---- the search for a free ID ---- */
 
 /* First zero bit at index >= from in a map of n bits, or n. */
 static unsigned first_zero(const uint64_t *map, unsigned n, unsigned from)
 {
 	while (from < n) {
-		uint64_t w = ~map[from / WORD_BITS] & (~0ull << (from % WORD_BITS));
+		uint64_t w = ~__atomic_load_n(&map[from / 64], RLX) & (~0ull << (from % 64));
 		if (w)
-			return (from & ~(WORD_BITS - 1)) + (unsigned)__builtin_ctzll(w);
-		from = (from & ~(WORD_BITS - 1)) + WORD_BITS;
+			return (from & ~63u) + (unsigned)__builtin_ctzll(w);
+		from = (from & ~63u) + 64;
 	}
 	return n;
 }
 
-/* Lowest free ID >= from, or -1 when every ID from there on is taken.
- * Caller holds ids.lock. */
+/* A free ID in the leaf at or after li, or LEAF_SLOTS. */
+static unsigned leaf_free_from(void *leaf, unsigned li)
+{
+	if (kind_of(leaf) == DENSE)
+		return first_zero(((struct dense *)leaf)->used, LEAF_SLOTS, li);
+	struct sparse *s = leaf;
+	int pos = sparse_find(s, li);
+	if (pos < 0)
+		return li;
+	for (uint32_t i = (uint32_t)pos; i < s->n && offs(s)[i] == li; i++)
+		li++;
+	return li < LEAF_SLOTS ? li : LEAF_SLOTS;
+}
+
+/* The lowest ID >= from that looks free (racy: a candidate to claim), or
+ * -1 when none up to INT_MAX. */
 static long next_free(unsigned from)
 {
-	for (unsigned ti = top_index(from); ti < TOP_SLOTS;) {
-		struct id_mid *mid = ids.top[ti];
-		if (!mid)
+	for (unsigned ti = ti_of(from); ti < TOP_SLOTS; ti++, from = ti << (MID_BITS + LEAF_BITS)) {
+		if (test_bit(ids.top_full, ti))
+			continue;
+		struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+		if (!m)
 			return from;
-		unsigned mi = bit_test(ids.top_full, ti) ? MID_SLOTS : mid_index(from);
-		for (; mi < MID_SLOTS; mi++) {
-			mi = first_zero(mid->full, MID_SLOTS, mi);
-			if (mi == MID_SLOTS)
-				break;
-			unsigned base = ti << (MID_BITS + LEAF_BITS) | mi << LEAF_BITS;
-			if (base > from)
-				from = base;
-			struct id_leaf *leaf = mid->leaf[mi];
+		for (unsigned mi = mi_of(from), li = li_of(from); mi < MID_SLOTS; mi++, li = 0) {
+			if (test_bit(m->full, mi))
+				continue;
+			void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
 			if (!leaf)
-				return from;
-			unsigned li = first_zero(leaf->used, LEAF_SLOTS, leaf_index(from));
-			if (li < LEAF_SLOTS)
-				return base | li;
+				return id_of(ti, mi, li);
+			unsigned f = leaf_free_from(leaf, li);
+			if (f < LEAF_SLOTS)
+				return id_of(ti, mi, f);
 		}
-		ti++;
-		from = ti << (MID_BITS + LEAF_BITS);
 	}
 	return -1;
 }
 
-static void free_obj(void *p) { free(p); }
+/* ---- the calls ---- */
 
-static int reserve_slot(unsigned id, struct pt_timer *t)
+static int alloc_policy(void *obj)
 {
-	unsigned ti = top_index(id), mi = mid_index(id), li = leaf_index(id);
-	struct id_mid *mid = ids.top[ti];
+	bool dense = __atomic_load_n(&ids.policy, RLX) == PT_IDS_DENSE;
+	unsigned start = dense ? 0 : __atomic_fetch_add(&ids.counter, 1, SEQ) & INT_MAX;
+	unsigned id = start;
+	bool wrapped = false;
 
-	if (!mid) {
-		mid = calloc(1, sizeof(*mid));
-		if (!mid)
-			return -ENOMEM;
-		__atomic_store_n(&ids.top[ti], mid, __ATOMIC_RELEASE);
+	if (dense) {
+		long f = next_free(0);
+		if (f < 0)
+			return -EAGAIN;
+		id = (unsigned)f;
 	}
-	struct id_leaf *leaf = mid->leaf[mi];
-	if (!leaf) {
-		leaf = calloc(1, sizeof(*leaf));
-		if (!leaf) {
-			if (mid->nleaves == 0) {
-				__atomic_store_n(&ids.top[ti], NULL, __ATOMIC_RELAXED);
-				free(mid); /* never reachable by a reader with a leaf under it */
+	for (;;) {
+		int r = claim(id, obj, false);
+		if (r == 0) {
+			if (!dense && id != start) {
+				/* Like the kernel's one increment per ID tried. */
+				unsigned expect = start + 1;
+				__atomic_compare_exchange_n(&ids.counter, &expect, id + 1, false, SEQ, RLX);
 			}
-			return -ENOMEM;
+			set_hot(id);
+			return (int)id;
 		}
-		mid->nleaves++;
-		__atomic_store_n(&mid->leaf[mi], leaf, __ATOMIC_RELEASE);
+		if (r != -EBUSY)
+			return r;
+		long f = id < INT_MAX ? next_free(id + 1) : -1;
+		if (f < 0) {
+			/* Wrap at INT_MAX, once. */
+			if (wrapped || dense)
+				return -EAGAIN;
+			wrapped = true;
+			f = next_free(0);
+		}
+		if (f < 0 || (wrapped && (unsigned)f >= start))
+			return -EAGAIN;
+		id = (unsigned)f;
 	}
-	t->id = (int)id;
-	bit_set(leaf->used, li);
-	if (++leaf->count == LEAF_SLOTS) {
-		bit_set(mid->full, mi);
-		if (first_zero(mid->full, MID_SLOTS, 0) == MID_SLOTS)
-			bit_set(ids.top_full, ti);
-	}
-	/* Release: a reader that finds the pointer sees the immutable fields.
-	 * The timer is still !valid, so lookups ignore it until published. */
-	__atomic_store_n(&leaf->slot[li], t, __ATOMIC_RELEASE);
-	ids.count++;
-	return (int)id;
 }
 
-int pt_ids_insert(struct pt_timer *t, int wanted)
+int pt_ids_alloc(void *obj, int wanted)
 {
-	int ret;
+	size_t max = __atomic_load_n(&ids.max, RLX);
+	size_t n = __atomic_fetch_add(&ids.count, 1, SEQ);
 
-	pt_lock(&ids.lock);
-	if (ids.max && ids.count >= ids.max) {
-		ret = -EAGAIN;
-		goto out;
+	if (max && n >= max) {
+		__atomic_sub_fetch(&ids.count, 1, SEQ);
+		return -EAGAIN;
 	}
+	int r;
 	if (wanted >= 0) {
-		struct id_mid *mid = ids.top[top_index((unsigned)wanted)];
-		struct id_leaf *leaf = mid ? mid->leaf[mid_index((unsigned)wanted)] : NULL;
-		if (leaf && bit_test(leaf->used, leaf_index((unsigned)wanted))) {
-			ret = -EBUSY;
-			goto out;
+		r = claim((unsigned)wanted, obj, true);
+		if (r == 0) {
+			/* Past the restored ID, so that normal creation later
+			 * does not collide with the restored region. */
+			__atomic_store_n(&ids.counter, (unsigned)wanted + 1, SEQ);
+			r = wanted;
 		}
-		ret = reserve_slot((unsigned)wanted, t);
-		/* Move the counter past the restored ID so that normal creation
-		 * afterwards does not collide with the restored region. */
-		if (ret >= 0)
-			ids.next_id = ((unsigned)wanted + 1) & INT_MAX;
-		goto out;
-	}
-	long id;
-	if (ids.policy == PTIMER_IDS_DENSE) {
-		id = next_free(0);
 	} else {
-		id = next_free(ids.next_id);
-		if (id < 0 && ids.next_id)
-			id = next_free(0); /* wrap at INT_MAX */
+		r = alloc_policy(obj);
 	}
-	if (id < 0) {
-		ret = -EAGAIN;
-		goto out;
-	}
-	ret = reserve_slot((unsigned)id, t);
-	if (ret >= 0 && ids.policy == PTIMER_IDS_LINUX)
-		ids.next_id = ((unsigned)id + 1) & INT_MAX;
-out:
-	pt_unlock(&ids.lock);
-	return ret;
+	if (r < 0)
+		__atomic_sub_fetch(&ids.count, 1, SEQ);
+	return r;
 }
 
-/* Unlink the leaf holding id and, if that empties it, its mid; returns what
- * to free after a grace period.  ids.lock held. */
-static void unlink_leaf(unsigned id, struct id_leaf **leafp, struct id_mid **midp)
+void pt_ids_free(int id)
 {
-	unsigned ti = top_index(id), mi = mid_index(id);
-	struct id_mid *mid = ids.top[ti];
+	unsigned ti = ti_of((unsigned)id), mi = mi_of((unsigned)id), li = li_of((unsigned)id);
+	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+	void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
 
-	*leafp = mid->leaf[mi];
-	*midp = NULL;
-	__atomic_store_n(&mid->leaf[mi], NULL, __ATOMIC_RELAXED);
-	if (--mid->nleaves == 0) {
-		__atomic_store_n(&ids.top[ti], NULL, __ATOMIC_RELAXED);
-		*midp = mid;
+	__atomic_sub_fetch(&ids.count, 1, SEQ);
+	if (kind_of(leaf) == DENSE) {
+		dense_free(ti, m, mi, leaf, li);
+		return;
 	}
+	pt_lock(&m->lock);
+	leaf = m->leaf[mi];
+	if (kind_of(leaf) == DENSE) {
+		pt_unlock(&m->lock);
+		dense_free(ti, m, mi, leaf, li);
+		return;
+	}
+	struct sparse *s = leaf;
+	int pos = sparse_find(s, li);
+	bool empty_mid = false;
+	uint32_t others = 0;
+	for (uint32_t i = 0; i < s->n; i++)
+		others += (int)i != pos && s->obj[i];
+	if (others == 0) {
+		empty_mid = unlink_leaf(m, ti, mi);
+	} else {
+		struct sparse *t = sparse_without(s, pos);
+		if (t) {
+			__atomic_store_n(&m->leaf[mi], t, REL);
+			retire_leaf(s);
+		} else {
+			/* No memory for the smaller copy: empty the slot in place
+			 * (readers see the object or NULL, both fine). */
+			__atomic_store_n(&s->obj[pos], NULL, REL);
+		}
+	}
+	pt_unlock(&m->lock);
+	if (empty_mid)
+		mid_emptied(ti);
 }
 
-void pt_ids_remove(struct pt_timer *t)
-{
-	unsigned id = (unsigned)t->id;
-	unsigned ti = top_index(id), mi = mid_index(id), li = leaf_index(id);
-	struct id_leaf *free_leaf = NULL;
-	struct id_mid *free_mid = NULL;
-
-	pt_lock(&ids.lock);
-	struct id_mid *mid = ids.top[ti];
-	struct id_leaf *leaf = mid->leaf[mi];
-	__atomic_store_n(&leaf->slot[li], NULL, __ATOMIC_RELAXED);
-	bit_clear(leaf->used, li);
-	bit_clear(mid->full, mi);
-	bit_clear(ids.top_full, ti);
-	ids.count--;
-	if (--leaf->count == 0 && ids.linger != leaf) {
-		/* Keep this one; let the previous lingering leaf go if it is
-		 * still empty.  Memory stays within one leaf of the live set. */
-		if (ids.linger && ids.linger->count == 0)
-			unlink_leaf(ids.linger_id, &free_leaf, &free_mid);
-		ids.linger = leaf;
-		ids.linger_id = id;
-	}
-	pt_unlock(&ids.lock);
-	/* Readers may still be walking the unlinked nodes: free them only
-	 * after a grace period. */
-	if (free_leaf)
-		pt_defer_free(&free_leaf->limbo, free_leaf, free_obj);
-	if (free_mid)
-		pt_defer_free(&free_mid->limbo, free_mid, free_obj);
-}
-
-struct pt_timer *pt_ids_lookup(int id)
+void *pt_ids_lookup(int id)
 {
 	if (id < 0)
 		return NULL;
-	struct id_mid *mid = __atomic_load_n(&ids.top[top_index((unsigned)id)], __ATOMIC_ACQUIRE);
-	if (!mid)
+	struct mid *m = __atomic_load_n(&ids.top[ti_of((unsigned)id)], ACQ);
+	if (!m)
 		return NULL;
-	struct id_leaf *leaf = __atomic_load_n(&mid->leaf[mid_index((unsigned)id)], __ATOMIC_ACQUIRE);
+	void *leaf = __atomic_load_n(&m->leaf[mi_of((unsigned)id)], ACQ);
 	if (!leaf)
 		return NULL;
-	struct pt_timer *t = __atomic_load_n(&leaf->slot[leaf_index((unsigned)id)], __ATOMIC_ACQUIRE);
-	if (!t || !__atomic_load_n(&t->valid, __ATOMIC_ACQUIRE))
-		return NULL;
-	return t;
+	unsigned li = li_of((unsigned)id);
+	if (kind_of(leaf) == DENSE)
+		return __atomic_load_n(&((struct dense *)leaf)->slot[li], ACQ);
+	int pos = sparse_find(leaf, li);
+	return pos < 0 ? NULL : __atomic_load_n(&((struct sparse *)leaf)->obj[pos], ACQ);
 }
 
-struct pt_timer *pt_ids_next(int *idp)
+/* The first object in leaf at offset >= li; *li is updated. */
+static void *leaf_next(void *leaf, unsigned *li)
+{
+	if (kind_of(leaf) == SPARSE) {
+		struct sparse *s = leaf;
+		int pos = sparse_find(s, *li);
+		for (uint32_t i = (uint32_t)(pos < 0 ? -pos - 1 : pos); i < s->n; i++) {
+			void *o = __atomic_load_n(&s->obj[i], ACQ);
+			if (o) {
+				*li = offs(s)[i];
+				return o;
+			}
+		}
+		return NULL;
+	}
+	struct dense *d = leaf;
+	for (unsigned i = *li; i < LEAF_SLOTS;) {
+		uint64_t w = __atomic_load_n(&d->used[i / 64], RLX) & (~0ull << (i % 64));
+		if (!w) {
+			i = (i & ~63u) + 64;
+			continue;
+		}
+		i = (i & ~63u) + (unsigned)__builtin_ctzll(w);
+		void *o = __atomic_load_n(&d->slot[i], ACQ);
+		if (o) {
+			*li = i;
+			return o;
+		}
+		i++;
+	}
+	return NULL;
+}
+
+void *pt_ids_next(int *idp)
 {
 	if (*idp < 0)
 		return NULL;
-	for (unsigned id = (unsigned)*idp; id <= INT_MAX;) {
-		struct id_mid *mid = __atomic_load_n(&ids.top[top_index(id)], __ATOMIC_ACQUIRE);
-		if (!mid) {
-			id = (top_index(id) + 1) << (MID_BITS + LEAF_BITS);
-			if (id == 0)
-				break;
+	unsigned from = (unsigned)*idp;
+	for (unsigned ti = ti_of(from); ti < TOP_SLOTS; ti++, from = ti << (MID_BITS + LEAF_BITS)) {
+		struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+		if (!m)
 			continue;
-		}
-		struct id_leaf *leaf = __atomic_load_n(&mid->leaf[mid_index(id)], __ATOMIC_ACQUIRE);
-		if (!leaf) {
-			id = (id | (LEAF_SLOTS - 1)) + 1;
-			continue;
-		}
-		for (unsigned li = leaf_index(id); li < LEAF_SLOTS; li++, id++) {
-			struct pt_timer *t = __atomic_load_n(&leaf->slot[li], __ATOMIC_ACQUIRE);
-			if (t && __atomic_load_n(&t->valid, __ATOMIC_ACQUIRE)) {
-				*idp = (int)id;
-				return t;
+		for (unsigned mi = mi_of(from), li = li_of(from); mi < MID_SLOTS; mi++, li = 0) {
+			void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
+			if (!leaf)
+				continue;
+			void *o = leaf_next(leaf, &li);
+			if (o) {
+				*idp = (int)id_of(ti, mi, li);
+				return o;
 			}
 		}
 	}
@@ -300,158 +701,86 @@ struct pt_timer *pt_ids_next(int *idp)
 
 int pt_ids_restore_mode(unsigned long mode)
 {
-	int ret = 0;
-
-	pt_lock(&ids.lock);
 	switch (mode) {
-	case PTIMER_RESTORE_IDS_OFF:
-	case PTIMER_RESTORE_IDS_ON:
-		__atomic_store_n(&ids.restore, mode == PTIMER_RESTORE_IDS_ON, __ATOMIC_RELAXED);
-		break;
-	case PTIMER_RESTORE_IDS_GET:
-		ret = ids.restore;
-		break;
+	case 0:
+	case 1:
+		__atomic_store_n(&ids.restore, mode == 1, SEQ);
+		return 0;
+	case 2:
+		return __atomic_load_n(&ids.restore, SEQ);
 	default:
-		ret = -EINVAL;
+		return -EINVAL;
 	}
-	pt_unlock(&ids.lock);
-	return ret;
 }
 
 bool pt_ids_restore_on(void)
 {
-	return __atomic_load_n(&ids.restore, __ATOMIC_RELAXED);
+	return __atomic_load_n(&ids.restore, RLX);
 }
 
 int pt_ids_set_policy(int policy)
 {
-	int ret = 0;
-
-	if (policy != PTIMER_IDS_LINUX && policy != PTIMER_IDS_DENSE)
+	if (policy != PT_IDS_LINUX && policy != PT_IDS_DENSE)
 		return -EINVAL;
-	pt_lock(&ids.lock);
-	if (ids.count)
-		ret = -EBUSY;
-	else
-		ids.policy = policy;
-	pt_unlock(&ids.lock);
-	return ret;
+	if (__atomic_load_n(&ids.count, SEQ))
+		return -EBUSY;
+	__atomic_store_n(&ids.policy, policy, RLX);
+	return 0;
 }
 
 int pt_ids_get_policy(void)
 {
-	return __atomic_load_n(&ids.policy, __ATOMIC_RELAXED);
+	return __atomic_load_n(&ids.policy, RLX);
 }
 
 void pt_ids_set_max(size_t max)
 {
-	pt_lock(&ids.lock);
-	ids.max = max;
-	pt_unlock(&ids.lock);
+	__atomic_store_n(&ids.max, max, RLX);
 }
 
 size_t pt_ids_count(void)
 {
-	pt_lock(&ids.lock);
-	size_t n = ids.count;
-	pt_unlock(&ids.lock);
-	return n;
+	return __atomic_load_n(&ids.count, RLX);
 }
 
-/* ---- deferred frees ---- */
-
-void pt_defer_free(struct pt_limbo *l, void *obj, void (*free_fn)(void *))
+unsigned pt_ids_counter(void)
 {
-	l->obj = obj;
-	l->free_fn = free_fn;
-	pt_lock(&ids.limbo_lock);
-	l->next = ids.limbo;
-	ids.limbo = l;
-	unsigned n = ++ids.nlimbo;
-	pt_unlock(&ids.limbo_lock);
-	if (n >= RECLAIM_BATCH)
-		pt_reclaim(false);
+	return __atomic_load_n(&ids.counter, RLX) & INT_MAX;
 }
 
-/*
- * Free what was deferred, after a grace period.  The caller must not be in
- * a read-side section.  Batching keeps synchronize_rcu() (a membarrier
- * and a scan of the readers) off the per-delete cost.
- */
-void pt_reclaim(bool force)
+void pt_ids_set_counter(unsigned next)
 {
-	pt_lock(&ids.limbo_lock);
-	if (!force && ids.nlimbo < RECLAIM_BATCH) {
-		pt_unlock(&ids.limbo_lock);
-		return;
-	}
-	struct pt_limbo *l = ids.limbo;
-	ids.limbo = NULL;
-	ids.nlimbo = 0;
-	pt_unlock(&ids.limbo_lock);
-	if (!l)
-		return;
-	pt_synchronize_rcu();
-	while (l) {
-		struct pt_limbo *next = l->next;
-		l->free_fn(l->obj);
-		l = next;
-	}
+	__atomic_store_n(&ids.counter, next & INT_MAX, SEQ);
 }
 
-/* ---- fork ---- */
+size_t pt_ids_bytes(void)
+{
+	return __atomic_load_n(&ids.bytes, RLX) + sizeof(ids);
+}
 
 void pt_ids_fork_prepare(void)
 {
 	pt_lock(&ids.lock);
-	pt_lock(&ids.limbo_lock);
 }
 
 void pt_ids_fork_parent(void)
 {
-	pt_unlock(&ids.limbo_lock);
 	pt_unlock(&ids.lock);
 }
 
-/* The child has no timers (the kernel gives it a new signal_struct): free
- * the parent's, which nobody in the child can be reading, and start over
- * with a zero counter and restore mode off. */
 void pt_ids_fork_child(void)
 {
 	for (unsigned ti = 0; ti < TOP_SLOTS; ti++) {
-		struct id_mid *mid = ids.top[ti];
-		if (!mid)
+		struct mid *m = ids.top[ti];
+		if (!m)
 			continue;
-		for (unsigned mi = 0; mi < MID_SLOTS; mi++) {
-			struct id_leaf *leaf = mid->leaf[mi];
-			if (!leaf)
-				continue;
-			for (unsigned li = 0; li < LEAF_SLOTS; li++) {
-				struct pt_timer *t = leaf->slot[li];
-				if (t) {
-					pt_notify_fini(t);
-					free(t);
-				}
-			}
-			free(leaf);
-		}
-		free(mid);
-	}
-	for (struct pt_limbo *l = ids.limbo, *next; l; l = next) {
-		next = l->next;
-		l->free_fn(l->obj);
+		for (unsigned mi = 0; mi < MID_SLOTS; mi++)
+			free(m->leaf[mi]);
+		free(m);
 	}
 	int policy = ids.policy;
 	size_t max = ids.max;
 	memset(&ids, 0, sizeof(ids));
-	ids.policy = policy; /* a setting of the program, not state of the timers */
+	ids.policy = policy; /* settings of the program, not state of its timers */
 	ids.max = max;
-}
-
-/* At exit, free what waits for a grace period, so that memory checkers see
- * only what live timers hold (still reachable).  The dispatcher may still
- * be running: the grace period covers it. */
-__attribute__((destructor)) static void ids_exit(void)
-{
-	pt_reclaim(true);
 }

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
 #include "ptimers.h"
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77
@@ -102,7 +102,7 @@ int prctl(int option, ...)
 static void put(int fd, const char *msg, int n, size_t size)
 {
 	if (n > 0)
-		(void)!write(fd, msg, (size_t)n < size ? (size_t)n : size - 1);
+		(void)!syscall(SYS_write, fd, msg, (size_t)n < size ? (size_t)n : size - 1);
 }
 
 static void warn_env(const char *name, const char *value, const char *expect)
@@ -120,17 +120,19 @@ __attribute__((destructor)) static void preload_fini(void)
 	char msg[320], name[64] = "?";
 	int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		ssize_t n = read(fd, name, sizeof(name) - 1);
+		ssize_t n = syscall(SYS_read, fd, name, sizeof(name) - 1);
 		name[n > 0 ? n - 1 : 0] = '\0';
-		close(fd);
+		syscall(SYS_close, fd);
 	}
+	struct ptimer_stats st = { 0 };
+	ptimer_get_stats(&st, sizeof(st));
 	int n = snprintf(msg, sizeof(msg),
 			 "ptimers: %s[%d]: %lu timers on the engine (signal %lu, thread %lu, "
-			 "thread-id %lu, none %lu); %lu signals sent, %lu notify threads started\n",
+			 "thread-id %lu, none %lu); %llu signals sent, %llu notify threads started\n",
 			 name, (int)getpid(),
 			 created[0] + created[1] + created[2] + created[3], created[0], created[1],
-			 created[2], created[3], __atomic_load_n(&pt_stats.signals, __ATOMIC_RELAXED),
-			 __atomic_load_n(&pt_stats.threads, __ATOMIC_RELAXED));
+			 created[2], created[3], (unsigned long long)st.signals_sent,
+			 (unsigned long long)st.threads_started);
 	put(stats_fd, msg, n, sizeof(msg));
 }
 

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The one place liburcu-bp comes in.
+ * The one place liburcu-bp comes in: read-side sections and deferred
+ * frees (call_rcu).
  *
  * Normal builds inline the read side (a TLS load and a store).  Sanitizer
  * builds define PTIMERS_NO_URCU_INLINE and call the library's out-of-line
@@ -10,7 +11,7 @@
  *
  * ThreadSanitizer cannot see a grace period (liburcu orders it with
  * membarrier and plain loads).  Under TSan, every read-side unlock
- * releases and every synchronize acquires one address: exactly the
+ * releases and every grace period acquires one address: exactly the
  * guarantee RCU gives, that what a reader did before leaving happens
  * before what the updater does after the grace period.
  */
@@ -20,8 +21,9 @@
 #define _LGPL_SOURCE
 #endif
 #include <urcu-bp.h>
+#include <urcu/call-rcu.h>
 
-#include "lock.h"
+#include "section.h"
 
 #ifdef __SANITIZE_THREAD__
 #include <sanitizer/tsan_interface.h>
@@ -33,12 +35,11 @@ extern char pt_rcu_tsan_sync;
 #define PT_TSAN_ACQUIRE() do { } while (0)
 #endif
 
-/* Read-side sections count as engine sections (lock.h): a handler must
- * not run inside one, where a grace period could wait for itself. */
+/* Read-side sections are engine sections: a handler must not run inside
+ * one, where a grace period could end up waiting for itself. */
 static inline void pt_rcu_read_lock(void)
 {
-	pt_lock_depth++;
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	pt_section_enter();
 	urcu_bp_read_lock();
 }
 
@@ -46,14 +47,22 @@ static inline void pt_rcu_read_unlock(void)
 {
 	PT_TSAN_RELEASE();
 	urcu_bp_read_unlock();
-	__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	if (--pt_lock_depth == 0 && __builtin_expect(pt_deferred_count != 0, 0))
-		pt_deliver_deferred();
+	pt_section_leave();
 }
 
-static inline void pt_synchronize_rcu(void)
-{
-	urcu_bp_synchronize_rcu();
-	PT_TSAN_ACQUIRE();
-}
+/* Call fn(head) after a grace period, on liburcu's worker thread (started
+ * on first use, with every signal blocked, so that it never takes a signal
+ * meant for the program's threads).  Allocates nothing: the rcu_head is
+ * embedded in what is to be freed. */
+void pt_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *));
+
+/* First thing in every pt_call_rcu() callback: under TSan, what every
+ * reader did before its unlock, and what the caller of pt_call_rcu() did
+ * before the call, happens before the free. */
+#define PT_RCU_CALLBACK() PT_TSAN_ACQUIRE()
+
+/* Fork: liburcu's reader registry and its worker (engine.c orders them). */
+void pt_rcu_fork_prepare(void);
+void pt_rcu_fork_parent(void);
+void pt_rcu_fork_child(void);
 #endif

@@ -12,13 +12,12 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/prctl.h>
 #include <sys/rseq.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ptimers/slice.h"
-#include "slice_internal.h"
+#include "slice.h"
 
 #define PR_RSEQ_SLICE_EXTENSION 79
 #define PR_RSEQ_SLICE_EXTENSION_GET 1
@@ -53,8 +52,9 @@ static int slice_enable_thread(void)
 		slice_state = -1;
 		return 0;
 	}
-	if (prctl(PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_SET, PR_RSEQ_SLICE_EXT_ENABLE, 0,
-		  0) == 0) {
+	/* The system call itself: the drop-in stands in for libc's prctl. */
+	if (syscall(SYS_prctl, PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_SET,
+		    PR_RSEQ_SLICE_EXT_ENABLE, 0, 0) == 0) {
 		__atomic_store_n(&slice_support, 1, __ATOMIC_RELAXED);
 		slice_state = 1;
 		return 1;
@@ -70,7 +70,7 @@ static int slice_enable_thread(void)
 	return 0;
 }
 
-int ptimers_slice_available(void)
+int ptimer_slice_available(void)
 {
 	if (slice_state == 0)
 		slice_enable_thread();
@@ -105,12 +105,12 @@ int pt_slice_end_slow(void)
 	return 0;
 }
 
-void ptimers_slice_begin(void)
+void ptimer_slice_begin(void)
 {
 	pt_slice_begin_slow();
 }
 
-int ptimers_slice_end(void)
+int ptimer_slice_end(void)
 {
 	return pt_slice_end_slow();
 }

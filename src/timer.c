@@ -1,18 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The timer calls: create, settime, gettime, getoverrun, delete and the
- * restore-ID mode.  Each follows do_timer_create(), do_timer_settime(),
- * common_timer_get() and friends in kernel/time/posix-timers.c, including
- * the order of their checks, because the order decides which errno a
- * caller sees and whether an ID was used up.
+ * The timer calls and every change of a timer's state: create, arm, fire,
+ * forward, deliver, delete.  Each follows its counterpart in the kernel's
+ * kernel/time/posix-timers.c (do_timer_create(), do_timer_settime(),
+ * common_timer_get(), posix_timer_fn(), posixtimer_deliver_signal()),
+ * including the order of their checks, because the order decides which
+ * errno a caller sees and whether an ID was used up.
+ *
+ * The dispatcher reaches this file through the queue callbacks: want()
+ * says where a timer should be queued, expire() fires it.  The hooks reach
+ * it when the program takes a signal: pt_timer_deliver().
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
-#include "rcu.h"
+#include "clocks.h"
+#include "ids.h"
+#include "notify.h"
+#include "pool.h"
+#include "ptimers.h"
+#include "sys.h"
+#include "timer.h"
+#include "uaccess.h"
+
+#define RETRY_NS 1000000 /* a send the full queue put off is tried again after this */
+
+_Static_assert(sizeof(struct pt_timer) == 96, "a timer is 96 bytes");
+_Static_assert(offsetof(struct pt_timer, status) == PT_QNODE_OWNER_BYTES,
+	       "the timer's bytes start where the queue node's end");
+
+#define RD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define WR(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
 
 static inline int fail(int err)
 {
@@ -20,7 +41,7 @@ static inline int fail(int err)
 	return -1;
 }
 
-static inline int timer_to_id(timer_t timerid)
+static inline int id_of(timer_t timerid)
 {
 	intptr_t v = (intptr_t)timerid;
 	return v < 0 || v > INT_MAX ? -1 : (int)v;
@@ -38,135 +59,107 @@ static int64_t timespec_to_ns_sat(const struct timespec *ts)
 	return pt_ts_to_ns(ts);
 }
 
-void pt_timer_seq_begin(struct pt_timer *t)
+static int clamp_overrun(int64_t v)
+{
+	return v > INT_MAX ? INT_MAX : (int)v; /* DELAYTIMER_MAX */
+}
+
+/* ---- the seqcount and state writes (t->lock held) ---- */
+
+static void seq_begin(struct pt_timer *t)
 {
 	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
 }
 
-void pt_timer_seq_end(struct pt_timer *t)
+static void seq_end(struct pt_timer *t)
 {
 	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
 }
 
+static void set_flag(struct pt_timer *t, unsigned f, bool on)
+{
+	WR(t->flags, (uint8_t)(on ? t->flags | f : t->flags & ~f));
+}
+
+static void add_overrun(struct pt_timer *t, int64_t n)
+{
+	WR(t->overrun, clamp_overrun((int64_t)t->overrun + n));
+}
+
+static int64_t base_now(uint16_t base)
+{
+	return pt_base_now(base);
+}
+
 /*
- * Move a periodic timer's expiry forward by whole intervals.  Like the
- * kernel's hrtimer_forward(): past now, returning how many intervals were
- * added.  With inclusive, to the last boundary at or before now instead:
- * the dispatcher uses it when it finds a signal already delivered and
- * re-arms as if at that boundary.
+ * Move a periodic timer's expiry forward by whole intervals, past now,
+ * returning how many were added: the kernel's hrtimer_forward().  With
+ * inclusive, only to the last boundary at or before now (a probe found
+ * the signal delivered and re-arms as if at that boundary).
  */
-int64_t pt_timer_forward(struct pt_timer *t, int64_t now, bool inclusive)
+static int64_t forward(struct pt_timer *t, int64_t now, bool inclusive)
 {
 	int64_t iv = t->interval, delta = now - t->expires;
 
 	if (iv <= 0 || delta < 0)
 		return 0;
-	/* expires + (delta / iv) * iv is the last boundary at or before now;
-	 * the kernel always goes one interval further, to be past now. */
-	int64_t orun = delta / iv + (inclusive ? 0 : 1);
-	PT_WRITE(t->expires, t->expires + orun * iv);
-	return orun;
+	int64_t n = delta / iv + (inclusive ? 0 : 1);
+	WR(t->expires, pt_add_sat(t->expires, n > PT_NEVER / iv ? PT_NEVER : n * iv));
+	return n;
 }
 
-static void timer_free(void *obj)
+/* ---- the queue's view of a timer ---- */
+
+static uint16_t want(struct pt_timer *t, int64_t *key)
 {
-	struct pt_timer *t = obj;
-
-	pt_notify_fini(t);
-	free(t);
+	if (!t->valid || t->status == PT_DISARMED || t->notify == SIGEV_NONE ||
+	    (t->flags & PT_F_IGNORED))
+		return PT_BASE_NONE;
+	if (t->flags & PT_F_RETRY) {
+		/* In real time whatever its clock: a CPU clock may not move. */
+		*key = pt_clock_ns(CLOCK_MONOTONIC) + RETRY_NS;
+		return PT_BASE_MONOTONIC;
+	}
+	if (t->status == PT_ARMED) {
+		*key = t->expires;
+		return t->base;
+	}
+	if (!(t->flags & PT_F_SIG_QUEUED))
+		return PT_BASE_NONE; /* its thread is gone: nothing more to send */
+	/* A periodic timer whose signal is out: look whether it was taken at
+	 * the next boundary (the probe; see fire_signal()). */
+	int64_t now = base_now(t->base);
+	int64_t at = t->expires;
+	if (at <= now)
+		at += ((now - at) / t->interval + 1) * t->interval;
+	*key = at;
+	return t->base;
 }
 
-/* Give back the heap slots reserved at create, and its CPU clock. */
-static void release_queues(struct pt_timer *t)
+/* Tell the queue the timer's wishes changed.  t->lock held. */
+static void queued_changed(struct pt_timer *t)
 {
-	pt_queue_unreserve();
-	if (t->cpu)
-		pt_cpu_detach(t->cpu);
+	int64_t key = 0;
+	uint16_t b = want(t, &key);
+	pt_queue_update(&t->q, b, key);
 }
 
-int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
-{
-	int wanted = -1, err, id;
-
-	err = pt_clock_check(clockid);
-	if (err)
-		return fail(-err);
-
-	struct pt_timer *t = calloc(1, sizeof(*t));
-	if (!t)
-		return fail(EAGAIN); /* the kernel's answer to a failed allocation */
-	t->heap_idx = -1;
-	t->overrun = -1;
-	t->clockid = clockid;
-
-	/* Special case for checkpoint/restore: the wanted ID is in *timerid. */
-	if (pt_ids_restore_on()) {
-		if (!timerid) {
-			free(t);
-			return fail(EFAULT);
-		}
-		intptr_t req = (intptr_t)*timerid;
-		if (req < 0 || req > INT_MAX) {
-			free(t);
-			return fail(EINVAL);
-		}
-		wanted = (int)req;
-	}
-	if (pt_queue_reserve() != 0) {
-		free(t);
-		return fail(EAGAIN);
-	}
-	if (pt_is_cpu_clock(clockid)) {
-		t->cpu = pt_cpu_attach(clockid, &err);
-		if (!t->cpu) {
-			release_queues(t);
-			free(t);
-			return fail(-err);
-		}
-	}
-	/* The ID is reserved from here on but the timer is not valid yet:
-	 * lookups ignore it until it is fully built. */
-	id = pt_ids_insert(t, wanted);
-	if (id < 0) {
-		release_queues(t);
-		free(t);
-		return fail(-id);
-	}
-	/* Like the kernel, validate the sigevent only now: a bad one has
-	 * still used up a counter value. */
-	err = pt_notify_check(sev, clockid);
-	if (!err)
-		err = pt_notify_init(t, sev);
-	if (!err && t->notify != SIGEV_NONE)
-		err = pt_dispatch_start();
-	if (!err && !timerid)
-		err = -EFAULT;
-	if (err) {
-		pt_ids_remove(t);
-		release_queues(t);
-		pt_notify_fini(t);
-		free(t); /* never valid: no reader can hold it */
-		return fail(-err);
-	}
-	__atomic_store_n(&t->valid, true, __ATOMIC_RELEASE);
-	*timerid = (timer_t)(intptr_t)id;
-	return 0;
-}
+/* ---- locking by ID ---- */
 
 /* Look up and lock a live timer.  On success the caller holds t->lock and
  * the RCU read lock; release both with unlock_timer(). */
-static struct pt_timer *lock_timer(timer_t timerid)
+static struct pt_timer *lock_timer(int id)
 {
-	int id = timer_to_id(timerid);
-
 	pt_rcu_read_lock();
 	struct pt_timer *t = pt_ids_lookup(id);
 	if (t) {
 		pt_lock(&t->lock);
-		if (t->valid)
+		/* Deleted (and maybe reused) while we looked: the pool keeps the
+		 * memory a timer, so these two say whether it is ours. */
+		if (t->valid && t->id == id)
 			return t;
-		pt_unlock(&t->lock); /* deleted while we looked */
+		pt_unlock(&t->lock);
 	}
 	pt_rcu_read_unlock();
 	return NULL;
@@ -178,6 +171,110 @@ static void unlock_timer(struct pt_timer *t)
 	pt_rcu_read_unlock();
 }
 
+/* ---- create ---- */
+
+int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
+{
+	int wanted = -1, err;
+	uint16_t cbase = PT_BASE_NONE;
+	struct sigevent ev;
+
+	err = pt_clock_check(clockid);
+	if (err)
+		return fail(-err);
+	/* Special case for checkpoint/restore: the wanted ID is in *timerid. */
+	if (pt_ids_restore_on()) {
+		timer_t req;
+		if (pt_copy_from_user(&req, timerid, sizeof(req)) != 0)
+			return fail(EFAULT);
+		if ((intptr_t)req < 0 || (intptr_t)req > INT_MAX)
+			return fail(EINVAL);
+		wanted = (int)(intptr_t)req;
+	}
+	struct pt_timer *t = pt_pool_alloc();
+	if (!t)
+		return fail(EAGAIN); /* the kernel's answer to a failed allocation */
+	err = pt_clock_get(clockid, &cbase);
+	if (err)
+		goto out_free;
+	/* The ID is reserved from here on but the timer is not valid yet:
+	 * lookups pass it over until it is fully built. */
+	int id = pt_ids_alloc(t, wanted);
+	if (id < 0) {
+		err = id == -ENOMEM ? -EAGAIN : id;
+		goto out_clock;
+	}
+	/* Like the kernel, read and check the sigevent only now: a bad one
+	 * has still used up a counter value. */
+	if (sev && pt_copy_from_user(&ev, sev, sizeof(ev)) != 0) {
+		err = -EFAULT;
+		goto out_id;
+	}
+	err = pt_notify_check(sev ? &ev : NULL);
+	struct pt_thread_notify *thr = NULL;
+	if (!err && sev && ev.sigev_notify == SIGEV_THREAD)
+		err = pt_notify_thread_new(&ev, &thr);
+	if (!err && (!sev || ev.sigev_notify != SIGEV_NONE))
+		err = pt_clocks_start();
+	/* The kernel copies the ID out before the timer becomes valid. */
+	if (!err && pt_copy_to_user(timerid, &(timer_t){ (timer_t)(intptr_t)id }, sizeof(timer_t)))
+		err = -EFAULT;
+	if (err) {
+		if (thr)
+			pt_notify_thread_free(thr);
+		goto out_id;
+	}
+
+	/* Built under the lock: a late reader of the timer this memory was
+	 * may hold it, and must see the old state or the new one. */
+	pt_lock(&t->lock);
+	seq_begin(t);
+	WR(t->id, id);
+	WR(t->clockid, clockid);
+	WR(t->cbase, cbase);
+	WR(t->base, pt_clock_base(clockid, cbase, false));
+	WR(t->status, PT_DISARMED);
+	WR(t->flags, 0);
+	WR(t->expires, 0);
+	WR(t->interval, 0);
+	WR(t->overrun, -1);
+	WR(t->overrun_last, 0);
+	t->signal_seq = t->sigq_seq = t->probe_seq = 0;
+	union sigval value = { .sival_ptr = NULL };
+	if (!sev) {
+		/* The kernel's default: SIGALRM with the timer ID as value. */
+		WR(t->notify, SIGEV_SIGNAL);
+		WR(t->signo, SIGALRM);
+		value.sival_int = id;
+	} else {
+		WR(t->notify, (uint8_t)ev.sigev_notify);
+		WR(t->signo, (uint8_t)ev.sigev_signo);
+		value = ev.sigev_value;
+	}
+	WR(t->value.sival_ptr, value.sival_ptr);
+	if (thr) {
+		WR(t->thr, thr);
+	} else {
+		WR(t->target, sev && ev.sigev_notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? ev._sigev_un._tid
+										     : pt_pid);
+		WR(t->sent_tid, 0);
+	}
+	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
+	seq_end(t);
+	pt_unlock(&t->lock);
+	return 0;
+
+out_id:
+	pt_ids_free(id);
+out_clock:
+	pt_clock_put(cbase);
+out_free:
+	pt_pool_free(t); /* never valid: no reader acts on it */
+	return fail(-err);
+}
+
+/* ---- get ---- */
+
 /* The kernel's common_timer_get(), t->lock held.  It may move a periodic
  * timer whose signal is pending (or a SIGEV_NONE one) forward, counting
  * overruns, exactly as the kernel does. */
@@ -186,19 +283,17 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	bool sig_none = t->notify == SIGEV_NONE;
 
 	memset(cur, 0, sizeof(*cur));
-	int64_t now = t->cpu ? pt_cpu_now(t->cpu) : 0;
-	if (now < 0)
+	if (t->cbase != PT_BASE_NONE && base_now(t->cbase) < 0)
 		return; /* a CPU clock whose thread is gone: the kernel says all 0 */
 	if (t->interval)
 		cur->it_interval = pt_ns_to_ts(t->interval);
 	if (t->status == PT_DISARMED)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
-	if (!t->cpu)
-		now = pt_base_now(t->base);
+	int64_t now = base_now(t->base);
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
-		pt_timer_seq_begin(t);
-		PT_WRITE(t->overrun, t->overrun + pt_timer_forward(t, now, false));
-		pt_timer_seq_end(t);
+		seq_begin(t);
+		add_overrun(t, forward(t, now, false));
+		seq_end(t);
 	}
 	int64_t remaining = t->expires - now;
 	if (remaining <= 0) {
@@ -211,149 +306,131 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 	}
 }
 
+int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
+{
+	struct itimerspec cur;
+	struct pt_timer *t = lock_timer(id_of(timerid));
+
+	if (!t)
+		return fail(EINVAL);
+	timer_get(t, &cur);
+	unlock_timer(t);
+	return pt_copy_to_user(curr, &cur, sizeof(cur)) ? fail(EFAULT) : 0;
+}
+
+/* ---- arm ---- */
+
+/* Forget the signal of the old arming: drop it from the line and from the
+ * parked set.  t->lock held, inside the seqcount. */
+static void forget_signal(struct pt_timer *t)
+{
+	if (t->flags & PT_F_LINED)
+		pt_notify_unline(t);
+	set_flag(t, PT_F_LINED | PT_F_IGNORED | PT_F_RETRY | PT_F_PROBE_TOOK, false);
+	/* A signal still pending for the old arming is dropped when it is
+	 * delivered: it carries the old sequence number.  (If it is still
+	 * pending at the next expiry, it stands for that one, as the
+	 * kernel's queued sigqueue does.) */
+	t->signal_seq++;
+}
+
 int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_value,
 		   struct itimerspec *old_value)
 {
+	struct itimerspec nv, ov;
+
 	if (!new_value)
 		return fail(EINVAL);
-	if (!timespec_valid(&new_value->it_interval) || !timespec_valid(&new_value->it_value))
+	if (pt_copy_from_user(&nv, new_value, sizeof(nv)) != 0)
+		return fail(EFAULT);
+	if (!timespec_valid(&nv.it_interval) || !timespec_valid(&nv.it_value))
 		return fail(EINVAL);
 
-	struct pt_timer *t = lock_timer(timerid);
+	struct pt_timer *t = lock_timer(id_of(timerid));
 	if (!t)
 		return fail(EINVAL);
-	if (t->cpu && pt_cpu_now(t->cpu) < 0) {
+	if (t->cbase != PT_BASE_NONE && base_now(t->cbase) < 0) {
 		unlock_timer(t);
 		return fail(ESRCH); /* the kernel's answer for a reaped thread's clock */
 	}
 	if (old_value)
-		timer_get(t, old_value);
+		timer_get(t, &ov);
 
 	bool absolute = flags & TIMER_ABSTIME;
-	int64_t value = timespec_to_ns_sat(&new_value->it_value);
-	int64_t interval = value ? timespec_to_ns_sat(&new_value->it_interval) : 0;
+	int64_t value = timespec_to_ns_sat(&nv.it_value);
+	int64_t interval = value ? timespec_to_ns_sat(&nv.it_interval) : 0;
 
-	pt_timer_seq_begin(t);
-	pt_queue_del(t);
-	/* A signal still pending for the old arming is dropped when it is
-	 * delivered: it carries the old sequence number. */
-	t->signal_seq++;
-	PT_WRITE(t->status, PT_DISARMED);
-	PT_WRITE(t->interval, interval);
-	PT_WRITE(t->overrun_last, 0);
-	PT_WRITE(t->overrun, -1);
-	pt_notify_reset(t);
+	seq_begin(t);
+	forget_signal(t);
+	WR(t->status, PT_DISARMED);
+	WR(t->interval, interval);
+	WR(t->overrun_last, 0);
+	WR(t->overrun, -1);
 	if (value) {
-		int base = pt_clock_base(t->clockid, absolute);
-		int64_t expires = absolute ? value : pt_add_sat(pt_now(base, t), value);
-		PT_WRITE(t->base, base);
-		PT_WRITE(t->expires, expires);
-		PT_WRITE(t->status, PT_ARMED);
-		t->probe = false;
-		/* SIGEV_NONE timers are never queued: gettime computes them. */
-		if (t->notify != SIGEV_NONE)
-			pt_queue_add(t, base, expires);
+		uint16_t base = pt_clock_base(t->clockid, t->cbase, absolute);
+		WR(t->base, base);
+		WR(t->expires, absolute ? value : pt_add_sat(base_now(base), value));
+		WR(t->status, PT_ARMED);
 	}
-	pt_timer_seq_end(t);
+	seq_end(t);
+	queued_changed(t);
 	unlock_timer(t);
-	return 0;
-}
-
-int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
-{
-	struct pt_timer *t = lock_timer(timerid);
-
-	if (!t)
-		return fail(EINVAL);
-	if (!curr) {
-		unlock_timer(t);
+	/* As the kernel: the new setting stands even if old_value is bad. */
+	if (old_value && pt_copy_to_user(old_value, &ov, sizeof(ov)) != 0)
 		return fail(EFAULT);
-	}
-	timer_get(t, curr);
-	unlock_timer(t);
 	return 0;
 }
 
-static int overrun_to_int(int64_t overrun)
-{
-	return overrun > INT_MAX ? INT_MAX : (int)overrun; /* DELAYTIMER_MAX */
-}
-
-int ptimer_getoverrun(timer_t timerid)
-{
-	struct pt_timer *t = lock_timer(timerid);
-
-	if (!t)
-		return fail(EINVAL);
-	int ret = overrun_to_int(t->overrun_last);
-	unlock_timer(t);
-	return ret;
-}
-
-int ptimer_delete(timer_t timerid)
-{
-	struct pt_timer *t = lock_timer(timerid);
-
-	if (!t)
-		return fail(EINVAL);
-	pt_timer_seq_begin(t);
-	__atomic_store_n(&t->valid, false, __ATOMIC_RELEASE);
-	pt_queue_del(t);
-	t->signal_seq++;
-	PT_WRITE(t->status, PT_DISARMED);
-	pt_notify_reset(t);
-	pt_timer_seq_end(t);
-	unlock_timer(t);
-
-	pt_ids_remove(t);
-	release_queues(t);
-	pt_defer_free(&t->limbo, t, timer_free);
-	return 0;
-}
+/* ---- delivery ---- */
 
 /* Re-arm a periodic timer whose signal was delivered (the kernel's
- * __posixtimer_deliver_signal()).  t->lock held, status REQUEUE_PENDING. */
+ * __posixtimer_deliver_signal()): its overruns are the periods missed
+ * since the expiry that sent it.  t->lock held. */
 static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
 {
-	pt_timer_seq_begin(t);
-	pt_queue_del(t); /* a probe that is no longer needed */
-	PT_WRITE(t->overrun, t->overrun + pt_timer_forward(t, now, inclusive));
-	PT_WRITE(t->status, PT_ARMED);
-	PT_WRITE(t->overrun_last, t->overrun);
-	PT_WRITE(t->overrun, -1);
+	seq_begin(t);
+	add_overrun(t, forward(t, now, inclusive));
+	WR(t->status, PT_ARMED);
+	WR(t->overrun_last, t->overrun < 0 ? 0 : t->overrun);
+	WR(t->overrun, -1);
 	t->signal_seq++;
-	t->probe = false;
-	pt_queue_add(t, t->base, t->expires);
-	pt_timer_seq_end(t);
+	seq_end(t);
 }
 
-void pt_timer_rearm_queued(struct pt_timer *t)
+/* A signal that went out was taken where the engine could not see it
+ * (found by a probe, or by getoverrun): re-arm as at delivery, and let a
+ * late report of that delivery through (probe_seq).  t->lock held. */
+static void delivered_unseen(struct pt_timer *t, int64_t now, bool inclusive)
 {
-	rearm_delivered(t, pt_now(t->base, t), true);
+	set_flag(t, PT_F_SIG_QUEUED, false);
+	rearm_delivered(t, now, inclusive);
+	set_flag(t, PT_F_PROBE_TOOK, true);
+	t->probe_seq = t->signal_seq;
 }
 
-/* The kernel's posixtimer_deliver_signal(). */
-int pt_deliver(siginfo_t *info)
+int pt_timer_deliver(siginfo_t *info)
 {
 	info->si_errno = 0; /* the marker is ours, not the program's */
-	struct pt_timer *t = lock_timer((timer_t)(intptr_t)info->si_timerid);
+	struct pt_timer *t = lock_timer(info->si_timerid);
 	if (!t)
 		return 0; /* deleted: the kernel drops the signal */
 	int ret = 1;
-	if (t->sig_queued && t->sigqueue_seq == t->signal_seq) {
-		PT_WRITE(t->sig_queued, false);
+	if ((t->flags & PT_F_SIG_QUEUED) && t->sigq_seq == t->signal_seq) {
+		set_flag(t, PT_F_SIG_QUEUED, false);
 		if (t->interval && t->status == PT_REQUEUE_PENDING) {
-			rearm_delivered(t, pt_now(t->base, t), false);
-			info->si_overrun = overrun_to_int(t->overrun_last);
+			rearm_delivered(t, base_now(t->base), false);
+			queued_changed(t);
+			info->si_overrun = t->overrun_last;
 		}
-	} else if (!t->sig_queued && t->probe_took && t->probe_seq == t->signal_seq) {
+	} else if (!(t->flags & PT_F_SIG_QUEUED) && (t->flags & PT_F_PROBE_TOOK) &&
+		   t->probe_seq == t->signal_seq) {
 		/* The probe found the signal gone while it was on its way to
 		 * us and re-armed already: this is that delivery. */
-		t->probe_took = false;
-		info->si_overrun = overrun_to_int(t->overrun_last);
+		set_flag(t, PT_F_PROBE_TOOK, false);
+		info->si_overrun = t->overrun_last;
 	} else {
 		/* Re-armed or deleted since it was sent: stale. */
-		PT_WRITE(t->sig_queued, false);
+		set_flag(t, PT_F_SIG_QUEUED, false);
 		ret = 0;
 	}
 	unlock_timer(t);
@@ -362,10 +439,35 @@ int pt_deliver(siginfo_t *info)
 
 int ptimer_signal_delivered(siginfo_t *info)
 {
-	if (!info || !pt_is_engine_signal(info))
+	siginfo_t si;
+
+	if (!info || pt_copy_from_user(&si, info, sizeof(si)) != 0 || !pt_notify_is_engine_signal(&si))
 		return -1;
-	return pt_deliver(info);
+	int r = pt_timer_deliver(&si);
+	if (pt_copy_to_user(info, &si, sizeof(si)) != 0)
+		return -1;
+	return r;
 }
+
+int ptimer_getoverrun(timer_t timerid)
+{
+	struct pt_timer *t = lock_timer(id_of(timerid));
+
+	if (!t)
+		return fail(EINVAL);
+	/* The kernel counts a delivery's overruns when the signal is taken,
+	 * even by a default action no hook sees: ask the kernel whether the
+	 * signal is still there. */
+	if ((t->flags & PT_F_SIG_QUEUED) && t->status == PT_REQUEUE_PENDING && !pt_notify_pending(t)) {
+		delivered_unseen(t, base_now(t->base), false);
+		queued_changed(t);
+	}
+	int ret = t->overrun_last;
+	unlock_timer(t);
+	return ret;
+}
+
+/* ---- the process's ID space ---- */
 
 int ptimer_restore_ids(unsigned long mode, unsigned long a3, unsigned long a4, unsigned long a5)
 {
@@ -390,4 +492,302 @@ int ptimer_set_max_timers(size_t max)
 {
 	pt_ids_set_max(max);
 	return 0;
+}
+
+/* ---- delete ---- */
+
+int ptimer_delete(timer_t timerid)
+{
+	struct pt_timer *t = lock_timer(id_of(timerid));
+
+	if (!t)
+		return fail(EINVAL);
+	int id = t->id;
+	uint16_t cbase = t->cbase;
+	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
+	seq_begin(t);
+	__atomic_store_n(&t->valid, 0, __ATOMIC_RELEASE);
+	forget_signal(t);
+	WR(t->status, PT_DISARMED);
+	set_flag(t, PT_F_SIG_QUEUED, false);
+	seq_end(t);
+	queued_changed(t); /* out of its queue */
+	unlock_timer(t);
+
+	pt_ids_free(id);
+	pt_clock_put(cbase);
+	if (thr)
+		pt_notify_thread_free(thr);
+	pt_pool_free(t); /* reusable at once: late readers check valid and id */
+	return 0;
+}
+
+/* ---- expiry (the dispatcher) ---- */
+
+static unsigned long parked; /* timers parked because their signal is ignored */
+
+/* The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
+ * signal timer, t->lock held.  via: see pt_notify_send(). */
+static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
+{
+	seq_begin(t);
+	WR(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
+	set_flag(t, PT_F_PROBE_TOOK | PT_F_RETRY, false);
+	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
+	if (in_flight) {
+		/* At most one signal per timer: the one pending now stands for
+		 * this expiry (the kernel updates its sequence the same way). */
+		t->sigq_seq = t->signal_seq;
+	} else if (pt_notify_ignored(t)) {
+		/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is
+		 * lost, a periodic timer waits for the signal to matter, its
+		 * expiry kept so that the periods missed become overruns. */
+		set_flag(t, PT_F_SIG_QUEUED, false);
+		if (t->interval) {
+			set_flag(t, PT_F_IGNORED, true);
+			__atomic_fetch_add(&parked, 1, __ATOMIC_RELAXED);
+		}
+	} else {
+		pid_t sent = 0;
+		enum pt_send sent_how = pt_notify_send(t, via, via_mask, &sent);
+		switch (sent_how) {
+		case PT_SENT:
+		case PT_LINED:
+			set_flag(t, PT_F_SIG_QUEUED, true);
+			set_flag(t, PT_F_LINED, sent_how == PT_LINED);
+			t->sigq_seq = t->signal_seq;
+			WR(t->sent_tid, sent);
+			break;
+		case PT_FULL:
+			/* Not lost: sent again shortly, and a periodic timer's
+			 * missed periods become the overruns of that signal. */
+			set_flag(t, PT_F_SIG_QUEUED, false);
+			set_flag(t, PT_F_RETRY, true);
+			if (!t->interval)
+				WR(t->status, PT_ARMED);
+			break;
+		case PT_GONE:
+			/* The target thread is gone: like the kernel, stop
+			 * notifying it. */
+			set_flag(t, PT_F_SIG_QUEUED, false);
+			break;
+		}
+	}
+	seq_end(t);
+}
+
+static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
+{
+	struct pt_timer *t = (struct pt_timer *)n;
+	void (*fn)(union sigval) = NULL;
+	union sigval value;
+	const pthread_attr_t *attr = NULL;
+
+	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's attributes */
+	pt_lock(&t->lock);
+	if (!t->valid)
+		goto out;
+	if (t->flags & PT_F_RETRY) {
+		if (b->index == PT_BASE_MONOTONIC)
+			fire_signal(t, 0, 0);
+		goto out;
+	}
+	if (b->index != t->base)
+		goto out; /* re-armed elsewhere since: the queue catches up */
+	if (t->status == PT_REQUEUE_PENDING && (t->flags & PT_F_SIG_QUEUED)) {
+		/* The probe: was the signal taken without the engine seeing? */
+		if (!pt_notify_pending(t)) {
+			delivered_unseen(t, now, true);
+			/* expires <= now: it fires on the queue's next look */
+		}
+		goto out;
+	}
+	if (t->status != PT_ARMED || t->expires > now)
+		goto out;
+	if (t->notify == SIGEV_THREAD) {
+		fn = t->thr->fn;
+		attr = &t->thr->attr;
+		value = t->value;
+		seq_begin(t);
+		if (t->interval) {
+			/* glibc's helper thread takes the signal at once, so the
+			 * kernel re-arms right away: overruns are the periods
+			 * already missed. */
+			WR(t->overrun_last, clamp_overrun(forward(t, now, false) - 1));
+			WR(t->overrun, -1);
+			t->signal_seq++;
+		} else {
+			WR(t->status, PT_DISARMED);
+		}
+		seq_end(t);
+	} else {
+		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
+			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED));
+	}
+out:
+	pt_unlock(&t->lock);
+	if (fn)
+		pt_notify_spawn(fn, value, attr);
+	pt_rcu_read_unlock();
+}
+
+/* ---- signals the program took, disposition changes ---- */
+
+void pt_timer_signal_taken(int sig)
+{
+	uint32_t seq;
+
+	pt_rcu_read_lock();
+	struct pt_timer *t = pt_notify_line_pop(sig, &seq);
+	if (t) {
+		pt_lock(&t->lock);
+		if (t->valid && (t->flags & PT_F_LINED) && seq == t->signal_seq) {
+			seq_begin(t);
+			set_flag(t, PT_F_LINED, false);
+			pid_t sent = 0;
+			enum pt_send r = pt_notify_send(t, 0, 0, &sent);
+			if (r == PT_LINED)
+				set_flag(t, PT_F_LINED, true);
+			else if (r != PT_SENT)
+				set_flag(t, PT_F_SIG_QUEUED, false);
+			WR(t->sent_tid, sent);
+			seq_end(t);
+		}
+		pt_unlock(&t->lock);
+	}
+	pt_rcu_read_unlock();
+}
+
+/* The kernel's posixtimer_sig_unignore(): every timer parked on sig gets
+ * its signal now, and is re-armed when that is delivered. */
+void pt_timer_unignore(int sig)
+{
+	if (__atomic_load_n(&parked, __ATOMIC_RELAXED) == 0)
+		return;
+	int id = 0;
+	pt_rcu_read_lock();
+	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
+		if (!(RD(t->flags) & PT_F_IGNORED) || RD(t->signo) != sig)
+			continue;
+		pt_lock(&t->lock);
+		if (t->valid && (t->flags & PT_F_IGNORED)) {
+			seq_begin(t);
+			set_flag(t, PT_F_IGNORED, false);
+			__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
+			seq_end(t);
+			if (t->status == PT_REQUEUE_PENDING)
+				fire_signal(t, 0, 0);
+			queued_changed(t);
+		}
+		pt_unlock(&t->lock);
+		if (id == INT_MAX)
+			break;
+	}
+	pt_rcu_read_unlock();
+}
+
+/* ---- the readout's snapshot ---- */
+
+bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
+{
+	unsigned s1, s2;
+	uint8_t status, flags, valid, notify, signo;
+	int32_t tid, clockid, overrun_last;
+	uint16_t base, cbase;
+	int64_t expires, interval;
+	union sigval value;
+	pid_t target = 0;
+
+	do {
+		while ((s1 = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE)) & 1)
+			__builtin_ia32_pause();
+		valid = RD(t->valid);
+		tid = RD(t->id);
+		status = RD(t->status);
+		flags = RD(t->flags);
+		notify = RD(t->notify);
+		signo = RD(t->signo);
+		clockid = RD(t->clockid);
+		base = RD(t->base);
+		cbase = RD(t->cbase);
+		expires = RD(t->expires);
+		interval = RD(t->interval);
+		overrun_last = RD(t->overrun_last);
+		value.sival_ptr = RD(t->value.sival_ptr);
+		if (notify != SIGEV_THREAD)
+			target = RD(t->target);
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&t->seq, __ATOMIC_RELAXED);
+	} while (s1 != s2);
+	if (!valid || tid != id)
+		return false;
+
+	memset(info, 0, sizeof(*info));
+	info->id = id;
+	info->clockid = clockid;
+	info->notify = notify;
+	info->signo = signo;
+	info->value = value;
+	info->target = notify == SIGEV_THREAD ? pt_pid : target;
+	info->overrun = overrun_last;
+	info->armed = status != PT_DISARMED;
+	info->signal_pending = (flags & PT_F_SIG_QUEUED) != 0;
+	if (interval)
+		info->setting.it_interval = pt_ns_to_ts(interval);
+	if (status == PT_DISARMED)
+		return true;
+	int64_t now = pt_base_now(cbase != PT_BASE_NONE ? cbase : base);
+	if (now < 0) {
+		info->setting = (struct itimerspec){ 0 };
+		return true;
+	}
+	/* What gettime would say, without moving the timer forward. */
+	if (interval && expires <= now && (status != PT_ARMED || notify == SIGEV_NONE))
+		expires += ((now - expires) / interval + 1) * interval;
+	int64_t remaining = expires - now;
+	if (remaining > 0)
+		info->setting.it_value = pt_ns_to_ts(remaining);
+	else if (notify != SIGEV_NONE)
+		info->setting.it_value.tv_nsec = 1;
+	return true;
+}
+
+/* ---- process life ---- */
+
+static void q_lock(struct pt_qnode *n) { pt_lock(&((struct pt_timer *)n)->lock); }
+static void q_unlock(struct pt_qnode *n) { pt_unlock(&((struct pt_timer *)n)->lock); }
+static uint16_t q_want(struct pt_qnode *n, int64_t *key) { return want((struct pt_timer *)n, key); }
+
+static const struct pt_queue_ops queue_ops = {
+	.lock = q_lock,
+	.unlock = q_unlock,
+	.want = q_want,
+	.expire = expire,
+};
+
+void pt_timer_init(void)
+{
+	pt_pool_init(sizeof(struct pt_timer), offsetof(struct pt_timer, value));
+	pt_queue_set_ops(&queue_ops);
+}
+
+bool pt_timer_busy(void *obj)
+{
+	return pt_queue_busy(&((struct pt_timer *)obj)->q);
+}
+
+/* The child has no timers: give back what the parent's SIGEV_THREAD
+ * timers hold (the pool and the ID tree are freed wholesale). */
+void pt_timer_fork_child(void)
+{
+	int id = 0;
+	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
+		if (t->valid && t->notify == SIGEV_THREAD) {
+			pthread_attr_destroy(&t->thr->attr);
+			free(t->thr);
+		}
+		if (id == INT_MAX)
+			break;
+	}
+	parked = 0;
 }

@@ -5,9 +5,9 @@
  * a mutex hold that would stall other threads if the holder were scheduled
  * out.  ptimers wraps its own critical sections with it.
  *
- *	ptimers_slice_begin();
+ *	ptimer_slice_begin();
  *	critical_section();      (microseconds at most)
- *	ptimers_slice_end();
+ *	ptimer_slice_end();
  *
  * On kernels without the extension, or when glibc did not register rseq,
  * both calls are a load and a branch.  Begin/end nest; only the outermost
@@ -23,15 +23,15 @@ extern "C" {
 
 /* 1 when the running kernel grants extensions to the calling thread (the
  * first call per thread enables it with prctl), 0 otherwise. */
-int ptimers_slice_available(void);
+int ptimer_slice_available(void);
 
 /* Request an extension for the critical section that follows. */
-void ptimers_slice_begin(void);
+void ptimer_slice_begin(void);
 
 /* Leave the critical section: withdraw the request, or, when the kernel
  * granted an extension, give the CPU back (rseq_slice_yield). Returns 1
  * when an extension had been granted, 0 otherwise. */
-int ptimers_slice_end(void);
+int ptimer_slice_end(void);
 
 #ifdef __cplusplus
 }

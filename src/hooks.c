@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Delivery: learning the moment the program takes an engine signal.
+ * The hooks: libc's signal-taking functions, wrapped so that the engine
+ * learns the moment the program takes one of its signals.
  *
  * The kernel re-arms a periodic timer, fills in si_overrun and drops a
  * stale signal (one whose timer was re-armed or deleted since it was
  * queued) at the moment the signal is dequeued.  In user space that moment
- * is visible only where the program takes the signal, so the engine sits
- * in those places:
+ * is visible only where the program takes the signal, so the hooks sit in
+ * those places:
  *
  *   - handlers: sigaction(), signal(), bsd_signal() and sysv_signal()
  *     install the program's handler behind a trampoline;
@@ -14,61 +15,47 @@
  *   - signalfd(): read() on a signalfd (dup(), dup2(), dup3() and close()
  *     keep track of which descriptors are signalfds).
  *
- * Each sees every signal and passes anything not sent by this engine
- * through untouched.  An engine signal carries a marker in si_errno (the
- * one field every way of taking a signal reports, signalfd included); the
- * program sees si_errno == 0 as from the kernel.  A stale engine signal is
- * swallowed: a handler is not called, a wait goes on waiting, a signalfd
- * read leaves the record out.
+ * Each sees every signal and passes anything not sent by the engine
+ * through untouched.  A stale engine signal is swallowed: a handler is not
+ * called, a wait goes on waiting, a signalfd read leaves the record out.
  *
  * A signal may interrupt a thread that is inside the engine, holding locks
  * the delivery or the program's handler (timer_settime is async-signal-
- * safe) needs.  The trampoline then sets the signal aside and it is queued
- * again to the same thread when the thread leaves the engine (see lock.h):
- * a few hundred nanoseconds later, as the kernel delivers signals only
- * when it leaves its own critical sections.  Faults (SIGSEGV and the like)
- * and SA_RESETHAND handlers are never set aside.
+ * safe) needs.  The trampoline then sets the signal aside, and it is
+ * queued again to the same thread when the thread leaves the engine: a few
+ * hundred nanoseconds later, as the kernel delivers signals only when it
+ * leaves its own critical sections.  Faults (SIGSEGV and the like) and
+ * SA_RESETHAND handlers are never set aside.
  *
- * Programs that take signals by raw system calls are not seen; for them the
- * dispatcher's probe (notify.c) learns delivery within one interval, and
- * ptimer_signal_delivered() lets them report it exactly.
+ * This file is linked into the drop-in and into libptimers-hooks.so (for
+ * programs linked with -lptimers that want exact delivery); libptimers.so
+ * itself wraps nothing.  Programs that take signals where these cannot see
+ * tell the engine with ptimer_signal_delivered().
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "engine.h"
+#include "ptimers.h"
 
 #define NSIG_KERNEL 64
-
-__thread unsigned pt_lock_depth __attribute__((tls_model("initial-exec")));
-__thread unsigned pt_deferred_count __attribute__((tls_model("initial-exec")));
-
 #define MAX_DEFERRED 4
+#define NSEC 1000000000LL
+
 static __thread siginfo_t deferred[MAX_DEFERRED] __attribute__((tls_model("initial-exec")));
-
-/* This engine's marker.  Mixing in an address keeps two engines in one
- * process (the drop-in over a program linked with -lptimers) apart. */
-int pt_marker;
-
-__attribute__((constructor(101))) static void marker_init(void)
-{
-	pt_marker = (int)(0x70740000u | ((uintptr_t)&pt_marker >> 4 & 0xffff));
-}
-
-bool pt_is_engine_signal(const siginfo_t *si)
-{
-	return si->si_code == SI_TIMER && si->si_errno == pt_marker && pt_marker != 0;
-}
+static __thread unsigned ndeferred __attribute__((tls_model("initial-exec")));
 
 /* ---- the next definitions of what we wrap ---- */
 
@@ -89,8 +76,8 @@ static void *lookup(const char *name)
 	if (!p) {
 		/* libc always has these; without one there is nothing to
 		 * stand in front of, and nothing sensible to do. */
-		static const char msg[] = "ptimers: libc function missing behind the engine\n";
-		(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+		static const char msg[] = "ptimers: libc function missing behind the hooks\n";
+		(void)!syscall(SYS_write, STDERR_FILENO, msg, sizeof(msg) - 1);
 		abort();
 	}
 	return p;
@@ -107,8 +94,15 @@ static void *next_fn(void **slot, const char *name)
 }
 #define NEXT(fn) ((__typeof__(next.fn))next_fn((void **)&next.fn, #fn))
 
+static void resend_deferred(void);
+
+static void hooks_fork_child(void)
+{
+	ndeferred = 0; /* they were the parent's */
+}
+
 /* Resolved early so that a handler calling sigaction() need not dlsym(). */
-__attribute__((constructor(101))) static void next_init(void)
+__attribute__((constructor(104))) static void hooks_init(void)
 {
 	(void)NEXT(sigaction);
 	(void)NEXT(sigtimedwait);
@@ -118,11 +112,13 @@ __attribute__((constructor(101))) static void next_init(void)
 	(void)NEXT(dup);
 	(void)NEXT(dup2);
 	(void)NEXT(dup3);
+	ptimer__set_exit_hook(resend_deferred);
+	pthread_atfork(NULL, NULL, hooks_fork_child);
 }
 
-int pt_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+int ptimer_hooks_linked(void)
 {
-	return NEXT(sigaction)(sig, act, old);
+	return 1;
 }
 
 /* ---- handlers ---- */
@@ -142,34 +138,23 @@ static bool synchronous(int sig, const siginfo_t *si)
 		sig == SIGTRAP || sig == SIGSYS);
 }
 
-/* The program has taken a signal: a handler outside the engine, a wait,
- * a signalfd record.  Returns 1 when the program gets it (an engine signal
- * then counts as delivered: si_overrun filled in, marker cleared), 0 when
- * it is swallowed: stale, or the engine's own (cpu.c). */
-static int taken(siginfo_t *si)
-{
-	pt_legacy_taken(si->si_signo); /* a standard signal's slot is free again */
-	if (pt_cpu_signal(si, NULL))
-		return 0;
-	return pt_is_engine_signal(si) ? pt_deliver(si) : 1;
-}
-
 static void trampoline(int sig, siginfo_t *si, void *uc)
 {
 	int saved_errno = errno;
 
-	if (pt_lock_depth != 0 && si && !synchronous(sig, si) &&
-	    !(user[sig].act.sa_flags & SA_RESETHAND) && pt_deferred_count < MAX_DEFERRED) {
+	if (ptimer__in_engine() && si && !synchronous(sig, si) &&
+	    !(user[sig].act.sa_flags & SA_RESETHAND) && ndeferred < MAX_DEFERRED) {
 		/* This thread is inside the engine: set it aside. */
-		deferred[pt_deferred_count++] = *si;
+		deferred[ndeferred++] = *si;
+		ptimer__defer();
 		errno = saved_errno;
 		return;
 	}
-	if (pt_lock_depth != 0) {
+	if (ptimer__in_engine()) {
 		/* Nowhere left to set it aside: pass it on as it is. */
-		if (si && pt_is_engine_signal(si))
+		if (si && ptimer__is_engine_signal(si))
 			si->si_errno = 0;
-	} else if (si && !taken(si)) {
+	} else if (si && !ptimer__taken(si, uc ? &((ucontext_t *)uc)->uc_sigmask : NULL)) {
 		errno = saved_errno;
 		return; /* stale: dropped, as the kernel drops it */
 	}
@@ -181,19 +166,25 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
 	else
 		((void (*)(int))fn)(sig);
+	/* The interrupted code finds errno as it left it, whatever the
+	 * handler's calls (into the engine, too) did to it. */
+	errno = saved_errno;
 }
 
-void pt_deliver_deferred(void)
+/* The thread left the engine: the signals set aside meanwhile go to it
+ * again.  The kernel takes sender codes (kill, tkill) only from the main
+ * thread; elsewhere tgkill() is the next best thing. */
+static void resend_deferred(void)
 {
-	while (pt_deferred_count) {
-		siginfo_t info = deferred[--pt_deferred_count];
-		pid_t tid = (pid_t)syscall(SYS_gettid);
-		/* The same siginfo to the same thread.  The kernel takes sender
-		 * codes (kill, tkill) only from the main thread; elsewhere
-		 * tgkill() is the next best thing. */
-		if (syscall(SYS_rt_tgsigqueueinfo, pt_pid, tid, info.si_signo, &info) != 0)
-			syscall(SYS_tgkill, pt_pid, tid, info.si_signo);
+	int saved_errno = errno;
+	pid_t pid = getpid(), tid = (pid_t)syscall(SYS_gettid);
+
+	while (ndeferred) {
+		siginfo_t info = deferred[--ndeferred];
+		if (syscall(SYS_rt_tgsigqueueinfo, pid, tid, info.si_signo, &info) != 0)
+			syscall(SYS_tgkill, pid, tid, info.si_signo);
 	}
+	errno = saved_errno;
 }
 
 static bool is_handler(const struct sigaction *act)
@@ -201,23 +192,11 @@ static bool is_handler(const struct sigaction *act)
 	return act->sa_handler != SIG_IGN && act->sa_handler != SIG_DFL;
 }
 
-/* Signals whose default action is to do nothing (the kernel's
- * sig_kernel_ignore()). */
-static bool default_ignored(int sig)
-{
-	return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
-}
-
-bool pt_disposition_ignores(int sig, void *handler)
-{
-	return handler == (void *)SIG_IGN || (handler == (void *)SIG_DFL && default_ignored(sig));
-}
-
 int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
 	struct sigaction kact, kold;
 
-	if (act && sig > 0 && sig == pt_cpu_signo()) {
+	if (act && sig > 0 && sig == ptimer__cpu_signo()) {
 		/* The engine's own (cpu.c), outside SIGRTMIN..SIGRTMAX now:
 		 * refused as glibc refuses its own. */
 		errno = EINVAL;
@@ -245,17 +224,10 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 	}
 	if (act && !wrap && sig >= 1 && sig <= NSIG_KERNEL)
 		__atomic_store_n(&user[sig].fn, (void *)act->sa_handler, __ATOMIC_RELEASE);
-	if (oldact) {
-		if (kold.sa_sigaction == trampoline)
-			*oldact = prev_user;
-		else
-			*oldact = kold;
-	}
-	/* Timers whose signal was ignored get it now that it is not (the
-	 * kernel's posixtimer_sig_unignore()). */
-	if (act && pt_disposition_ignores(sig, (void *)kold.sa_handler) &&
-	    !pt_disposition_ignores(sig, (void *)act->sa_handler))
-		pt_sig_unignore(sig);
+	if (oldact)
+		*oldact = kold.sa_sigaction == trampoline ? prev_user : kold;
+	if (act)
+		ptimer__disposition(sig, (void *)kold.sa_handler, (void *)act->sa_handler);
 	return 0;
 }
 
@@ -301,7 +273,7 @@ static int64_t mono_ns(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return pt_ts_to_ns(&ts);
+	return (int64_t)ts.tv_sec * NSEC + ts.tv_nsec;
 }
 
 int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *timeout)
@@ -311,18 +283,20 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	int64_t end = 0;
 	struct timespec left;
 
-	if (timeout && timeout->tv_nsec >= 0 && timeout->tv_nsec < PT_NSEC_PER_SEC &&
-	    timeout->tv_sec >= 0)
-		end = pt_add_sat(mono_ns(), pt_ts_to_ns(timeout) > 0 ? pt_ts_to_ns(timeout) : 0);
+	if (timeout && timeout->tv_nsec >= 0 && timeout->tv_nsec < NSEC && timeout->tv_sec >= 0)
+		end = mono_ns() + (timeout->tv_sec > INT32_MAX ? INT64_MAX / 2
+						: (int64_t)timeout->tv_sec * NSEC + timeout->tv_nsec);
 	const struct timespec *ts = timeout;
 	for (;;) {
 		int r = NEXT(sigtimedwait)(set, si, ts);
-		if (r <= 0 || taken(si))
+		if (r <= 0 || ptimer__taken(si, NULL))
 			return r;
 		/* Swallowed: the kernel would not have returned it. */
 		if (timeout && end) {
 			int64_t rest = end - mono_ns();
-			left = pt_ns_to_ts(rest > 0 ? rest : 0);
+			if (rest < 0)
+				rest = 0;
+			left = (struct timespec){ rest / NSEC, rest % NSEC };
 			ts = &left;
 		}
 	}
@@ -349,8 +323,8 @@ int sigwait(const sigset_t *set, int *sig)
 /* ---- signalfd ---- */
 
 #define MAX_TRACKED_FD 65536
-static unsigned long sfd_bits[MAX_TRACKED_FD / (8 * sizeof(unsigned long))];
 #define BITS_PER (8 * sizeof(unsigned long))
+static unsigned long sfd_bits[MAX_TRACKED_FD / BITS_PER];
 
 static bool sfd_is(int fd)
 {
@@ -365,7 +339,7 @@ static void sfd_set(int fd, bool on)
 	unsigned long bit = 1UL << (fd % BITS_PER);
 	if (on)
 		__atomic_fetch_or(&sfd_bits[fd / BITS_PER], bit, __ATOMIC_RELAXED);
-	else if (sfd_bits[fd / BITS_PER] & bit)
+	else if (__atomic_load_n(&sfd_bits[fd / BITS_PER], __ATOMIC_RELAXED) & bit)
 		__atomic_fetch_and(&sfd_bits[fd / BITS_PER], ~bit, __ATOMIC_RELAXED);
 }
 
@@ -393,7 +367,7 @@ static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 		si.si_timerid = (int)s->ssi_tid;
 		si.si_overrun = (int)s->ssi_overrun;
 		si.si_ptr = (void *)(uintptr_t)s->ssi_ptr;
-		if (!taken(&si))
+		if (!ptimer__taken(&si, NULL))
 			continue;
 		if (si.si_code == SI_TIMER) {
 			s->ssi_overrun = (uint32_t)si.si_overrun;
@@ -452,10 +426,4 @@ int dup3(int fd, int fd2, int flags)
 	if (r >= 0)
 		sfd_set(r, sfd_is(fd));
 	return r;
-}
-
-void pt_deliver_fork_child(void)
-{
-	pt_lock_depth = 0;
-	pt_deferred_count = 0; /* they were the parent's */
 }

@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Clock bases and the expiry queue.
+ *
+ * A base is one clock's queue: a heap of armed timers ordered by expiry
+ * and one kernel timer set to the earliest of them (a timerfd, or a kernel
+ * CPU timer).  Its provider (clocks.c, cpu.c) supplies two operations:
+ * read the clock, and set the kernel timer.  Every clock, the CPU clocks
+ * included, is a base behind that one interface, as every clock is a
+ * struct k_clock in the kernel.
+ *
+ * The heaps belong to the dispatcher thread alone, so they need no lock.
+ * A thread that arms or disarms a timer changes the timer's own state
+ * (under the timer's lock) and then calls pt_queue_update(): the timer's
+ * queue node goes onto a lock-free inbox unless it is there already, and
+ * if the new expiry is earlier than the one the base's kernel timer holds,
+ * the kernel timer is set earlier.  Arming is thus a few stores and one
+ * compare-and-swap, with no system call unless it moves the base's
+ * earliest expiry forward, and threads arming different timers never wait
+ * for one another.  The dispatcher drains the inbox (asking the core,
+ * under each timer's lock, where that timer should now be queued), runs
+ * what is due, and sets each kernel timer for what remains.
+ *
+ * The race between an arming thread and the dispatcher setting the kernel
+ * timer is closed by a handshake: the dispatcher marks the base as being
+ * programmed, then checks that the inbox is empty, then sets the kernel
+ * timer; an arming thread pushes first, then reads the mark.  With both
+ * sides sequentially consistent, either the dispatcher sees the push, or
+ * the arming thread sees the mark (or the new expiry) and checks under the
+ * base's program lock.
+ *
+ * Lock order: timer lock -> base program lock.  The dispatcher takes a
+ * program lock only while holding no timer lock.
+ */
+#ifndef PTIMERS_BASE_H
+#define PTIMERS_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "heap.h"
+#include "lock.h"
+
+#define PT_BASE_NONE 0xffffu
+#define PT_MAX_BASES 4100u /* the fixed bases and up to 4096 CPU clocks */
+
+/*
+ * Embedded in every timer: the queue's part of it.  A zeroed node is on
+ * no queue.  `next` is non-NULL exactly while the node is on the inbox
+ * (the last one there points to an end marker); the owner sets it, the
+ * dispatcher clears it, both under the owner's lock.  The six bytes of
+ * padding after in_base are the owner's: the queue never writes them.
+ */
+struct pt_qnode {
+	struct pt_qnode *next;  /* inbox link */
+	struct pt_heap_node hn; /* dispatcher: heap position */
+	uint16_t in_base;       /* dispatcher: whose heap holds it (hn.pos != 0) */
+};
+#define PT_QNODE_OWNER_BYTES (offsetof(struct pt_qnode, in_base) + sizeof(uint16_t))
+
+struct pt_base;
+
+struct pt_base_ops {
+	/* The clock, in ns; -1 when it is gone (a CPU clock's thread). */
+	int64_t (*now)(struct pt_base *b);
+	/* Set the kernel timer to `when` on this clock (PT_NEVER: off). */
+	void (*program)(struct pt_base *b, int64_t when);
+	/* Optional: an arm at `key` did not need the kernel timer moved. */
+	void (*armed)(struct pt_base *b, int64_t key);
+};
+
+struct pt_base {
+	const struct pt_base_ops *ops;
+	struct pt_heap heap;  /* dispatcher only */
+	int64_t programmed;   /* the kernel timer's expiry (see the top) */
+	pt_lock_t plock;
+	bool reset;           /* the kernel timer was cancelled: set it again */
+	uint16_t index;
+	/* CPU bases: the thread whose CPU time made it expire, and its signal
+	 * mask (cpu.c writes them from its signal handler). */
+	pid_t via;
+	uint64_t via_mask;
+};
+
+/* The core's side, registered once: all called on the dispatcher. */
+struct pt_queue_ops {
+	void (*lock)(struct pt_qnode *n);
+	void (*unlock)(struct pt_qnode *n);
+	/* n's owner locked: the base n should be queued on and its key, or
+	 * PT_BASE_NONE. */
+	uint16_t (*want)(struct pt_qnode *n, int64_t *key);
+	/* n was due on b at now: act on it (takes n's owner's lock itself;
+	 * the queue asks want() again afterwards, no update is needed). */
+	void (*expire)(struct pt_qnode *n, struct pt_base *b, int64_t now);
+};
+void pt_queue_set_ops(const struct pt_queue_ops *ops);
+
+/* A provider's base, ready for use: returns its index, or -EAGAIN when
+ * every slot is taken.  fixed >= 0 asks for that index. */
+int pt_base_register(struct pt_base *b, const struct pt_base_ops *ops, int fixed);
+struct pt_base *pt_base_get(uint16_t index);
+int64_t pt_base_now(uint16_t index);
+
+/* Owner, under its lock, after a change of what want() reports: have the
+ * dispatcher look at n, and make sure `base` wakes by `key` (PT_BASE_NONE:
+ * n leaves its queue; nothing to wake for). */
+void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key);
+
+/* Is n still referenced by the queue (queued, or on the inbox)? */
+bool pt_queue_busy(const struct pt_qnode *n);
+
+/* A provider's kernel timer went off or was cancelled (dispatcher). */
+void pt_base_cancelled(struct pt_base *b);
+
+/* The dispatcher's work after every wakeup: drain the inbox, fire what
+ * is due, set the kernel timers. */
+void pt_queue_run(void);
+
+/* Bytes the heaps hold. */
+uint64_t pt_queue_bytes(void);
+
+void pt_queue_fork_prepare(void);
+void pt_queue_fork_parent(void);
+void pt_queue_fork_child(void);
+#endif

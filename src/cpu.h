@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CPU clocks as one more provider of bases: CLOCK_PROCESS_CPUTIME_ID,
+ * CLOCK_THREAD_CPUTIME_ID and the clocks of clock_getcpuclockid() and
+ * pthread_getcpuclockid() of this process.
+ */
+#ifndef PTIMERS_CPU_H
+#define PTIMERS_CPU_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+bool pt_cpu_is_clock(clockid_t c);
+int pt_cpu_check(clockid_t c);         /* 0 or -EINVAL, as the kernel */
+
+/* The base of this CPU clock (one per clock in use): its index or -errno. */
+int pt_cpu_attach(clockid_t clockid);
+void pt_cpu_detach(uint16_t base);
+
+/* A signal is being taken: was it the engine's CPU-clock signal?  Then it
+ * is noted (mask: the receiving handler's signal mask, NULL when it was
+ * waited for rather than handled) and must not reach the program. */
+bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask);
+int pt_cpu_signo(void); /* 0 until the first CPU timer */
+
+void pt_cpu_fork_prepare(void);
+void pt_cpu_fork_parent(void);
+void pt_cpu_fork_child(void);
+#endif

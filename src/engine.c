@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine as a whole: start-up, fork, statistics, and the face it
+ * shows the hooks (engine.h).
+ *
+ * Fork.  The kernel gives a fork child a new signal_struct: no timers, a
+ * zero ID counter, restore mode off.  The child of a process using the
+ * engine likewise starts with no timers and no engine thread, and the
+ * parent's descriptors (timerfds, epoll, eventfd) are closed, since arming
+ * them would move the parent's timers.  Every process-wide lock is taken
+ * before fork, in the engine's lock order, so that the child finds each
+ * structure in a consistent state:
+ *
+ *   clocks start -> cpu -> dispatch -> base registry -> ids -> pool ->
+ *   notify line -> liburcu (its registry and call_rcu worker)
+ *
+ * (the per-object locks -- a timer's, a mid's, a base's program lock --
+ * are not taken: the child frees or resets what they guard).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "base.h"
+#include "clocks.h"
+#include "cpu.h"
+#include "dispatch.h"
+#include "engine.h"
+#include "ids.h"
+#include "notify.h"
+#include "pool.h"
+#include "ptimers.h"
+#include "rcu.h"
+#include "sys.h"
+#include "timer.h"
+#include "uaccess.h"
+
+/* ---- the dispatcher's work ---- */
+
+static void engine_work(void)
+{
+	pt_queue_run();
+	if (pt_pool_trim_wanted())
+		pt_pool_trim(pt_timer_busy);
+}
+
+/* ---- fork ---- */
+
+static void fork_prepare(void)
+{
+	pt_clocks_fork_prepare();
+	pt_cpu_fork_prepare();
+	pt_dispatch_fork_prepare();
+	pt_queue_fork_prepare();
+	pt_ids_fork_prepare();
+	pt_pool_fork_prepare();
+	pt_notify_fork_prepare();
+	pt_rcu_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+	pt_rcu_fork_parent();
+	pt_notify_fork_parent();
+	pt_pool_fork_parent();
+	pt_ids_fork_parent();
+	pt_queue_fork_parent();
+	pt_dispatch_fork_parent();
+	pt_cpu_fork_parent();
+	pt_clocks_fork_parent();
+}
+
+static void fork_child(void)
+{
+	pt_sys_fork_child();
+	pt_section_fork_child();
+	pt_rcu_fork_child();
+	pt_timer_fork_child(); /* before the tree it walks is gone */
+	pt_notify_fork_child();
+	pt_pool_fork_child();
+	pt_ids_fork_child();
+	pt_queue_fork_child();
+	pt_dispatch_fork_child();
+	pt_cpu_fork_child();
+	pt_clocks_fork_child();
+}
+
+__attribute__((constructor(103))) static void engine_init(void)
+{
+	pt_timer_init();
+	pt_pool_set_trim_hook(pt_dispatch_kick);
+	pt_dispatch_set_work(engine_work);
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* ---- statistics ---- */
+
+int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
+{
+	struct ptimer_stats s;
+	struct pt_notify_stats n;
+
+	if (!stats || size == 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&s, 0, sizeof(s));
+	pt_notify_stats(&n);
+	s.timers = pt_ids_count();
+	s.signals_sent = n.signals;
+	s.threads_started = n.threads;
+	s.sends_put_off = n.full;
+	s.bytes = pt_pool_bytes() + pt_ids_bytes() + pt_queue_bytes();
+	if (pt_copy_to_user(stats, &s, size < sizeof(s) ? size : sizeof(s)) != 0) {
+		errno = EFAULT;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the hooks' side ---- */
+
+int ptimer__taken(siginfo_t *si, const sigset_t *mask)
+{
+	pt_timer_signal_taken(si->si_signo); /* a standard signal's slot is free again */
+	if (pt_cpu_signal(si, mask))
+		return 0;
+	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
+}
+
+/* Signals whose default action is to do nothing (the kernel's
+ * sig_kernel_ignore()). */
+static bool ignores(int sig, void *handler)
+{
+	if (handler == (void *)SIG_IGN)
+		return true;
+	return handler == (void *)SIG_DFL &&
+	       (sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH);
+}
+
+void ptimer__disposition(int sig, void *old_handler, void *new_handler)
+{
+	/* Timers whose signal was ignored get it now that it is not (the
+	 * kernel's posixtimer_sig_unignore()). */
+	if (ignores(sig, old_handler) && !ignores(sig, new_handler))
+		pt_timer_unignore(sig);
+}
+
+int ptimer__cpu_signo(void)
+{
+	return pt_cpu_signo();
+}
+
+bool ptimer__is_engine_signal(const siginfo_t *si)
+{
+	return pt_notify_is_engine_signal(si);
+}
+
+bool ptimer__in_engine(void)
+{
+	return pt_section_inside();
+}
+
+void ptimer__defer(void)
+{
+	pt_section_defer();
+}
+
+void ptimer__set_exit_hook(void (*fn)(void))
+{
+	pt_section_set_exit_hook(fn);
+}

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The per-process timer ID space: IDs 0..INT_MAX, each naming one object
+ * (a timer; this file never looks inside it).
+ *
+ * Memory ordering: pt_ids_alloc() publishes the object pointer with
+ * release order, and lookups read it with acquire order, so a reader that
+ * finds an object sees what was written to it before the allocation.  The
+ * object is not yet in use then (the caller publishes its own "valid"
+ * flag when it is fully built); lookups and iteration run under
+ * rcu_read_lock() and take no lock.  Allocation and freeing are lock-free
+ * for IDs the policies hand out; only restore-mode IDs in sparse regions
+ * and the creation or removal of whole tree nodes take a lock.
+ */
+#ifndef PTIMERS_IDS_H
+#define PTIMERS_IDS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum { PT_IDS_LINUX = 0, PT_IDS_DENSE = 1 };
+
+/* Allocate an ID for obj under the current policy, or exactly `wanted`
+ * when wanted >= 0 (restore mode).  Returns the ID, or -EAGAIN (no ID
+ * free, or the cap reached), -EBUSY (wanted is in use), -ENOMEM. */
+int pt_ids_alloc(void *obj, int wanted);
+
+/* Give back an ID allocated to obj. */
+void pt_ids_free(int id);
+
+/* The object with this ID, or NULL.  Caller in an RCU read-side section. */
+void *pt_ids_lookup(int id);
+
+/* The object with the lowest ID >= *id (which is updated), or NULL.
+ * Caller in an RCU read-side section. */
+void *pt_ids_next(int *id);
+
+/* PR_TIMER_CREATE_RESTORE_IDS: OFF/ON return 0, GET the mode, else
+ * -EINVAL. */
+int pt_ids_restore_mode(unsigned long mode);
+bool pt_ids_restore_on(void);
+
+/* Policy: only while no ID is allocated (-EBUSY), -EINVAL if unknown. */
+int pt_ids_set_policy(int policy);
+int pt_ids_get_policy(void);
+
+/* Cap on allocated IDs, 0 for none. */
+void pt_ids_set_max(size_t max);
+size_t pt_ids_count(void);
+
+/* The Linux policy's counter: the next ID it will try. */
+unsigned pt_ids_counter(void);
+void pt_ids_set_counter(unsigned next);
+
+/* Bytes the tree holds. */
+size_t pt_ids_bytes(void);
+
+void pt_ids_fork_prepare(void);
+void pt_ids_fork_parent(void);
+/* The child has no timers: free the tree (the objects are the caller's),
+ * counter back to 0, restore mode off; policy and cap stay. */
+void pt_ids_fork_child(void);
+#endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Notification: sending a timer's signal, starting a SIGEV_THREAD call,
+ * and asking the kernel about a signal already sent.  notify.c reports
+ * what happened and writes no field of a timer (timer.c does).
+ */
+#ifndef PTIMERS_NOTIFY_H
+#define PTIMERS_NOTIFY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "timer.h"
+
+enum pt_send {
+	PT_SENT,  /* queued in the kernel (*sent_tid: the thread, or 0 for the process) */
+	PT_LINED, /* a standard signal is pending there: it goes out when that is taken */
+	PT_GONE,  /* the target thread is gone: the kernel stops notifying */
+	PT_FULL,  /* the kernel's signal queue is full (RLIMIT_SIGPENDING): try later */
+};
+
+/* In si_errno of every engine signal; cleared where the program takes it. */
+extern int pt_marker;
+bool pt_notify_is_engine_signal(const siginfo_t *si);
+
+/* The kernel's checks of a sigevent, in its order: 0 or -errno. */
+int pt_notify_check(const struct sigevent *sev);
+
+/* SIGEV_THREAD: copy the caller's function and attributes (as glibc
+ * does, threads forced detached).  0 or -ENOMEM. */
+int pt_notify_thread_new(const struct sigevent *sev, struct pt_thread_notify **out);
+void pt_notify_thread_free(struct pt_thread_notify *thr); /* after a grace period */
+
+/* Send t's signal (t->lock held).  via: the thread whose CPU time made a
+ * CPU-clock timer expire (0: none), via_mask its signal mask. */
+enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid);
+
+/* Is t's last signal still on its way (in the kernel's queue, or in
+ * line)?  t->lock held. */
+bool pt_notify_pending(const struct pt_timer *t);
+
+/* Would the kernel drop t's signal as ignored (its sig_ignored())? */
+bool pt_notify_ignored(const struct pt_timer *t);
+
+/* Leave the line (re-armed or deleted while waiting).  t->lock held. */
+void pt_notify_unline(const struct pt_timer *t);
+
+/* The next timer waiting in line for sig, with the signal_seq it had when
+ * it got in line; NULL if none.  The timer may have been deleted since
+ * (the pool keeps its memory a timer): check under its lock. */
+struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq);
+
+/* Run fn(value) in a new detached thread with attr (SIGEV_THREAD). */
+void pt_notify_spawn(void (*fn)(union sigval), union sigval value, const pthread_attr_t *attr);
+
+/* What the engine did, for --stats. */
+struct pt_notify_stats {
+	unsigned long signals; /* sent */
+	unsigned long threads; /* SIGEV_THREAD calls started */
+	unsigned long full;    /* sends put off because the queue was full */
+};
+void pt_notify_stats(struct pt_notify_stats *out);
+
+void pt_notify_fork_prepare(void);
+void pt_notify_fork_parent(void);
+void pt_notify_fork_child(void);
+#endif

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <signal.h>
+
+#include "section.h"
+#include "sys.h"
+
+pid_t pt_pid;
+static __thread pid_t tid_cache __attribute__((tls_model("initial-exec")));
+
+__thread unsigned pt_section_depth __attribute__((tls_model("initial-exec")));
+__thread unsigned pt_section_deferred __attribute__((tls_model("initial-exec")));
+static void (*section_exit_hook)(void);
+
+pid_t pt_gettid(void)
+{
+	if (__builtin_expect(tid_cache == 0, 0))
+		tid_cache = (pid_t)syscall(SYS_gettid);
+	return tid_cache;
+}
+
+void pt_sys_fork_child(void)
+{
+	pt_pid = (pid_t)syscall(SYS_getpid);
+	tid_cache = pt_pid;
+}
+
+/* Exported by glibc under this name since 2.2.5; never interposed. */
+extern int __sigaction(int, const struct sigaction *, struct sigaction *);
+
+int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	return __sigaction(sig, act, old);
+}
+
+void pt_section_set_exit_hook(void (*fn)(void))
+{
+	__atomic_store_n(&section_exit_hook, fn, __ATOMIC_RELEASE);
+}
+
+void pt_section_exit_slow(void)
+{
+	void (*fn)(void) = __atomic_load_n(&section_exit_hook, __ATOMIC_ACQUIRE);
+
+	pt_section_deferred = 0;
+	if (fn)
+		fn();
+}
+
+__attribute__((constructor(101))) static void sys_init(void)
+{
+	pt_pid = (pid_t)syscall(SYS_getpid);
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The process the engine runs in, and the real functions behind the ones
+ * the hooks stand in for.  The engine never calls a function the hooks (or
+ * a program) may have interposed: it calls glibc's internal names or the
+ * system call itself, so its own reads, closes and signal actions are never
+ * mistaken for the program's.
+ */
+#ifndef PTIMERS_SYS_H
+#define PTIMERS_SYS_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PT_NSEC_PER_SEC 1000000000LL
+#define PT_NEVER INT64_MAX
+
+/* This process; updated in the fork child (engine.c). */
+extern pid_t pt_pid;
+
+/* The calling thread's ID, cached per thread. */
+pid_t pt_gettid(void);
+
+/* A new process after fork: pid and the forking thread's cached TID. */
+void pt_sys_fork_child(void);
+
+/* glibc's sigaction, never an interposed one. */
+int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
+static inline ssize_t pt_sys_read(int fd, void *buf, size_t len)
+{
+	return syscall(SYS_read, fd, buf, len);
+}
+
+static inline ssize_t pt_sys_write(int fd, const void *buf, size_t len)
+{
+	return syscall(SYS_write, fd, buf, len);
+}
+
+static inline int pt_sys_close(int fd)
+{
+	return (int)syscall(SYS_close, fd);
+}
+
+static inline int64_t pt_ts_to_ns(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * PT_NSEC_PER_SEC + ts->tv_nsec;
+}
+
+static inline struct timespec pt_ns_to_ts(int64_t ns)
+{
+	struct timespec ts = { .tv_sec = ns / PT_NSEC_PER_SEC, .tv_nsec = ns % PT_NSEC_PER_SEC };
+	return ts;
+}
+
+/* Saturating a + b for non-negative b. */
+static inline int64_t pt_add_sat(int64_t a, int64_t b)
+{
+	return a > PT_NEVER - b ? PT_NEVER : a + b;
+}
+
+static inline int64_t pt_clock_ns(clockid_t c)
+{
+	struct timespec ts;
+
+	if (clock_gettime(c, &ts) != 0)
+		return -1;
+	return pt_ts_to_ns(&ts);
+}
+#endif

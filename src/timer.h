@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The timer object and the core's calls on it.
+ *
+ * timer.c is the only writer of a timer's fields (the queue node aside,
+ * which is base.c's).  Every field below is written under t->lock, inside
+ * the seqcount t->seq where lock-free readers (the readout) look at it;
+ * those readers use relaxed atomic loads and retry if the seqcount moved.
+ *
+ * Timers live in the type-stable pool (pool.h): a deleted timer's memory
+ * stays a timer.  Lookups run under rcu_read_lock(), lock the timer, and
+ * check that it is still valid and still has the ID they looked up.
+ *
+ * 96 bytes: with its ID-tree slot and a heap entry when armed, a live
+ * timer costs about 120 bytes.
+ */
+#ifndef PTIMERS_TIMER_H
+#define PTIMERS_TIMER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "base.h"
+#include "lock.h"
+#include "rcu.h"
+
+/* The kernel's timer states (kernel/time/posix-timers.c). */
+enum pt_status {
+	PT_DISARMED,
+	PT_ARMED,
+	PT_REQUEUE_PENDING, /* periodic, signal sent, re-armed when it is delivered */
+};
+
+/* t->flags */
+enum {
+	PT_F_SIG_QUEUED = 1 << 0, /* a signal went out (or waits in line), delivery not yet seen */
+	PT_F_PROBE_TOOK = 1 << 1, /* a probe re-armed at probe_seq without seeing the delivery */
+	PT_F_IGNORED = 1 << 2,    /* periodic, parked: its signal is ignored */
+	PT_F_LINED = 1 << 3,      /* waits in line for a pending standard signal (notify.c) */
+	PT_F_RETRY = 1 << 4,      /* the kernel's signal queue was full: send again soon */
+};
+
+/* SIGEV_THREAD: a function and thread attributes, not data. */
+struct pt_thread_notify {
+	void (*fn)(union sigval);
+	pthread_attr_t attr;
+	struct rcu_head rcu;
+};
+
+struct pt_timer {
+	union {
+		struct pt_qnode q; /* base.c's */
+		struct {
+			unsigned char q_fields_[PT_QNODE_OWNER_BYTES];
+			uint8_t status; /* enum pt_status */
+			uint8_t flags;
+			uint8_t valid;  /* published (release) once fully built */
+			uint8_t notify; /* SIGEV_* as given (SIGEV_SIGNAL|SIGEV_THREAD_ID too) */
+			uint8_t signo;
+			uint8_t spare;
+		};
+	};
+	pt_lock_t lock;         /* the kernel's it_lock */
+	uint32_t seq;           /* seqcount for lock-free readers */
+	int32_t id;
+	int32_t clockid;
+	int64_t expires;        /* ns on its base's clock */
+	int64_t interval;       /* ns, 0 for one-shot */
+	union sigval value;     /* the pool links free timers through here */
+	union {
+		struct {
+			pid_t target;   /* pid, or tid for SIGEV_THREAD_ID */
+			pid_t sent_tid; /* where the signal in flight went, 0: the process */
+		};
+		struct pt_thread_notify *thr; /* SIGEV_THREAD */
+	};
+	int32_t overrun;        /* accumulating, the kernel's it_overrun (from -1), saturating */
+	int32_t overrun_last;   /* of the last delivered expiry: getoverrun */
+	uint32_t signal_seq;    /* bumped by every re-arm and by delete */
+	uint32_t sigq_seq;      /* signal_seq of the signal in flight */
+	uint32_t probe_seq;
+	uint16_t cbase;         /* its CPU clock's base, or PT_BASE_NONE */
+	uint16_t base;          /* the base it is armed on */
+};
+
+/* The hooks' entry points (through engine.c). */
+
+/* An engine signal is being taken: 1 act on it (si_overrun filled in,
+ * si_errno cleared), 0 drop it (stale: re-armed or deleted since). */
+int pt_timer_deliver(siginfo_t *info);
+
+/* A standard signal was taken: a timer waiting in line for it goes out. */
+void pt_timer_signal_taken(int sig);
+
+/* The program stopped ignoring sig: parked timers get their signal. */
+void pt_timer_unignore(int sig);
+
+/* Lock-free snapshot for the readout: false if t is not (or no longer)
+ * the live timer with this ID. */
+struct ptimer_info;
+bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info);
+
+/* Process life (engine.c). */
+void pt_timer_init(void);
+void pt_timer_fork_child(void);
+bool pt_timer_busy(void *obj); /* for pt_pool_trim() */
+#endif

@@ -23,8 +23,13 @@
  * ptimer_signal_delivered().  Without either, delivery is learned one
  * period late (see the README).  The drop-in includes the hooks.
  *
- * Bad pointers: a pointer the engine reads or writes that is NULL gives
- * EFAULT, as from the kernel.
+ * Bad pointers: a pointer the engine reads or writes that is NULL,
+ * unmapped, or (for an output) read-only gives EFAULT, as from the kernel,
+ * never a crash.  The engine takes SIGSEGV and SIGBUS on its first such
+ * copy and passes every fault that is not its own to the handler the
+ * program had (with the hooks linked, also to one the program sets later;
+ * without them, a handler the program sets later replaces the engine's,
+ * and a bad pointer then reaches it as a crash would).
  */
 #ifndef PTIMERS_H
 #define PTIMERS_H
@@ -131,7 +136,7 @@ int ptimer_set_max_timers(size_t max);
  * the periodic timer re-armed), 0 when it must be ignored (it belongs to
  * an arming that was replaced or deleted, as the kernel drops such
  * signals), -1 when it is not a signal of this engine (or was reported
- * already, as the hooks do).
+ * already, as the hooks do), or info cannot be read and written (EFAULT).
  * MT-safe, async-signal-safe: it takes only the timer's own lock.
  */
 int ptimer_signal_delivered(siginfo_t *info);
@@ -162,7 +167,8 @@ struct ptimer_info {
  * per timer, ascending ID); with PTIMER_READOUT_EXTENDED each block also
  * gets "remaining:", "interval:", "overrun:" and "state:" lines.  Returns
  * the number of timers written, or -1 with errno (EINVAL for unknown flags
- * or out == NULL, or the error of the write).
+ * or out == NULL, EFAULT when out cannot be read, or the error of the
+ * write).
  * MT-safe, lock-free with respect to the timers: it never blocks or slows
  * create, settime or delete, and never shows a half-built or freed timer.
  * May block on out.

@@ -147,6 +147,15 @@ void ptimer__disposition(int sig, void *old_handler, void *new_handler)
 		pt_timer_unignore(sig);
 }
 
+int ptimer__fault_action(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (!pt_fault_signal(sig)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return pt_fault_set_action(sig, act, old);
+}
+
 int ptimer__cpu_signo(void)
 {
 	return pt_cpu_signo();

@@ -25,6 +25,11 @@ int ptimer__taken(siginfo_t *si, const sigset_t *mask);
 /* sig's disposition went from old_handler to new_handler. */
 void ptimer__disposition(int sig, void *old_handler, void *new_handler);
 
+/* The program sets SIGSEGV's or SIGBUS's action: the engine's fault
+ * handler (bad pointers given to the engine are EFAULT) stays in front and
+ * passes other faults to act.  Like sigaction(): 0, or -1 with errno. */
+int ptimer__fault_action(int sig, const struct sigaction *act, struct sigaction *old);
+
 /* The engine's CPU-clock signal (0: none yet): the program may not have it. */
 int ptimer__cpu_signo(void);
 

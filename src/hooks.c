@@ -202,6 +202,11 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 		errno = EINVAL;
 		return -1;
 	}
+	if (sig == SIGSEGV || sig == SIGBUS) {
+		/* The engine's fault handler stays in front (bad pointers it is
+		 * given are EFAULT) and passes the program's faults on. */
+		return ptimer__fault_action(sig, act, oldact);
+	}
 	bool wrap = act && sig >= 1 && sig <= NSIG_KERNEL && is_handler(act) &&
 		    sig != SIGKILL && sig != SIGSTOP;
 	struct sigaction prev_user = sig >= 1 && sig <= NSIG_KERNEL ? user[sig].act

@@ -98,8 +98,13 @@ int ptimer_readout(FILE *out, unsigned flags)
 	struct ptimer_info chunk[CHUNK];
 	int total = 0, from = 0, n;
 
+	char probe;
 	if (!out || (flags & ~PTIMER_READOUT_EXTENDED)) {
 		errno = EINVAL;
+		return -1;
+	}
+	if (pt_copy_from_user(&probe, out, 1) != 0) {
+		errno = EFAULT; /* not even a readable FILE */
 		return -1;
 	}
 	while ((n = ptimer_list(from, chunk, sizeof(chunk[0]), CHUNK)) > 0) {

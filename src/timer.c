@@ -179,6 +179,9 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	uint16_t cbase = PT_BASE_NONE;
 	struct sigevent ev;
 
+	/* The kernel copies the sigevent in before anything else. */
+	if (sev && pt_copy_from_user(&ev, sev, sizeof(ev)) != 0)
+		return fail(EFAULT);
 	err = pt_clock_check(clockid);
 	if (err)
 		return fail(-err);
@@ -204,12 +207,8 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		err = id == -ENOMEM ? -EAGAIN : id;
 		goto out_clock;
 	}
-	/* Like the kernel, read and check the sigevent only now: a bad one
-	 * has still used up a counter value. */
-	if (sev && pt_copy_from_user(&ev, sev, sizeof(ev)) != 0) {
-		err = -EFAULT;
-		goto out_id;
-	}
+	/* Like the kernel, check the sigevent only now: a bad one has still
+	 * used up a counter value. */
 	err = pt_notify_check(sev ? &ev : NULL);
 	struct pt_thread_notify *thr = NULL;
 	if (!err && sev && ev.sigev_notify == SIGEV_THREAD)
@@ -441,11 +440,20 @@ int ptimer_signal_delivered(siginfo_t *info)
 {
 	siginfo_t si;
 
-	if (!info || pt_copy_from_user(&si, info, sizeof(si)) != 0 || !pt_notify_is_engine_signal(&si))
+	if (pt_copy_from_user(&si, info, sizeof(si)) != 0) {
+		errno = EFAULT;
 		return -1;
+	}
+	if (!pt_notify_is_engine_signal(&si))
+		return -1;
+	/* Written back before it counts, so that a read-only siginfo does
+	 * not leave a delivery half-done. */
+	if (pt_copy_to_user(info, &si, sizeof(si)) != 0) {
+		errno = EFAULT;
+		return -1;
+	}
 	int r = pt_timer_deliver(&si);
-	if (pt_copy_to_user(info, &si, sizeof(si)) != 0)
-		return -1;
+	pt_copy_to_user(info, &si, sizeof(si));
 	return r;
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -199,6 +200,27 @@ static void test_bad_input(void **state)
 	errno = 0;
 	assert_int_equal(ptimer_delete((timer_t)((intptr_t)INT_MAX + 1)), -1);
 	assert_int_equal(errno, EINVAL);
+	/* Bad pointers are EFAULT, not a crash. */
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(ro != MAP_FAILED);
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t), 0);
+	errno = 0;
+	assert_int_equal(ptimer_list(0, ro, sizeof(struct ptimer_info), 1), -1);
+	assert_int_equal(errno, EFAULT);
+	errno = 0;
+	assert_int_equal(ptimer_list(0, (void *)1, sizeof(struct ptimer_info), 1), -1);
+	assert_int_equal(errno, EFAULT);
+	errno = 0;
+	assert_int_equal(ptimer_get_stats(ro, sizeof(struct ptimer_stats)), -1);
+	assert_int_equal(errno, EFAULT);
+	errno = 0;
+	assert_int_equal(ptimer_readout((FILE *)1, 0), -1);
+	assert_int_equal(errno, EFAULT);
+	errno = 0;
+	assert_int_equal(ptimer_signal_delivered((siginfo_t *)1), -1);
+	assert_int_equal(errno, EFAULT);
+	assert_int_equal(ptimer_delete(t), 0);
+	munmap(ro, 4096);
 	/* Not an engine signal. */
 	siginfo_t si;
 	memset(&si, 0, sizeof(si));

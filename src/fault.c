@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault handler behind uaccess.h.
+ *
+ * A SIGSEGV or SIGBUS whose faulting instruction is the copy in
+ * uaccess.S resumes at that routine's fixup, which returns -EFAULT.  Any
+ * other fault is the program's: it goes to the action the program had
+ * before the engine came (or set since, through the hooks), with that
+ * action's mask; a default action is restored and the fault happens
+ * again, so the program dies of it exactly as it would have.
+ *
+ * Installed on the first copy, not at start-up: a program that links the
+ * library and never calls it keeps its handlers untouched.  A program
+ * that sets its own SIGSEGV handler later, through libc, is seen by the
+ * hooks (drop-in, libptimers-hooks.so), which keep this handler in front
+ * and chain to the program's; without the hooks the program's handler
+ * replaces this one, and a bad pointer then reaches the program's handler
+ * as a crash in any library would (README).
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "sys.h"
+#include "uaccess.h"
+
+extern const char pt_uaccess_begin[], pt_uaccess_end[], pt_uaccess_fixup[];
+
+int pt_fault_ready;
+static pt_lock_t fault_lock = PT_LOCK_INIT;
+
+/* The program's actions, two copies each: a writer fills the one not in
+ * use and flips `cur`, so the handler never reads one half-written. */
+static struct {
+	struct sigaction act[2];
+	int cur;
+} chain[2];
+
+static int slot(int sig)
+{
+	return sig == SIGBUS;
+}
+
+bool pt_fault_signal(int sig)
+{
+	return sig == SIGSEGV || sig == SIGBUS;
+}
+
+/* Hand a fault that is not ours to the program's action. */
+static void pass_on(int sig, siginfo_t *si, void *ucv)
+{
+	int s = slot(sig);
+	struct sigaction act = chain[s].act[__atomic_load_n(&chain[s].cur, __ATOMIC_ACQUIRE)];
+	void *h = (void *)act.sa_handler;
+
+	bool sent = !si || si->si_code <= 0; /* kill(), not a faulting instruction */
+	if (h == (void *)SIG_IGN && sent)
+		return; /* ignored, as the kernel would */
+	if (h == (void *)SIG_DFL || h == (void *)SIG_IGN) {
+		/* Die of it as the program would have: the default action in
+		 * place (an ignored fault kills too), then the fault again (an
+		 * instruction fault repeats when the handler returns; a signal
+		 * that was sent is sent again). */
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		pt_sys_sigaction(sig, &dfl, NULL);
+		if (sent)
+			syscall(SYS_tgkill, pt_pid, (pid_t)syscall(SYS_gettid), sig);
+		return;
+	}
+	/* The program's handler, under the mask it asked for. */
+	sigset_t mask = act.sa_mask;
+	if (!(act.sa_flags & SA_NODEFER))
+		sigaddset(&mask, sig);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	if (act.sa_flags & SA_RESETHAND) {
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof(dfl));
+		dfl.sa_handler = SIG_DFL;
+		pt_fault_set_action(sig, &dfl, NULL);
+	}
+	if (act.sa_flags & SA_SIGINFO)
+		act.sa_sigaction(sig, si, ucv);
+	else
+		act.sa_handler(sig);
+}
+
+static void on_fault(int sig, siginfo_t *si, void *ucv)
+{
+	ucontext_t *uc = ucv;
+	uintptr_t ip = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+
+	if (ip >= (uintptr_t)pt_uaccess_begin && ip < (uintptr_t)pt_uaccess_end) {
+		uc->uc_mcontext.gregs[REG_RIP] = (greg_t)(uintptr_t)pt_uaccess_fixup;
+		return;
+	}
+	pass_on(sig, si, ucv);
+}
+
+void pt_fault_init(void)
+{
+	struct sigaction sa;
+
+	pt_lock(&fault_lock);
+	if (!pt_fault_ready) {
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = on_fault;
+		/* On the alternate stack if the program has one (a stack
+		 * overflow must still reach its handler); not deferred, so a
+		 * fault inside a chained handler is seen too. */
+		sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER | SA_RESTART;
+		sigemptyset(&sa.sa_mask);
+		static const int sigs[] = { SIGSEGV, SIGBUS };
+		for (int i = 0; i < 2; i++) {
+			struct sigaction old;
+			pt_sys_sigaction(sigs[i], &sa, &old);
+			chain[slot(sigs[i])].act[0] = old;
+		}
+		__atomic_store_n(&pt_fault_ready, 1, __ATOMIC_RELEASE);
+	}
+	pt_unlock(&fault_lock);
+}
+
+int pt_fault_set_action(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	if (!__atomic_load_n(&pt_fault_ready, __ATOMIC_ACQUIRE))
+		pt_fault_init();
+	int s = slot(sig);
+	pt_lock(&fault_lock);
+	int cur = chain[s].cur;
+	if (old)
+		*old = chain[s].act[cur];
+	if (act) {
+		chain[s].act[!cur] = *act;
+		__atomic_store_n(&chain[s].cur, !cur, __ATOMIC_RELEASE);
+	}
+	pt_unlock(&fault_lock);
+	return 0;
+}

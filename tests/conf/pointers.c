@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/* Conformance: bad pointers are EFAULT, never a crash, and the program's
+ * own SIGSEGV handling is undisturbed. */
+#include "conf.h"
+
+#include <setjmp.h>
+
+/* A page that cannot be touched, and one that can only be read. */
+static void *page(int prot)
+{
+	void *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(p != MAP_FAILED);
+	CHECK_OK(mprotect(p, 4096, prot));
+	return p;
+}
+
+/* timer_create with the pointers as they are, whatever they point to
+ * (the kernel side's B->create reads both). */
+static int create_at(clockid_t c, void *sev, void *timerid)
+{
+	if (!B->engine)
+		return (int)syscall(SYS_timer_create, c, sev, timerid);
+	return B->create(c, sev, timerid);
+}
+
+CONF_CASE(bad_pointers)
+{
+	void *none = page(PROT_NONE), *ro = page(PROT_READ), *one = (void *)1;
+	void *bad_in[] = { one, none };
+	void *bad_out[] = { one, none, ro };
+	struct sigevent sev = sig_event(SIGRTMIN, 0);
+	timer_t t;
+
+	for (int i = 0; i < 2; i++)
+		CHECK_ERRNO(create_at(CLOCK_MONOTONIC, bad_in[i], &t), EFAULT);
+	/* The sigevent is read before the clock is looked at. */
+	CHECK_ERRNO(create_at(12345, one, &t), EFAULT);
+	for (int i = 0; i < 3; i++)
+		CHECK_ERRNO(create_at(CLOCK_MONOTONIC, &sev, bad_out[i]), EFAULT);
+	/* In restore mode the wanted ID is read from the pointer first. */
+	CHECK_OK(B->restore_ids(PTIMER_RESTORE_IDS_ON, 0, 0, 0));
+	for (int i = 0; i < 2; i++)
+		CHECK_ERRNO(create_at(CLOCK_MONOTONIC, &sev, bad_in[i]), EFAULT);
+	CHECK_OK(B->restore_ids(PTIMER_RESTORE_IDS_OFF, 0, 0, 0));
+
+	block(SIGRTMIN);
+	t = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec its = its_ms(5000, 0), cur;
+	for (int i = 0; i < 2; i++)
+		CHECK_ERRNO(B->settime(t, 0, bad_in[i], NULL), EFAULT);
+	for (int i = 0; i < 3; i++) {
+		CHECK_ERRNO(B->settime(t, 0, &its, bad_out[i]), EFAULT);
+		/* As the kernel: the new setting stands all the same. */
+		CHECK_OK(B->gettime(t, &cur));
+		CHECK_RANGE(ts_ns(cur.it_value), 4000000000LL, 5000000000LL);
+		CHECK_ERRNO(B->gettime(t, bad_out[i]), EFAULT);
+	}
+	/* Nothing was left half-done: one timer, ID 0 or whatever came next,
+	 * and it still works. */
+	its = its_ms(5, 0);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	siginfo_t si;
+	CHECK_EQ(wait_signal(SIGRTMIN, &si, 5000), SIGRTMIN);
+	CHECK_EQ(si.si_timerid, (intptr_t)t);
+}
+
+static sigjmp_buf recover;
+static int own_faults; /* atomic */
+
+static void on_own_fault(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	__atomic_add_fetch(&own_faults, 1, __ATOMIC_SEQ_CST);
+	siglongjmp(recover, 1);
+}
+
+/* A fault of the program's own code reaches the program's handler; the
+ * engine's bad-pointer handling goes on working beside it. */
+CONF_CASE(own_fault_handler)
+{
+	struct sigaction sa, old;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_own_fault;
+	sa.sa_flags = SA_SIGINFO;
+	CHECK_OK(sigaction(SIGSEGV, &sa, NULL));
+	CHECK_OK(sigaction(SIGSEGV, NULL, &old));
+	CHECK(old.sa_sigaction == on_own_fault); /* as the program set it */
+
+	timer_t t;
+	CHECK_ERRNO(create_at(CLOCK_MONOTONIC, (void *)1, &t), EFAULT);
+	volatile int *bad = page(PROT_NONE);
+	for (int round = 0; round < 2; round++) {
+		if (sigsetjmp(recover, 1) == 0) {
+			(void)*bad; /* the program's own fault */
+			failf(__LINE__, "no fault");
+		}
+		CHECK_EQ(__atomic_load_n(&own_faults, __ATOMIC_SEQ_CST), round + 1);
+		t = make_timer(CLOCK_MONOTONIC, NULL);
+		CHECK_ERRNO(B->gettime(t, (void *)bad), EFAULT);
+		CHECK_OK(B->del(t));
+	}
+
+	/* Without a handler, a fault of the program's own still kills it
+	 * with SIGSEGV, after the engine has handled a bad pointer. */
+	fflush(NULL);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		signal(SIGSEGV, SIG_DFL);
+		timer_t x = make_timer(CLOCK_MONOTONIC, NULL);
+		if (B->gettime(x, (void *)bad) != -1 || errno != EFAULT)
+			_exit(3);
+		(void)*bad;
+		_exit(4);
+	}
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFSIGNALED(status));
+	CHECK_EQ(WTERMSIG(status), SIGSEGV);
+}

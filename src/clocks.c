@@ -46,7 +46,7 @@ static int alarm_clock_check(clockid_t clockid)
 	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
 	int kid = 0;
 
-	if (syscall(SYS_timer_create, clockid, &sev, &kid) != 0)
+	if (pt_sys_timer_create(clockid, &sev, &kid) != 0)
 		return -errno;
 	syscall(SYS_timer_delete, kid);
 	return 0;

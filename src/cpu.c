@@ -231,7 +231,7 @@ int pt_cpu_attach(clockid_t clockid)
 		sev.sigev_signo = cpu.signo;
 		sev.sigev_value.sival_int = (int)free_idx;
 		int kid = 0;
-		if (syscall(SYS_timer_create, clock, &sev, &kid) != 0) {
+		if (pt_sys_timer_create(clock, &sev, &kid) != 0) {
 			/* Kept, if fresh: its base index is taken for good. */
 			err = errno == EINVAL ? -EINVAL : -EAGAIN;
 			if (fresh) {

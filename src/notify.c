@@ -54,12 +54,12 @@ int pt_marker;
 
 __attribute__((constructor(101))) static void marker_init(void)
 {
-	pt_marker = (int)(0x70740000u | ((uintptr_t)&pt_marker >> 4 & 0xffff));
+	pt_marker = (int)(0x70000000u | ((uintptr_t)&pt_marker >> 4 & 0xff) << 16);
 }
 
 bool pt_notify_is_engine_signal(const siginfo_t *si)
 {
-	return si->si_code == SI_TIMER && si->si_errno == pt_marker && pt_marker != 0;
+	return si->si_code == SI_TIMER && (si->si_errno & ~0xffff) == pt_marker && pt_marker != 0;
 }
 
 static bool is_own_thread(pid_t tid)
@@ -303,7 +303,7 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
 	memset(&info, 0, sizeof(info));
 	info.si_signo = t->signo;
 	info.si_code = SI_TIMER;
-	info.si_errno = pt_marker; /* cleared again where the program takes it */
+	info.si_errno = pt_marker | t->stamp; /* cleared where the program takes it */
 	info.si_timerid = t->id;
 	info.si_overrun = 0;       /* filled in at delivery */
 	info.si_value = t->value;

@@ -20,9 +20,20 @@ enum pt_send {
 	PT_FULL,  /* the kernel's signal queue is full (RLIMIT_SIGPENDING): try later */
 };
 
-/* In si_errno of every engine signal; cleared where the program takes it. */
+/*
+ * si_errno of every engine signal: the engine's marker in the high 16
+ * bits, the timer's stamp for this send in the low 16 (si_errno is the
+ * one field that every way of taking a signal reports, signalfd's
+ * ssi_errno included).  The stamp tells which send a delivery is; the
+ * kernel keeps the same in its sigqueue.  Cleared where the program takes
+ * the signal.
+ */
 extern int pt_marker;
 bool pt_notify_is_engine_signal(const siginfo_t *si);
+static inline uint16_t pt_notify_stamp(const siginfo_t *si)
+{
+	return (uint16_t)(si->si_errno & 0xffff);
+}
 
 /* The kernel's checks of a sigevent, in its order: 0 or -errno. */
 int pt_notify_check(const struct sigevent *sev);
@@ -32,8 +43,9 @@ int pt_notify_check(const struct sigevent *sev);
 int pt_notify_thread_new(const struct sigevent *sev, struct pt_thread_notify **out);
 void pt_notify_thread_free(struct pt_thread_notify *thr); /* after a grace period */
 
-/* Send t's signal (t->lock held).  via: the thread whose CPU time made a
- * CPU-clock timer expire (0: none), via_mask its signal mask. */
+/* Send t's signal, stamped t->stamp (t->lock held).  via: the thread
+ * whose CPU time made a CPU-clock timer expire (0: none), via_mask its
+ * signal mask. */
 enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid);
 
 /* Is t's last signal still on its way (in the kernel's queue, or in

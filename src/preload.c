@@ -5,6 +5,9 @@
  * unmodified programs run on user-space timers.  Every other prctl option
  * goes to the kernel untouched.
  *
+ * prctl(PR_TIMER_CREATE_RESTORE_IDS) sets the engine's mode and is passed
+ * on to the kernel as well.
+ *
  * It matches glibc on the kernel, which is what programs see: the same
  * default for a NULL sigevent (SIGALRM, value 0), the same errnos.  Two
  * places where glibc on the kernel has no useful behaviour get a defined
@@ -93,8 +96,16 @@ int prctl(int option, ...)
 	a4 = va_arg(ap, unsigned long);
 	a5 = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (option == PR_TIMER_CREATE_RESTORE_IDS)
-		return ptimer_restore_ids(a2, a3, a4, a5);
+	if (option == PR_TIMER_CREATE_RESTORE_IDS) {
+		int r = ptimer_restore_ids(a2, a3, a4, a5);
+		/* The kernel's mode too, where the kernel has it: a program that
+		 * turns it on through libc and then creates a timer with the
+		 * raw system call (as a restorer does) gets what the kernel
+		 * gives.  The engine's own kernel timers step around it. */
+		if (r == 0)
+			(void)syscall(SYS_prctl, option, a2, a3, a4, a5);
+		return r;
+	}
 	return (int)syscall(SYS_prctl, option, a2, a3, a4, a5);
 }
 

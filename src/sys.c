@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <signal.h>
 
 #include "section.h"
@@ -31,6 +32,22 @@ extern int __sigaction(int, const struct sigaction *, struct sigaction *);
 int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	return __sigaction(sig, act, old);
+}
+
+#define PR_TIMER_CREATE_RESTORE_IDS 77
+
+int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
+{
+	long mode = syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0);
+
+	if (mode == 1)
+		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
+	long r = syscall(SYS_timer_create, clock, sev, kid);
+	int saved = errno;
+	if (mode == 1)
+		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0);
+	errno = saved;
+	return r == 0 ? 0 : -1;
 }
 
 void pt_section_set_exit_hook(void (*fn)(void))

@@ -31,6 +31,12 @@ void pt_sys_fork_child(void);
 /* glibc's sigaction, never an interposed one. */
 int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
+/* A kernel timer for the engine's own use (a CPU clock's, the alarm-clock
+ * probe): the kernel's timer_create, with the kernel's restore-ID mode
+ * (which the drop-in passes on) off for the moment, so that the call does
+ * not read a wanted ID or move the program's ID counter.  0 or -1/errno. */
+int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid);
+
 static inline ssize_t pt_sys_read(int fd, void *buf, size_t len)
 {
 	return syscall(SYS_read, fd, buf, len);

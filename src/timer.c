@@ -27,6 +27,7 @@
 #include "uaccess.h"
 
 #define RETRY_NS 1000000 /* a send the full queue put off is tried again after this */
+#define PROBE_MIN_NS 1000000 /* a probe looks no more often than this */
 
 _Static_assert(sizeof(struct pt_timer) == 96, "a timer is 96 bytes");
 _Static_assert(offsetof(struct pt_timer, status) == PT_QNODE_OWNER_BYTES,
@@ -128,11 +129,15 @@ static uint16_t want(struct pt_timer *t, int64_t *key)
 	if (!(t->flags & PT_F_SIG_QUEUED))
 		return PT_BASE_NONE; /* its thread is gone: nothing more to send */
 	/* A periodic timer whose signal is out: look whether it was taken at
-	 * the next boundary (the probe; see fire_signal()). */
-	int64_t now = base_now(t->base);
+	 * the next boundary (the probe; see expire()), but not sooner than a
+	 * millisecond from now: a timer of a nanosecond's period must not
+	 * keep the dispatcher looking. */
+	int64_t from = base_now(t->base);
+	if (t->interval < PROBE_MIN_NS)
+		from = pt_add_sat(from, PROBE_MIN_NS);
 	int64_t at = t->expires;
-	if (at <= now)
-		at += ((now - at) / t->interval + 1) * t->interval;
+	if (at <= from)
+		at += ((from - at) / t->interval + 1) * t->interval;
 	*key = at;
 	return t->base;
 }
@@ -238,7 +243,8 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	WR(t->interval, 0);
 	WR(t->overrun, -1);
 	WR(t->overrun_last, 0);
-	t->signal_seq = t->sigq_seq = t->probe_seq = 0;
+	t->signal_seq = t->sigq_seq = 0;
+	t->stamp = t->probe_stamp = 0;
 	union sigval value = { .sival_ptr = NULL };
 	if (!sev) {
 		/* The kernel's default: SIGALRM with the timer ID as value. */
@@ -398,39 +404,44 @@ static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
 
 /* A signal that went out was taken where the engine could not see it
  * (found by a probe, or by getoverrun): re-arm as at delivery, and let a
- * late report of that delivery through (probe_seq).  t->lock held. */
+ * late report of that very signal through (its stamp).  t->lock held. */
 static void delivered_unseen(struct pt_timer *t, int64_t now, bool inclusive)
 {
 	set_flag(t, PT_F_SIG_QUEUED, false);
 	rearm_delivered(t, now, inclusive);
 	set_flag(t, PT_F_PROBE_TOOK, true);
-	t->probe_seq = t->signal_seq;
+	t->probe_stamp = t->stamp;
 }
 
 int pt_timer_deliver(siginfo_t *info)
 {
-	info->si_errno = 0; /* the marker is ours, not the program's */
 	struct pt_timer *t = lock_timer(info->si_timerid);
-	if (!t)
+	if (!t) {
+		info->si_errno = 0;
 		return 0; /* deleted: the kernel drops the signal */
+	}
 	int ret = 1;
-	if ((t->flags & PT_F_SIG_QUEUED) && t->sigq_seq == t->signal_seq) {
+	uint16_t stamp = pt_notify_stamp(info);
+	info->si_errno = 0; /* the marker is ours, not the program's */
+	if ((t->flags & PT_F_SIG_QUEUED) && stamp == t->stamp) {
+		/* The signal in flight.  It stands for the current arming
+		 * unless the timer was re-armed since (the kernel's
+		 * it_sigqueue_seq against it_signal_seq). */
 		set_flag(t, PT_F_SIG_QUEUED, false);
-		if (t->interval && t->status == PT_REQUEUE_PENDING) {
+		if (t->sigq_seq != t->signal_seq) {
+			ret = 0;
+		} else if (t->interval && t->status == PT_REQUEUE_PENDING) {
 			rearm_delivered(t, base_now(t->base), false);
 			queued_changed(t);
 			info->si_overrun = t->overrun_last;
 		}
-	} else if (!(t->flags & PT_F_SIG_QUEUED) && (t->flags & PT_F_PROBE_TOOK) &&
-		   t->probe_seq == t->signal_seq) {
-		/* The probe found the signal gone while it was on its way to
-		 * us and re-armed already: this is that delivery. */
+	} else if ((t->flags & PT_F_PROBE_TOOK) && stamp == t->probe_stamp) {
+		/* A probe found this signal gone while it was on its way to
+		 * the program, and re-armed already: this is that delivery. */
 		set_flag(t, PT_F_PROBE_TOOK, false);
 		info->si_overrun = t->overrun_last;
 	} else {
-		/* Re-armed or deleted since it was sent: stale. */
-		set_flag(t, PT_F_SIG_QUEUED, false);
-		ret = 0;
+		ret = 0; /* re-armed or deleted since it was sent: stale */
 	}
 	unlock_timer(t);
 	return ret;
@@ -557,6 +568,7 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
 		}
 	} else {
 		pid_t sent = 0;
+		t->stamp++;
 		enum pt_send sent_how = pt_notify_send(t, via, via_mask, &sent);
 		switch (sent_how) {
 		case PT_SENT:

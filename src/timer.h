@@ -37,7 +37,7 @@ enum pt_status {
 /* t->flags */
 enum {
 	PT_F_SIG_QUEUED = 1 << 0, /* a signal went out (or waits in line), delivery not yet seen */
-	PT_F_PROBE_TOOK = 1 << 1, /* a probe re-armed at probe_seq without seeing the delivery */
+	PT_F_PROBE_TOOK = 1 << 1, /* a probe took the signal stamped probe_stamp as delivered */
 	PT_F_IGNORED = 1 << 2,    /* periodic, parked: its signal is ignored */
 	PT_F_LINED = 1 << 3,      /* waits in line for a pending standard signal (notify.c) */
 	PT_F_RETRY = 1 << 4,      /* the kernel's signal queue was full: send again soon */
@@ -80,8 +80,9 @@ struct pt_timer {
 	int32_t overrun;        /* accumulating, the kernel's it_overrun (from -1), saturating */
 	int32_t overrun_last;   /* of the last delivered expiry: getoverrun */
 	uint32_t signal_seq;    /* bumped by every re-arm and by delete */
-	uint32_t sigq_seq;      /* signal_seq of the signal in flight */
-	uint32_t probe_seq;
+	uint32_t sigq_seq;      /* signal_seq of the arming the signal in flight stands for */
+	uint16_t stamp;         /* stamp of the last signal sent (notify.h) */
+	uint16_t probe_stamp;   /* stamp of the signal a probe took as delivered */
 	uint16_t cbase;         /* its CPU clock's base, or PT_BASE_NONE */
 	uint16_t base;          /* the base it is armed on */
 };

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77
@@ -30,6 +32,21 @@ int main(void)
 	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0) == 0);
 	CHECK(timer_create(CLOCK_MONOTONIC, &none, &t) == 0 && (intptr_t)t == 2000001);
 	CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 3, 0, 0, 0) == -1 && errno == EINVAL);
+	/* The mode reaches the kernel too (where the kernel has it): a timer
+	 * made by the raw system call gets the wanted ID, and the engine's
+	 * own kernel timers (a CPU clock's) are not disturbed by the mode. */
+	if (syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0) >= 0) {
+		CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0) == 0);
+		CHECK(syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0) == 1);
+		t = (timer_t)(intptr_t)7777;
+		CHECK(timer_create(CLOCK_PROCESS_CPUTIME_ID, &none, &t) == 0 && (intptr_t)t == 7777);
+		int kid = 5000;
+		CHECK(syscall(SYS_timer_create, CLOCK_MONOTONIC, &none, &kid) == 0 && kid == 5000);
+		CHECK(prctl(PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0) == 0);
+		CHECK(syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0) == 0);
+		kid = 0;
+		CHECK(syscall(SYS_timer_create, CLOCK_MONOTONIC, &none, &kid) == 0 && kid == 5001);
+	}
 	/* Other prctl options still reach the kernel. */
 	CHECK(prctl(PR_SET_NAME, "restored", 0, 0, 0) == 0);
 	char name[16];

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Conformance: cases where the engine once parted from the kernel,
+ * repeated where the difference was intermittent.
+ */
+#include "conf.h"
+
+/* A periodic timer's signal is caught, then ignored for a while, then
+ * caught again: the first signal caught afterwards counts every period
+ * since the last one delivered. */
+CONF_CASE(ignore_then_catch)
+{
+	struct sigevent sev = sig_event(SIGUSR1, 4);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	install_handler(SIGUSR1);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	wait_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	signal(SIGUSR1, SIG_IGN);
+	int64_t t0 = now_ns(CLOCK_MONOTONIC);
+	nap_ms(300);
+	install_handler(SIGUSR1);
+	wait_seen(2, 5000);
+	int64_t periods = (now_ns(CLOCK_MONOTONIC) - t0) / 10000000;
+	CHECK_EQ(seen, 2);
+	/* About 30 periods passed with the signal ignored: they are all
+	 * overruns of the signal caught now (the kernel: ~29). */
+	CHECK_RANGE(seen_overrun[1], 25, periods + 2);
+	CHECK_EQ(seen_getoverrun[1], seen_overrun[1]);
+}
+
+/* The same with the signal pending (blocked) when it is set to SIG_IGN,
+ * which discards it. */
+CONF_CASE(ignore_pending_then_catch)
+{
+	struct sigevent sev = sig_event(SIGUSR2, 5);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	install_handler(SIGUSR2);
+	block(SIGUSR2);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	CHECK(wait_pending(SIGUSR2, 5000));
+	int64_t t0 = now_ns(CLOCK_MONOTONIC);
+	signal(SIGUSR2, SIG_IGN);
+	unblock(SIGUSR2);
+	nap_ms(200);
+	CHECK_EQ(seen, 0);
+	install_handler(SIGUSR2);
+	wait_seen(1, 5000);
+	int64_t periods = (now_ns(CLOCK_MONOTONIC) - t0) / 10000000;
+	CHECK_EQ(seen, 1);
+	CHECK_RANGE(seen_overrun[0], 15, periods + 2);
+}
+
+/* A timer signal consumed by its default action, which no hook sees:
+ * SIGCONT blocked while the timer runs, then let go (its default action
+ * does nothing).  timer_getoverrun() reports the overruns of that
+ * delivery. */
+CONF_CASE(default_action_delivery)
+{
+	block(SIGCONT);
+	struct sigevent sev = sig_event(SIGCONT, 0);
+	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(t, 0, &its, NULL));
+	CHECK(wait_pending(SIGCONT, 5000));
+	nap_ms(25); /* two more periods while it is pending */
+	unblock(SIGCONT);
+	CHECK_RANGE(B->getoverrun(t), 2, 6);
+	CHECK_OK(B->del(t));
+}
+
+/* An absolute expiry long past with a 1 ns period: the first signal's
+ * overrun is clamped at DELAYTIMER_MAX (INT_MAX), every time. */
+CONF_CASE(huge_overrun)
+{
+	block(SIGRTMIN);
+	struct sigevent sev = sig_event(SIGRTMIN, 0);
+	for (int i = 0; i < 20; i++) {
+		timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
+		struct itimerspec its = { .it_value = ns_ts(now_ns(CLOCK_MONOTONIC) - 5000000000LL),
+					  .it_interval = ns_ts(1) };
+		CHECK_OK(B->settime(t, TIMER_ABSTIME, &its, NULL));
+		siginfo_t si;
+		CHECK_EQ(wait_signal(SIGRTMIN, &si, 5000), SIGRTMIN);
+		CHECK_EQ(si.si_overrun, INT_MAX);
+		CHECK_EQ(B->getoverrun(t), INT_MAX);
+		CHECK_OK(B->del(t));
+		while (wait_signal(SIGRTMIN, &si, 0) == SIGRTMIN)
+			; /* one that came before the delete */
+	}
+}
+
+static int cpu_stop;       /* atomic */
+static pid_t burner_tid;   /* atomic */
+static pid_t got_by;       /* atomic */
+
+static void *burner(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&burner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	sigset_t cur;
+	while (!__atomic_load_n(&cpu_stop, __ATOMIC_SEQ_CST))
+		pthread_sigmask(SIG_BLOCK, NULL, &cur);
+	return NULL;
+}
+
+static void on_cpu(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)si;
+	(void)uc;
+	__atomic_store_n(&got_by, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+}
+
+/* A process CPU-time timer signals the thread that used the time, not
+ * the main thread (sleeping), however often it is tried. */
+CONF_CASE(cpu_signal_to_consumer)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_cpu;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
+	while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+		sched_yield();
+	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
+	timer_t t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
+	for (int i = 0; i < 15; i++) {
+		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
+		struct itimerspec its = its_ms(15, 0);
+		CHECK_OK(B->settime(t, 0, &its, NULL));
+		int64_t end = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+		while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST) && now_ns(CLOCK_MONOTONIC) < end)
+			nap_ms(1);
+		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+			failf(__LINE__, "round %d: signal taken by %d, not the burning thread %d", i,
+			      (int)by, (int)burner_tid);
+	}
+	__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+}

@@ -551,7 +551,9 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
 {
 	seq_begin(t);
 	WR(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
-	set_flag(t, PT_F_PROBE_TOOK | PT_F_RETRY, false);
+	/* PT_F_PROBE_TOOK stays: a late report of the signal a probe took
+	 * is still that delivery, whatever was sent since. */
+	set_flag(t, PT_F_RETRY, false);
 	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
 	if (in_flight) {
 		/* At most one signal per timer: the one pending now stands for

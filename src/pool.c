@@ -162,7 +162,7 @@ static struct chunk *new_chunk(void)
 	if (pool.all)
 		pool.all->prev = c;
 	pool.all = c;
-	pool.nchunks++;
+	__atomic_add_fetch(&pool.nchunks, 1, __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -335,7 +335,7 @@ size_t pt_pool_trim(bool (*busy)(void *obj))
 				pool.all = c->next;
 			if (c->next)
 				c->next->prev = c->prev;
-			pool.nchunks--;
+			__atomic_sub_fetch(&pool.nchunks, 1, __ATOMIC_RELAXED);
 			released++;
 		}
 		pt_unlock(&pool.lock);

@@ -1,143 +1,117 @@
 /* SPDX-License-Identifier: MIT */
-/*
- * Engine against kernel, per operation, in one run on one machine.  Each
- * figure is the best of several rounds (the least disturbed by the other
- * load of the machine); ratio = kernel / engine, so higher favours the
- * engine.  Timers use SIGEV_SIGNAL with a signal that never comes: they are
- * armed seconds ahead and never fire.
- */
+/* The bench driver: runs the groups asked for and prints their rows. */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
+#include <sys/resource.h>
 
 #include "bench.h"
-#include "ptimers.h"
 
-struct api {
-	int (*create)(clockid_t, struct sigevent *, timer_t *);
-	int (*settime)(timer_t, int, const struct itimerspec *, struct itimerspec *);
-	int (*gettime)(timer_t, struct itimerspec *);
-	int (*del)(timer_t);
-};
-
-static const struct api kernel_api = { timer_create, timer_settime, timer_gettime, timer_delete };
-static const struct api engine_api = { ptimer_create, ptimer_settime, ptimer_gettime, ptimer_delete };
-
-static uint64_t now_ns(void)
+void bench_add(struct bench_report *r, const char *name, const char *unit, double engine,
+	       double reference, const char *against, bool better_high, const char *note)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	if (r->n == (int)(sizeof(r->rows) / sizeof(r->rows[0])))
+		return;
+	struct bench_row *row = &r->rows[r->n++];
+	snprintf(row->name, sizeof(row->name), "%s", name);
+	snprintf(row->unit, sizeof(row->unit), "%s", unit);
+	row->engine = engine;
+	row->reference = reference;
+	row->against = against;
+	row->better_high = better_high;
+	snprintf(row->note, sizeof(row->note), "%s", note);
 }
 
-static struct sigevent bench_sev(void)
+double bench_cpu_seconds(void)
 {
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGRTMIN;
-	return sev;
+	struct rusage ru;
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       ru.ru_stime.tv_usec / 1e6;
 }
 
-static int op_create_delete(const struct api *a, long n, double *ns)
+static double ratio(const struct bench_row *row)
 {
-	struct sigevent sev = bench_sev();
-	timer_t t;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < n; i++) {
-		if (a->create(CLOCK_MONOTONIC, &sev, &t) != 0 || a->del(t) != 0)
-			return -1;
-	}
-	*ns = (double)(now_ns() - t0) / (double)n;
-	return 0;
+	if (row->engine <= 0 || row->reference <= 0)
+		return 0;
+	return row->better_high ? row->engine / row->reference : row->reference / row->engine;
 }
 
-static int with_timer(const struct api *a, long n, double *ns, int which)
-{
-	struct sigevent sev = bench_sev();
-	timer_t t;
-	if (a->create(CLOCK_MONOTONIC, &sev, &t) != 0)
-		return -1;
-	struct itimerspec its = { .it_value = { 10, 0 } }, cur;
-	int err = 0;
-	uint64_t t0 = now_ns();
-	for (long i = 0; i < n && !err; i++) {
-		if (which == 0) {
-			its.it_value.tv_nsec = i & 1023; /* a new expiry every time */
-			err = a->settime(t, 0, &its, NULL);
-		} else {
-			err = a->gettime(t, &cur);
-		}
-	}
-	*ns = (double)(now_ns() - t0) / (double)n;
-	a->del(t);
-	return err ? -1 : 0;
-}
-
-static int op_settime(const struct api *a, long n, double *ns) { return with_timer(a, n, ns, 0); }
-static int op_gettime(const struct api *a, long n, double *ns) { return with_timer(a, n, ns, 1); }
-
-struct bench {
+static const struct {
 	const char *name;
-	int (*fn)(const struct api *, long, double *);
+	int (*fn)(const struct bench_opts *, struct bench_report *);
+} groups[] = {
+	{ "calls", bench_calls },
+	{ "contention", bench_contention },
+	{ "latency", bench_latency },
+	{ "expiry", bench_expiry },
+	{ "memory", bench_memory },
 };
 
-static const struct bench benches[] = {
-	{ "create_delete", op_create_delete },
-	{ "settime", op_settime },
-	{ "gettime", op_gettime },
-};
-
-/* Best of the rounds for each side, the two sides taking turns, so that
- * a change in the machine's speed during the run touches both alike. */
-static int best_of(const struct bench *b, const struct bench_opts *o, double *eng, double *ker)
+static bool wanted(const char *only, const char *name)
 {
-	for (int r = 0; r < o->rounds; r++) {
-		double e, k;
-		if (b->fn(&engine_api, o->iterations, &e) != 0 || b->fn(&kernel_api, o->iterations, &k) != 0)
-			return -1;
-		if (r == 0 || e < *eng)
-			*eng = e;
-		if (r == 0 || k < *ker)
-			*ker = k;
+	if (!only)
+		return true;
+	size_t n = strlen(name);
+	for (const char *p = only; *p;) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len == n && strncmp(p, name, n) == 0)
+			return true;
+		p += len + (end ? 1 : 0);
 	}
+	return false;
+}
+
+int bench_group_known(const char *name);
+int bench_group_known(const char *name)
+{
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
+		if (strcmp(groups[i].name, name) == 0)
+			return 1;
 	return 0;
 }
 
 int bench_run(const struct bench_opts *o, FILE *out)
 {
-	size_t nb = sizeof(benches) / sizeof(benches[0]);
-	double eng[sizeof(benches) / sizeof(benches[0])], ker[sizeof(benches) / sizeof(benches[0])];
+	static struct bench_report r;
 
-	/* Block the signal so a stray expiry cannot kill the run. */
+	r.n = 0;
+	/* Block the bench's signal so that a stray expiry cannot kill the
+	 * run; the groups that take signals wait for them. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-
-	for (size_t i = 0; i < nb; i++) {
-		if (best_of(&benches[i], o, &eng[i], &ker[i]) != 0) {
-			fprintf(stderr, "ptimers bench: %s failed: %s\n", benches[i].name, strerror(errno));
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		if (!wanted(o->only, groups[i].name))
+			continue;
+		if (!o->json)
+			fprintf(stderr, "ptimers bench: %s...\n", groups[i].name);
+		if (groups[i].fn(o, &r) != 0)
 			return -1;
-		}
 	}
 	if (o->json) {
 		fprintf(out, "[");
-		for (size_t i = 0; i < nb; i++)
-			fprintf(out, "%s\n  {\"name\": \"%s\", \"engine_ns\": %.1f, \"kernel_ns\": %.1f, \"ratio\": %.2f}",
-				i ? "," : "", benches[i].name, eng[i], ker[i], ker[i] / eng[i]);
+		for (int i = 0; i < r.n; i++) {
+			const struct bench_row *row = &r.rows[i];
+			fprintf(out, "%s\n  {\"name\": \"%s\", \"unit\": \"%s\", \"engine\": %.4g, \"%s\": %.4g, "
+				"\"ratio\": %.3g%s%s%s}", i ? "," : "", row->name, row->unit, row->engine,
+				row->against, row->reference, ratio(row),
+				row->note[0] ? ", \"note\": \"" : "", row->note, row->note[0] ? "\"" : "");
+		}
 		fprintf(out, "\n]\n");
-	} else {
-		fprintf(out, "%-16s %12s %12s %8s\n", "operation", "engine ns", "kernel ns", "ratio");
-		for (size_t i = 0; i < nb; i++)
-			fprintf(out, "%-16s %12.1f %12.1f %8.2f\n", benches[i].name, eng[i], ker[i],
-				ker[i] / eng[i]);
-		fprintf(out, "(ratio = kernel / engine; best of %d rounds of %ld operations)\n", o->rounds,
-			o->iterations);
+		return 0;
 	}
+	fprintf(out, "%-28s %-12s %12s %12s %-7s %8s\n", "benchmark", "unit", "engine", "against", "", "ratio");
+	for (int i = 0; i < r.n; i++) {
+		const struct bench_row *row = &r.rows[i];
+		fprintf(out, "%-28s %-12s %12.4g %12.4g %-7s %8.2f%s%s\n", row->name, row->unit,
+			row->engine, row->reference, row->against, ratio(row), row->note[0] ? "  " : "",
+			row->note);
+	}
+	fprintf(out, "(ratio: how many times better the engine is than what it is set against, in "
+		     "this run)\n");
 	return 0;
 }

@@ -1,15 +1,61 @@
 /* SPDX-License-Identifier: MIT */
+/*
+ * The benchmarks behind `ptimers bench`: each measures the engine and a
+ * reference (the kernel's timers, or a bare signal) in the same run and
+ * reports both and their ratio, so that no figure stands alone.
+ */
 #ifndef PTIMERS_BENCH_H
 #define PTIMERS_BENCH_H
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 struct bench_opts {
-	long iterations; /* per round */
-	int rounds;      /* best of */
-	int json;
+	long iterations; /* per round, for the per-call rows */
+	int rounds;      /* best of, for the per-call rows */
+	double seconds;  /* length of the timed runs (contention) */
+	long timers;     /* timers for the memory row */
+	bool json;
+	const char *only; /* comma-separated group names, or NULL for all */
 };
 
-/* Runs every benchmark, engine and kernel in the same run; prints a table
- * or a JSON list of {name, engine_ns, kernel_ns, ratio}.  0 or -1. */
+/* One row: the engine's figure against the reference's.  better_high:
+ * higher figures are better (throughput); else lower are (time, bytes).
+ * ratio = how many times better the engine is (> 1: the engine wins). */
+struct bench_row {
+	char name[48];
+	char unit[16];
+	double engine, reference;
+	const char *against; /* "kernel", "signal", "target" */
+	bool better_high;
+	char note[96];
+};
+
+struct bench_report {
+	struct bench_row rows[48];
+	int n;
+};
+
+void bench_add(struct bench_report *r, const char *name, const char *unit, double engine,
+	       double reference, const char *against, bool better_high, const char *note);
+
+/* The groups; each adds its rows, 0 or -1 (with a message on stderr). */
+int bench_calls(const struct bench_opts *o, struct bench_report *r);
+int bench_contention(const struct bench_opts *o, struct bench_report *r);
+int bench_latency(const struct bench_opts *o, struct bench_report *r);
+int bench_expiry(const struct bench_opts *o, struct bench_report *r);
+int bench_memory(const struct bench_opts *o, struct bench_report *r);
+
+/* Runs the groups opts selects; prints a table or JSON.  0 or -1. */
 int bench_run(const struct bench_opts *o, FILE *out);
+
+/* Shared helpers. */
+static inline int64_t bench_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+double bench_cpu_seconds(void); /* the process's user + system time */
 #endif

@@ -5,6 +5,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "base.h"
 #include "dispatch.h"
@@ -14,6 +16,9 @@
 #define KICK_EVERY 4096       /* pushes between wakeups that keep batches small */
 #define EXPIRE_BATCH 1024     /* expiries per base before the inbox gets a look */
 #define RETRY_NS 10000000     /* after a failed allocation */
+#define LEAD_SAMPLES 32       /* wakeup delays the lead is learned from */
+#define LEAD_MAX 150000       /* ns: never spin longer than this */
+#define LEAD_START 30000
 #define SEQ __ATOMIC_SEQ_CST
 #define END ((struct pt_qnode *)1) /* the inbox's last node points here */
 
@@ -25,7 +30,38 @@ static struct {
 	pt_lock_t lock;            /* registration */
 	const struct pt_queue_ops *ops;
 	struct pt_qnode *overflow; /* dispatcher: no memory to queue them yet */
-} q = { .lock = PT_LOCK_INIT };
+	/* Dispatcher: the lead and the delays it is learned from. */
+	int64_t lead;
+	int64_t late[LEAD_SAMPLES];
+	unsigned nlate;
+} q = { .lock = PT_LOCK_INIT, .lead = LEAD_START };
+
+int64_t pt_queue_lead(void)
+{
+	return __atomic_load_n(&q.lead, __ATOMIC_RELAXED);
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+void pt_queue_woke(int64_t late_ns)
+{
+	if (late_ns < 0)
+		late_ns = 0;
+	q.late[q.nlate++ % LEAD_SAMPLES] = late_ns;
+	if (q.nlate % 8 || q.nlate < LEAD_SAMPLES)
+		return;
+	/* The longest of the last LEAD_SAMPLES delays, and a little: a tail
+	 * wakeup of the dispatcher would add to the program's own. */
+	int64_t s[LEAD_SAMPLES];
+	memcpy(s, q.late, sizeof(s));
+	qsort(s, LEAD_SAMPLES, sizeof(s[0]), cmp_i64);
+	int64_t lead = s[LEAD_SAMPLES - 1] + 2000;
+	__atomic_store_n(&q.lead, lead < LEAD_MAX ? lead : LEAD_MAX, __ATOMIC_RELAXED);
+}
 
 void pt_queue_set_ops(const struct pt_queue_ops *ops)
 {
@@ -118,31 +154,25 @@ void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
 	pt_unlock(&b->plock);
 }
 
-void pt_base_cancelled(struct pt_base *b)
+void pt_base_spent(struct pt_base *b)
 {
 	__atomic_store_n(&b->reset, true, __ATOMIC_RELAXED);
 }
 
 /* ---- the dispatcher's side ---- */
 
-/* Put n where its owner now wants it.  from_inbox: n came off the inbox
- * (or the overflow list), so it is no longer pushed. */
-static void queue_sync(struct pt_qnode *n, bool from_inbox)
+void pt_queue_settle(struct pt_qnode *n)
 {
 	int64_t key = 0;
-
-	q.ops->lock(n);
-	if (from_inbox)
-		set_link(n, NULL);
 	uint16_t want = q.ops->want(n, &key);
 	if (n->hn.pos != 0) {
 		struct pt_base *cur = q.base[n->in_base];
 		if (want == n->in_base) {
-			/* A push means a new arming: behind others at that key,
-			 * as the kernel's re-queue puts it. */
-			if (from_inbox || key != pt_heap_key(&cur->heap, &n->hn))
-				pt_heap_update(&cur->heap, &n->hn, key);
-			goto out;
+			/* Still queued means it came off the inbox: a new arming,
+			 * behind others at that key, as the kernel's re-queue
+			 * puts it. */
+			pt_heap_update(&cur->heap, &n->hn, key);
+			return;
 		}
 		pt_heap_remove(&cur->heap, &n->hn);
 	}
@@ -157,7 +187,16 @@ static void queue_sync(struct pt_qnode *n, bool from_inbox)
 			q.overflow = n;
 		}
 	}
-out:
+}
+
+/* Put n where its owner now wants it.  from_inbox: n came off the inbox
+ * (or the overflow list), so it is no longer pushed. */
+static void queue_sync(struct pt_qnode *n, bool from_inbox)
+{
+	q.ops->lock(n);
+	if (from_inbox)
+		set_link(n, NULL);
+	pt_queue_settle(n);
 	q.ops->unlock(n);
 }
 
@@ -205,11 +244,12 @@ static bool run_due(struct pt_base *b)
 		if (e.key > now)
 			return false;
 		struct pt_qnode *n = (struct pt_qnode *)((char *)e.node - offsetof(struct pt_qnode, hn));
-		q.ops->lock(n);
+		/* The heap position is the dispatcher's own: no lock needed. */
 		pt_heap_remove(&b->heap, &n->hn);
-		q.ops->unlock(n);
+		/* While this one's signal goes out, bring the next one in. */
+		if (!pt_heap_empty(&b->heap))
+			__builtin_prefetch(pt_heap_top(&b->heap).node, 1);
 		q.ops->expire(n, b, now);
-		queue_sync(n, false);
 	}
 	return true;
 }
@@ -234,6 +274,36 @@ static bool program(struct pt_base *b)
 	return true;
 }
 
+/* The base that leads with the nearest expiry due within the lead, or
+ * NULL; *head gets that expiry. */
+static struct pt_base *due_soon(unsigned nb, int64_t *head)
+{
+	struct pt_base *soon = NULL;
+	int64_t best = PT_NEVER;
+
+	for (unsigned i = 0; i < nb; i++) {
+		struct pt_base *b = q.base[i];
+		if (!b || !b->ops->leads || pt_heap_empty(&b->heap))
+			continue;
+		int64_t now = b->ops->now(b), key = pt_heap_top(&b->heap).key;
+		if (key - now <= q.lead + 5000 && key - now < best) {
+			best = key - now;
+			soon = b;
+			*head = key;
+		}
+	}
+	return soon;
+}
+
+/* Spin until b's expiry at head is due, unless an arming comes in (it may
+ * be earlier).  At most the lead. */
+static void spin_until(struct pt_base *b, int64_t head)
+{
+	while (b->ops->now(b) < head && !__atomic_load_n(&q.inbox, __ATOMIC_RELAXED))
+		for (int i = 0; i < 16; i++)
+			__builtin_ia32_pause();
+}
+
 void pt_queue_run(void)
 {
 	unsigned nb = __atomic_load_n(&q.nbases, __ATOMIC_ACQUIRE);
@@ -246,6 +316,13 @@ void pt_queue_run(void)
 				more = true;
 		if (more || __atomic_load_n(&q.inbox, SEQ))
 			continue;
+		/* Woken early on purpose (the lead): be running when it is due. */
+		int64_t head;
+		struct pt_base *soon = due_soon(nb, &head);
+		if (soon) {
+			spin_until(soon, head);
+			continue;
+		}
 		bool settled = true;
 		for (unsigned i = 0; i < nb && settled; i++)
 			if (q.base[i])

@@ -69,6 +69,8 @@ struct pt_base_ops {
 	void (*program)(struct pt_base *b, int64_t when);
 	/* Optional: an arm at `key` did not need the kernel timer moved. */
 	void (*armed)(struct pt_base *b, int64_t key);
+	/* Its kernel timer is set pt_queue_lead() early (see below). */
+	bool leads;
 };
 
 struct pt_base {
@@ -91,11 +93,14 @@ struct pt_queue_ops {
 	/* n's owner locked: the base n should be queued on and its key, or
 	 * PT_BASE_NONE. */
 	uint16_t (*want)(struct pt_qnode *n, int64_t *key);
-	/* n was due on b at now: act on it (takes n's owner's lock itself;
-	 * the queue asks want() again afterwards, no update is needed). */
+	/* n was due on b at now (it is off its heap): act on it, taking n's
+	 * owner's lock, and call pt_queue_settle() before letting it go. */
 	void (*expire)(struct pt_qnode *n, struct pt_base *b, int64_t now);
 };
 void pt_queue_set_ops(const struct pt_queue_ops *ops);
+
+/* Dispatcher, n's owner locked: queue n where want() now says. */
+void pt_queue_settle(struct pt_qnode *n);
 
 /* A provider's base, ready for use: returns its index, or -EAGAIN when
  * every slot is taken.  fixed >= 0 asks for that index. */
@@ -111,8 +116,23 @@ void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key);
 /* Is n still referenced by the queue (queued, or on the inbox)? */
 bool pt_queue_busy(const struct pt_qnode *n);
 
-/* A provider's kernel timer went off or was cancelled (dispatcher). */
-void pt_base_cancelled(struct pt_base *b);
+/* A provider's kernel timer went off or was cancelled: it is not set any
+ * more, whatever the base last asked for; the dispatcher sets it again. */
+void pt_base_spent(struct pt_base *b);
+
+/*
+ * Waking early.  A sleeping thread runs some tens of microseconds after
+ * its kernel timer expires; the engine's chain (kernel timer, dispatcher,
+ * signal, the program's thread) would pay that twice where the kernel's
+ * own timer (kernel timer, signal, the program's thread) pays it once.
+ * So a provider sets its kernel timer pt_queue_lead() before the expiry,
+ * reports how late each wakeup was (pt_queue_woke()), and the dispatcher
+ * spins the remaining few microseconds: it is running when the expiry is
+ * due.  The lead is learned: a high percentile of the recent wakeup
+ * delays, within bounds.  Dispatcher only.
+ */
+int64_t pt_queue_lead(void);
+void pt_queue_woke(int64_t late_ns);
 
 /* The dispatcher's work after every wakeup: drain the inbox, fire what
  * is due, set the kernel timers. */

@@ -28,6 +28,7 @@ struct fixed_base {
 	struct pt_base b;
 	struct pt_source src;
 	clockid_t clock;
+	int64_t set_for;  /* when the timerfd was set to go off (its clock), 0: not */
 };
 
 static struct fixed_base fixed[PT_NR_FIXED];
@@ -131,6 +132,13 @@ static void fixed_program(struct pt_base *b, int64_t when)
 
 	if (fb->src.fd < 0)
 		return;
+	if (when != PT_NEVER) {
+		/* Early by the dispatcher's wakeup delay: it spins the rest. */
+		when -= pt_queue_lead();
+		__atomic_store_n(&fb->set_for, when, __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&fb->set_for, 0, __ATOMIC_RELAXED);
+	}
 	if (when != PT_NEVER && fb->clock == CLOCK_TAI)
 		when -= pt_clock_ns(CLOCK_TAI) - pt_clock_ns(CLOCK_REALTIME);
 	if (when != PT_NEVER) {
@@ -147,6 +155,7 @@ static void fixed_program(struct pt_base *b, int64_t when)
 static const struct pt_base_ops fixed_ops = {
 	.now = fixed_now,
 	.program = fixed_program,
+	.leads = true,
 };
 
 static void fixed_ready(struct pt_source *s)
@@ -154,11 +163,15 @@ static void fixed_ready(struct pt_source *s)
 	struct fixed_base *fb = (struct fixed_base *)((char *)s - offsetof(struct fixed_base, src));
 	uint64_t ticks;
 
-	/* ECANCELED: the wall clock was set.  The heap order holds (every
-	 * absolute expiry moved alike) but the kernel timer must be set
-	 * again for the new time. */
-	if (pt_sys_read(s->fd, &ticks, sizeof(ticks)) < 0 && errno == ECANCELED)
-		pt_base_cancelled(&fb->b);
+	/* Went off, or ECANCELED (the wall clock was set: the heap order
+	 * holds, every absolute expiry moved alike, but the timerfd must be
+	 * set for the new time).  Either way it is spent. */
+	pt_base_spent(&fb->b);
+	if (pt_sys_read(s->fd, &ticks, sizeof(ticks)) < 0)
+		return;
+	int64_t set_for = __atomic_load_n(&fb->set_for, __ATOMIC_RELAXED);
+	if (set_for > 0 && ticks == 1)
+		pt_queue_woke(fixed_now(&fb->b) - set_for);
 }
 
 int pt_clocks_start(void)
@@ -181,7 +194,7 @@ int pt_clocks_start(void)
 		}
 		fb->src.fd = fd;
 		err = pt_dispatch_add(&fb->src);
-		pt_base_cancelled(&fb->b); /* program it on the next run */
+		pt_base_spent(&fb->b); /* program it on the next run */
 	}
 	if (!err)
 		__atomic_store_n(&started, true, __ATOMIC_RELEASE);

@@ -141,6 +141,7 @@ static bool ignores(int sig, void *handler)
 
 void ptimer__disposition(int sig, void *old_handler, void *new_handler)
 {
+	pt_notify_disposition(sig, ignores(sig, new_handler));
 	/* Timers whose signal was ignored get it now that it is not (the
 	 * kernel's posixtimer_sig_unignore()). */
 	if (ignores(sig, old_handler) && !ignores(sig, new_handler))
@@ -178,5 +179,8 @@ void ptimer__defer(void)
 
 void ptimer__set_exit_hook(void (*fn)(void))
 {
+	/* Only the hooks call this: from now on every disposition change
+	 * made through libc is reported. */
 	pt_section_set_exit_hook(fn);
+	pt_notify_track_dispositions();
 }

@@ -10,8 +10,14 @@
 #define BLOCK_ENTS (1u << BLOCK_SHIFT) /* 4096 entries: 64 KiB */
 #define BLOCK_MASK (BLOCK_ENTS - 1)
 
+/* Entry i sits at slot i + 3 of 64-byte-aligned blocks: then the four
+ * children of a node, 4i+1..4i+4, fill one cache line (slots 4(i+1) to
+ * 4(i+1)+3, 16 bytes each), and a step down the heap touches one line. */
+#define SKEW 3
+
 static inline struct pt_heap_ent *ent(const struct pt_heap *h, uint32_t i)
 {
+	i += SKEW;
 	return &h->block[i >> BLOCK_SHIFT][i & BLOCK_MASK];
 }
 
@@ -96,7 +102,7 @@ static int grow(struct pt_heap *h)
 		h->block = t;
 		h->cap_blocks = cap;
 	}
-	struct pt_heap_ent *b = malloc(BLOCK_ENTS * sizeof(*b));
+	struct pt_heap_ent *b = aligned_alloc(64, BLOCK_ENTS * sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	h->block[h->nblocks++] = b;
@@ -107,13 +113,15 @@ static int grow(struct pt_heap *h)
  * block boundary does not allocate and free on every change. */
 static void shrink(struct pt_heap *h)
 {
-	while (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n)
+	while (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW)
 		free(h->block[--h->nblocks]);
 }
 
 int pt_heap_insert(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 {
-	if (h->n == h->nblocks * BLOCK_ENTS && grow(h) != 0)
+	if (h->n + SKEW == h->nblocks * BLOCK_ENTS && grow(h) != 0)
+		return -ENOMEM;
+	if (h->nblocks == 0 && grow(h) != 0)
 		return -ENOMEM;
 	node->order = h->order++;
 	sift_up(h, h->n++, (struct pt_heap_ent){ key, node });

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <linux/futex.h>
+#include <sched.h>
+#include <time.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
@@ -26,6 +28,25 @@ void pt_lock_wait(pt_lock_t *l)
 	}
 	while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
 		syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void pt_spin_wait(pt_spin_t *l)
+{
+	for (unsigned i = 0;; i++) {
+		if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
+		    !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+			return;
+		if (i < 100) {
+			__builtin_ia32_pause();
+		} else if (i < 200) {
+			sched_yield();
+		} else {
+			/* Still held: the holder may be of lower priority than us
+			 * on this CPU, where yielding would not let it run. */
+			struct timespec nap = { 0, 2000 };
+			nanosleep(&nap, NULL);
+		}
+	}
 }
 
 void pt_lock_wake(pt_lock_t *l)

@@ -262,7 +262,23 @@ static bool default_ignored(int sig)
 	return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH;
 }
 
-bool pt_notify_ignored(const struct pt_timer *t)
+/* Per signal: 0 not known, 1 acted on (caught or a default action), 2
+ * ignored.  Kept only while the hooks report every change. */
+static uint8_t disposition[KERNEL_SIGRTMAX + 1];
+static bool tracked;
+
+void pt_notify_track_dispositions(void)
+{
+	__atomic_store_n(&tracked, true, __ATOMIC_RELEASE);
+}
+
+void pt_notify_disposition(int sig, bool ignored)
+{
+	if (sig > 0 && sig <= KERNEL_SIGRTMAX)
+		__atomic_store_n(&disposition[sig], ignored ? 2 : 1, __ATOMIC_RELEASE);
+}
+
+static bool kernel_ignores(int sig)
 {
 	struct {
 		void *handler;
@@ -271,9 +287,24 @@ bool pt_notify_ignored(const struct pt_timer *t)
 		uint64_t mask;
 	} ka;
 
-	if (syscall(SYS_rt_sigaction, t->signo, NULL, &ka, sizeof(ka.mask)) != 0)
+	if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask)) != 0)
 		return false;
-	if (ka.handler != (void *)SIG_IGN && !(ka.handler == (void *)SIG_DFL && default_ignored(t->signo)))
+	return ka.handler == (void *)SIG_IGN || (ka.handler == (void *)SIG_DFL && default_ignored(sig));
+}
+
+bool pt_notify_ignored(const struct pt_timer *t)
+{
+	int sig = t->signo;
+	uint8_t d = __atomic_load_n(&disposition[sig], __ATOMIC_ACQUIRE);
+	if (!d || !__atomic_load_n(&tracked, __ATOMIC_ACQUIRE)) {
+		d = kernel_ignores(sig) ? 2 : 1;
+		if (__atomic_load_n(&tracked, __ATOMIC_ACQUIRE)) {
+			uint8_t unknown = 0;
+			__atomic_compare_exchange_n(&disposition[sig], &unknown, d, false, __ATOMIC_ACQ_REL,
+						    __ATOMIC_RELAXED);
+		}
+	}
+	if (d != 2)
 		return false;
 	/* Blocked signals are queued even when ignored. */
 	return !task_sigmask(t->target, "\nSigBlk:", t->signo);

@@ -55,6 +55,12 @@ bool pt_notify_pending(const struct pt_timer *t);
 /* Would the kernel drop t's signal as ignored (its sig_ignored())? */
 bool pt_notify_ignored(const struct pt_timer *t);
 
+/* The hooks are in place and report every change of a disposition made
+ * through libc: what the kernel says of a signal can then be kept, and
+ * pt_notify_ignored() asks it once per signal, not once per expiry. */
+void pt_notify_track_dispositions(void);
+void pt_notify_disposition(int sig, bool ignored);
+
 /* Leave the line (re-armed or deleted while waiting).  t->lock held. */
 void pt_notify_unline(const struct pt_timer *t);
 

@@ -142,11 +142,17 @@ static uint16_t want(struct pt_timer *t, int64_t *key)
 	return t->base;
 }
 
-/* Tell the queue the timer's wishes changed.  t->lock held. */
+/* Tell the queue the timer's wishes changed.  t->lock held.  A timer
+ * that neither was nor is to be queued (never armed, say) has nothing to
+ * tell: a create/delete cycle never touches the queue. */
 static void queued_changed(struct pt_timer *t)
 {
 	int64_t key = 0;
 	uint16_t b = want(t, &key);
+	bool queued = b != PT_BASE_NONE;
+	if (!queued && !(t->flags & PT_F_QUEUED))
+		return;
+	set_flag(t, PT_F_QUEUED, queued);
 	pt_queue_update(&t->q, b, key);
 }
 
@@ -159,12 +165,12 @@ static struct pt_timer *lock_timer(int id)
 	pt_rcu_read_lock();
 	struct pt_timer *t = pt_ids_lookup(id);
 	if (t) {
-		pt_lock(&t->lock);
+		pt_spin_lock(&t->lock);
 		/* Deleted (and maybe reused) while we looked: the pool keeps the
 		 * memory a timer, so these two say whether it is ours. */
 		if (t->valid && t->id == id)
 			return t;
-		pt_unlock(&t->lock);
+		pt_spin_unlock(&t->lock);
 	}
 	pt_rcu_read_unlock();
 	return NULL;
@@ -172,7 +178,7 @@ static struct pt_timer *lock_timer(int id)
 
 static void unlock_timer(struct pt_timer *t)
 {
-	pt_unlock(&t->lock);
+	pt_spin_unlock(&t->lock);
 	pt_rcu_read_unlock();
 }
 
@@ -231,7 +237,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 
 	/* Built under the lock: a late reader of the timer this memory was
 	 * may hold it, and must see the old state or the new one. */
-	pt_lock(&t->lock);
+	pt_spin_lock(&t->lock);
 	seq_begin(t);
 	WR(t->id, id);
 	WR(t->clockid, clockid);
@@ -266,7 +272,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	}
 	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
 	seq_end(t);
-	pt_unlock(&t->lock);
+	pt_spin_unlock(&t->lock);
 	return 0;
 
 out_id:
@@ -606,7 +612,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	const pthread_attr_t *attr = NULL;
 
 	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's attributes */
-	pt_lock(&t->lock);
+	pt_spin_lock(&t->lock);
 	if (!t->valid)
 		goto out;
 	if (t->flags & PT_F_RETRY) {
@@ -647,7 +653,8 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED));
 	}
 out:
-	pt_unlock(&t->lock);
+	pt_queue_settle(&t->q);
+	pt_spin_unlock(&t->lock);
 	if (fn)
 		pt_notify_spawn(fn, value, attr);
 	pt_rcu_read_unlock();
@@ -662,7 +669,7 @@ void pt_timer_signal_taken(int sig)
 	pt_rcu_read_lock();
 	struct pt_timer *t = pt_notify_line_pop(sig, &seq);
 	if (t) {
-		pt_lock(&t->lock);
+		pt_spin_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_LINED) && seq == t->signal_seq) {
 			seq_begin(t);
 			set_flag(t, PT_F_LINED, false);
@@ -675,7 +682,7 @@ void pt_timer_signal_taken(int sig)
 			WR(t->sent_tid, sent);
 			seq_end(t);
 		}
-		pt_unlock(&t->lock);
+		pt_spin_unlock(&t->lock);
 	}
 	pt_rcu_read_unlock();
 }
@@ -691,7 +698,7 @@ void pt_timer_unignore(int sig)
 	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
 		if (!(RD(t->flags) & PT_F_IGNORED) || RD(t->signo) != sig)
 			continue;
-		pt_lock(&t->lock);
+		pt_spin_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_IGNORED)) {
 			seq_begin(t);
 			set_flag(t, PT_F_IGNORED, false);
@@ -701,7 +708,7 @@ void pt_timer_unignore(int sig)
 				fire_signal(t, 0, 0);
 			queued_changed(t);
 		}
-		pt_unlock(&t->lock);
+		pt_spin_unlock(&t->lock);
 		if (id == INT_MAX)
 			break;
 	}
@@ -776,8 +783,8 @@ bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
 
 /* ---- process life ---- */
 
-static void q_lock(struct pt_qnode *n) { pt_lock(&((struct pt_timer *)n)->lock); }
-static void q_unlock(struct pt_qnode *n) { pt_unlock(&((struct pt_timer *)n)->lock); }
+static void q_lock(struct pt_qnode *n) { pt_spin_lock(&((struct pt_timer *)n)->lock); }
+static void q_unlock(struct pt_qnode *n) { pt_spin_unlock(&((struct pt_timer *)n)->lock); }
 static uint16_t q_want(struct pt_qnode *n, int64_t *key) { return want((struct pt_timer *)n, key); }
 
 static const struct pt_queue_ops queue_ops = {

@@ -41,6 +41,7 @@ enum {
 	PT_F_IGNORED = 1 << 2,    /* periodic, parked: its signal is ignored */
 	PT_F_LINED = 1 << 3,      /* waits in line for a pending standard signal (notify.c) */
 	PT_F_RETRY = 1 << 4,      /* the kernel's signal queue was full: send again soon */
+	PT_F_QUEUED = 1 << 5,     /* last told the queue it wants to be queued */
 };
 
 /* SIGEV_THREAD: a function and thread attributes, not data. */
@@ -63,7 +64,7 @@ struct pt_timer {
 			uint8_t spare;
 		};
 	};
-	pt_lock_t lock;         /* the kernel's it_lock */
+	pt_spin_t lock;         /* the kernel's it_lock */
 	uint32_t seq;           /* seqcount for lock-free readers */
 	int32_t id;
 	int32_t clockid;

@@ -19,7 +19,18 @@ pt_uaccess_copy:
 	.globl	pt_uaccess_begin
 	.hidden	pt_uaccess_begin
 pt_uaccess_begin:
-	cmpq	$8, %rdx
+	cmpq	$32, %rdx		/* an itimerspec: straight through */
+	jne	4f
+	movq	(%rsi), %rax
+	movq	8(%rsi), %rcx
+	movq	16(%rsi), %r8
+	movq	24(%rsi), %r9
+	movq	%rax, (%rdi)
+	movq	%rcx, 8(%rdi)
+	movq	%r8, 16(%rdi)
+	movq	%r9, 24(%rdi)
+	jmp	3f
+4:	cmpq	$8, %rdx
 	jb	2f
 1:	movq	(%rsi), %rax
 	movq	%rax, (%rdi)

@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Expiry throughput: a million engine timers due within one second, each
+ * signalled once to a thread that takes them from a signalfd, many per
+ * read (one sigwaitinfo() per signal costs the kernel alone about 2 us
+ * here).  How late the last ones are, and the CPU the whole process spends
+ * per expiry, against the kernel doing the same job with no timer at all:
+ * a thread sending a million signals (rt_sigqueueinfo()) to the same
+ * receiver, measured in the same run.  The kernel
+ * cannot hold a million timers here (each is charged to the user's
+ * RLIMIT_SIGPENDING, about 96,000), so the reference is the bare signal.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "ptimers.h"
+
+#define N 1000000
+#define SPREAD 1000000000LL /* deadlines over one second */
+#define LEAD 700000000LL    /* the first deadline after arming them all */
+
+static int64_t *deadline, *late;
+static unsigned char *got;
+static long received, duplicates;
+
+#define BATCH 64
+
+/* Takes the signals as a program handling a million a second would: from
+ * a signalfd, many per read. */
+static void *receiver(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	int64_t give_up = bench_now() + LEAD + SPREAD + 10000000000LL;
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	while (received < N && bench_now() < give_up) {
+		struct signalfd_siginfo rec[BATCH];
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		ssize_t n = read(fd, rec, sizeof(rec));
+		int64_t now = bench_now();
+		for (ssize_t i = 0; i < n / (ssize_t)sizeof(rec[0]); i++) {
+			int v = rec[i].ssi_int;
+			if (v < 0 || v >= N)
+				continue;
+			if (got[v]++) {
+				duplicates++;
+				continue;
+			}
+			late[v] = now - deadline[v];
+			received++;
+		}
+	}
+	return NULL;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The kernel doing the same job without any timer: one thread sends N
+ * process-directed signals (rt_sigqueueinfo, value = index) as fast as the
+ * queue takes them, the same receiver takes them.  CPU seconds per signal,
+ * and signals per second. */
+static void *bare_sender(void *arg)
+{
+	int sig = (int)(intptr_t)arg;
+	siginfo_t info;
+	memset(&info, 0, sizeof(info));
+	info.si_signo = sig;
+	info.si_code = SI_QUEUE;
+	pid_t pid = getpid();
+	for (int i = 0; i < N;) {
+		info.si_value.sival_int = i;
+		if (syscall(SYS_rt_sigqueueinfo, pid, sig, &info) == 0)
+			i++;
+		else
+			sched_yield(); /* the queue is full: let the receiver in */
+	}
+	return NULL;
+}
+
+static int bare_signals(int sig, int fd, double *cpu_per, double *rate)
+{
+	pthread_t th, rx;
+	received = duplicates = 0;
+	memset(got, 0, N);
+	for (int i = 0; i < N; i++)
+		deadline[i] = 0;
+	double c0 = bench_cpu_seconds();
+	int64_t t0 = bench_now();
+	pthread_create(&rx, NULL, receiver, (void *)(intptr_t)fd);
+	pthread_create(&th, NULL, bare_sender, (void *)(intptr_t)sig);
+	pthread_join(th, NULL);
+	pthread_join(rx, NULL);
+	double wall = (double)(bench_now() - t0) / 1e9;
+	*cpu_per = (bench_cpu_seconds() - c0) / N;
+	*rate = received / wall;
+	return received == N && !duplicates ? 0 : -1;
+}
+
+int bench_expiry(const struct bench_opts *o, struct bench_report *r)
+{
+	(void)o;
+	int sig = SIGRTMIN + 2, err = 0;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int fd = signalfd(-1, &set, SFD_CLOEXEC);
+	deadline = malloc(N * sizeof(*deadline));
+	late = malloc(N * sizeof(*late));
+	got = calloc(N, 1);
+	timer_t *t = malloc(N * sizeof(*t));
+	if (fd < 0 || !deadline || !late || !got || !t) {
+		fprintf(stderr, "ptimers bench: expiry: %s\n", fd < 0 ? strerror(errno) : "out of memory");
+		return -1;
+	}
+	double bare, bare_rate;
+	if (bare_signals(sig, fd, &bare, &bare_rate) != 0) {
+		fprintf(stderr, "ptimers bench: expiry: bare signals: %ld of %d taken\n", received, N);
+		return -1;
+	}
+	memset(got, 0, N);
+	received = duplicates = 0;
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	int made = 0;
+	for (; made < N; made++) {
+		sev.sigev_value.sival_int = made;
+		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t[made]) != 0) {
+			err = errno;
+			break;
+		}
+	}
+	pthread_t th;
+	pthread_create(&th, NULL, receiver, (void *)(intptr_t)fd);
+	int64_t start = bench_now() + LEAD;
+	for (int i = 0; i < made && !err; i++) {
+		/* Spread over the second, in an order unrelated to the IDs. */
+		int64_t when = start + (int64_t)(((uint64_t)i * 2654435761u) % N) * (SPREAD / N);
+		deadline[i] = when;
+		struct itimerspec its = { .it_value = { when / 1000000000, when % 1000000000 } };
+		if (ptimer_settime(t[i], TIMER_ABSTIME, &its, NULL) != 0)
+			err = errno;
+	}
+	/* From here on the CPU goes to expiries (and to queueing the last
+	 * armings), not to arming. */
+	double c0 = bench_cpu_seconds();
+	pthread_join(th, NULL);
+	double cpu = bench_cpu_seconds() - c0;
+	close(fd);
+	for (int i = 0; i < made; i++)
+		ptimer_delete(t[i]);
+	free(t);
+	if (err || received < N || duplicates) {
+		fprintf(stderr, "ptimers bench: expiry: %ld of %d delivered, %ld twice%s%s\n", received, N,
+			duplicates, err ? ": " : "", err ? strerror(err) : "");
+		free(deadline), free(late), free(got);
+		return -1;
+	}
+	int64_t first_due = start, last_taken = 0;
+	for (int i = 0; i < N; i++)
+		if (deadline[i] + late[i] > last_taken)
+			last_taken = deadline[i] + late[i];
+	qsort(late, N, sizeof(*late), cmp);
+	bench_add(r, "expiry_1M_late_max", "ms", (double)late[N - 1] / 1e6, 100, "target", false,
+		  "a million timers due within 1 s, each delivered once");
+	bench_add(r, "expiry_1M_late_p99", "ms", (double)late[N * 99 / 100] / 1e6, 100, "target", false, "");
+	bench_add(r, "expiry_cpu_per_signal", "us", cpu / N * 1e6, bare * 1e6, "signal", false,
+		  "whole process; against bare signals sent by a thread; target within 2x");
+	bench_add(r, "expiry_signals_per_s", "M/s", N / ((double)(last_taken - first_due) / 1e9) / 1e6,
+		  bare_rate / 1e6, "signal", true, "the rate signals reached the program");
+	free(deadline), free(late), free(got);
+	return 0;
+}

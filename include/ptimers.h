@@ -34,6 +34,7 @@
 #ifndef PTIMERS_H
 #define PTIMERS_H
 
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -183,6 +184,90 @@ int ptimer_readout(FILE *out, unsigned flags);
  * MT-safe, lock-free, async-signal-safe.
  */
 int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int max);
+
+/*
+ * Checkpoint and restore.
+ *
+ * The image is CRIU's POSIX timer image (POSIX_TIMERS, entries of CRIU's
+ * posix_timer_entry), which CRIU's crit reads and writes, with ptimers'
+ * own fields where other readers skip them: a version, a checksum, the
+ * deadline of a timer armed with TIMER_ABSTIME, what a CPU clock measured,
+ * and the process's ID policy and next-ID counter.
+ *
+ * Across the gap: a timer armed relative keeps the time that remained (it
+ * runs on from the restore); one armed with TIMER_ABSTIME keeps its
+ * deadline on its clock (a CLOCK_REALTIME deadline already past expires at
+ * once, counting the periods missed).  Intervals and timer_getoverrun()
+ * values are kept.  A signal on its way at the checkpoint is not carried
+ * over: a periodic timer that was waiting for its delivery is restored
+ * armed for its next period (an image of CRIU's, without ptimers' fields,
+ * restores as CRIU restores it: relative, with the remaining time).
+ */
+
+/* ptimer_kernel_restore: the create/delete walk even where the kernel has
+ * PR_TIMER_CREATE_RESTORE_IDS. */
+#define PTIMER_RESTORE_WALK 1u
+
+struct ptimer_restore_opts {
+	size_t size;      /* sizeof(struct ptimer_restore_opts) */
+	unsigned flags;   /* PTIMER_RESTORE_WALK */
+	void *arg;        /* given to the callbacks */
+	/* A SIGEV_THREAD timer's function and attributes (or NULL) are not
+	 * data: asked for here with its saved ID and value; 0 goes on, -1
+	 * refuses the restore.  Without it an image with such a timer is
+	 * refused. */
+	int (*thread_notify)(void *arg, int id, union sigval value, void (**fn)(union sigval),
+			     const pthread_attr_t **attr);
+	/* The live thread for one the image names (SIGEV_THREAD_ID, a
+	 * thread's CPU clock); 0 refuses.  Without it: the calling thread. */
+	pid_t (*map_tid)(void *arg, pid_t saved);
+	/* ptimer_kernel_restore's walk: called before it starts (done 0) with
+	 * the number of timer_create calls it needs and the seconds that will
+	 * take, then every 65536 calls; nonzero cancels (nothing is left). */
+	int (*progress)(void *arg, long done, long total, double seconds_left);
+	/* If not NULL: why a restore or checkpoint was refused, one line. */
+	char *error;
+	size_t error_size;
+};
+
+/*
+ * ptimer_checkpoint - write every engine timer of the process to fd as an
+ * image.  Returns the number of timers written, or -1 with errno (EINVAL
+ * for opts of unknown size, the error of the write).  opts may be NULL.
+ * MT-safe; takes no lock the timers' owners take (it reads as the readout
+ * does), so it never stalls them.  Blocks on fd.
+ */
+int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts);
+
+/*
+ * ptimer_restore - create the timers of an image in this process, on the
+ * engine: every one with its ID and state, or none (the process's timers
+ * are then as before).  Returns the number restored, or -1 with errno:
+ * EINVAL (not an image, truncated, corrupted, hostile: lengths past the
+ * end, IDs out of range or twice, unknown clocks, bad signals; a
+ * SIGEV_THREAD timer without thread_notify), EBUSY (an ID in use), ESRCH
+ * (a thread map_tid refused or that is not of this process), ENOMEM,
+ * EAGAIN (the cap); opts->error says which entry and why.  Memory used
+ * while decoding is bounded by the image's size.  MT-safe.
+ */
+int ptimer_restore(int fd, const struct ptimer_restore_opts *opts);
+
+/*
+ * ptimer_kernel_checkpoint - the same image of the calling process's
+ * kernel timers (IDs, signals, notification and clocks from
+ * /proc/self/timers; times and overruns from timer_gettime and
+ * timer_getoverrun).  glibc's SIGEV_THREAD timers are refused (their
+ * function is glibc's own).  Returns the number written, or -1.
+ *
+ * ptimer_kernel_restore - recreate an image's timers as kernel timers of
+ * the calling process with the same IDs: through
+ * prctl(PR_TIMER_CREATE_RESTORE_IDS) where the kernel has it, else (or
+ * with PTIMER_RESTORE_WALK) by the create/delete walk, which reports its
+ * progress and an estimate and can be cancelled.  All or nothing.  The
+ * kernel has no way to set an overrun count: those start at 0.
+ */
+int ptimer_kernel_checkpoint(int fd, const struct ptimer_restore_opts *opts);
+int ptimer_kernel_restore(int fd, const struct ptimer_restore_opts *opts);
 
 /*
  * ptimer_hooks_linked - defined by the hooks library (and the drop-in)

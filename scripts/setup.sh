@@ -5,6 +5,9 @@ set -euo pipefail
 packages=(
   meson ninja-build pkg-config gcc libc6-dev   # build
   liburcu-dev                                  # RCU for lock-free lookups and readout
+  libprotobuf-c-dev protobuf-c-compiler        # checkpoint images (CRIU's posix_timer_entry)
+  criu                                         # crit, to show CRIU reads and writes those images
+  clang libclang-rt-14-dev                     # libFuzzer, for the image decoder
   libcmocka-dev                                # unit and conformance tests
   valgrind                                     # leak checks in the test run
   python3                                      # test summary (meson needs it anyway)

@@ -273,6 +273,29 @@ void pt_cpu_detach(uint16_t base)
 	pt_unlock(&cpu.lock);
 }
 
+int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid)
+{
+	struct cpu_clock *c = (struct cpu_clock *)pt_base_get(base);
+	clockid_t k = __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
+
+	*clock = k;
+	*tid = CPUCLOCK_PID(k);
+	if (!(k & CPUCLOCK_PERTHREAD_MASK)) {
+		*tid = 0;
+		return 1;
+	}
+	return 2;
+}
+
+bool pt_cpu_owns_ktimer(int id)
+{
+	unsigned n = __atomic_load_n(&cpu.nslots, __ATOMIC_ACQUIRE);
+	for (unsigned i = 0; i < n; i++)
+		if (__atomic_load_n(&cpu.slot[i]->ktimer, __ATOMIC_RELAXED) == id)
+			return true;
+	return false;
+}
+
 void pt_cpu_fork_prepare(void)
 {
 	pt_lock(&cpu.lock);

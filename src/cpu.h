@@ -19,6 +19,13 @@ int pt_cpu_check(clockid_t c);         /* 0 or -EINVAL, as the kernel */
 int pt_cpu_attach(clockid_t clockid);
 void pt_cpu_detach(uint16_t base);
 
+/* What the CPU clock of this base measures: 1 the process's CPU time, 2 a
+ * thread's (*tid).  *clock: the clock, explicit. */
+int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid);
+
+/* Is kernel timer id one of the engine's own (a CPU clock's)? */
+bool pt_cpu_owns_ktimer(int id);
+
 /* A signal is being taken: was it the engine's CPU-clock signal?  Then it
  * is noted (mask: the receiving handler's signal mask, NULL when it was
  * waited for rather than handled) and must not reach the program. */

@@ -140,6 +140,16 @@ static void free_mid(struct rcu_head *h)
 	free((char *)h - offsetof(struct mid, rcu));
 }
 
+/* A leaf that was never published: no reader can hold it. */
+static void retire_now(void *leaf)
+{
+	if (kind_of(leaf) == DENSE)
+		__atomic_sub_fetch(&ids.bytes, sizeof(struct dense), RLX);
+	else
+		__atomic_sub_fetch(&ids.bytes, sparse_size(((struct sparse *)leaf)->n), RLX);
+	free(leaf);
+}
+
 static void retire_leaf(void *leaf)
 {
 	if (kind_of(leaf) == DENSE) {
@@ -582,6 +592,149 @@ int pt_ids_alloc(void *obj, int wanted)
 	if (r < 0)
 		__atomic_sub_fetch(&ids.count, 1, SEQ);
 	return r;
+}
+
+static inline unsigned id_at(const int *idv, size_t stride, size_t k)
+{
+	return (unsigned)*(const int *)((const char *)idv + k * stride);
+}
+
+/* Claim ids [k, g) of one leaf.  0, or -EBUSY (*bad: which) / -ENOMEM,
+ * with nothing of the group claimed. */
+static int claim_group(void *const *objs, const int *idv, size_t stride, size_t k, size_t g,
+		       size_t *bad)
+{
+	unsigned first = id_at(idv, stride, k);
+	unsigned ti = ti_of(first), mi = mi_of(first);
+
+	for (;;) {
+		struct mid *m = get_mid(ti, true);
+		if (!m)
+			return -ENOMEM;
+		void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
+		if (leaf && kind_of(leaf) == DENSE) {
+			/* Claimed one by one, lock-free, as the policies do. */
+			int r = 0;
+			size_t j = k;
+			for (; j < g && r == 0; j++)
+				r = dense_claim(ti, m, mi, leaf, li_of(id_at(idv, stride, j)), objs[j]);
+			if (r == 0)
+				return 0;
+			j--; /* the one that failed */
+			for (size_t u = k; u < j; u++)
+				dense_free(ti, m, mi, leaf, li_of(id_at(idv, stride, u)));
+			if (r == -EAGAIN)
+				continue; /* the leaf is on its way out: look again */
+			*bad = j;
+			return r;
+		}
+		pt_lock(&m->lock);
+		if (m->dead || (m->leaf[mi] && kind_of(m->leaf[mi]) == DENSE)) {
+			pt_unlock(&m->lock);
+			continue;
+		}
+		struct sparse *s = m->leaf[mi];
+		uint32_t had = s ? s->n : 0, add = (uint32_t)(g - k), total = had + add;
+		/* Merge what the leaf has with the group, both ascending. */
+		struct sparse *t = NULL;
+		struct dense *d = NULL;
+		if (total <= SPARSE_MAX) {
+			t = alloc_bytes(sparse_size(total));
+			if (t) {
+				t->kind = SPARSE;
+				t->n = total;
+			}
+		} else {
+			d = new_dense();
+		}
+		if (!t && !d) {
+			pt_unlock(&m->lock);
+			return -ENOMEM;
+		}
+		uint32_t a = 0, o = 0;
+		size_t b = k;
+		int err = 0;
+		while (a < had || b < g) {
+			unsigned li;
+			void *obj;
+			if (b == g || (a < had && offs(s)[a] < li_of(id_at(idv, stride, b)))) {
+				li = offs(s)[a];
+				obj = s->obj[a++];
+				if (!obj)
+					continue; /* a hole: leave it out */
+			} else {
+				li = li_of(id_at(idv, stride, b));
+				if (a < had && offs(s)[a] == li && s->obj[a]) {
+					*bad = b;
+					err = -EBUSY;
+					break;
+				}
+				if (a < had && offs(s)[a] == li)
+					a++; /* a hole at this very ID */
+				obj = objs[b++];
+			}
+			if (t) {
+				t->obj[o] = obj;
+				offs(t)[o] = (uint16_t)li;
+			} else {
+				d->slot[li] = obj;
+				d->used[li / 64] |= 1ull << (li % 64);
+			}
+			o++;
+		}
+		if (err) {
+			pt_unlock(&m->lock);
+			retire_now(t ? (void *)t : (void *)d);
+			return err;
+		}
+		if (t && o != total) {
+			/* Holes left out: the offsets follow the objects. */
+			memmove(&t->obj[o], &t->obj[total], o * sizeof(uint16_t));
+			t->n = o;
+			__atomic_sub_fetch(&ids.bytes, sparse_size(total) - sparse_size(o), RLX);
+		}
+		if (d)
+			d->count = o;
+		__atomic_store_n(&m->leaf[mi], t ? (void *)t : (void *)d, REL);
+		if (s)
+			retire_leaf(s);
+		else
+			m->nleaves++;
+		if (d && o == LEAF_SLOTS)
+			fix_leaf_hint(ti, m, mi, d);
+		pt_unlock(&m->lock);
+		return 0;
+	}
+}
+
+int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad)
+{
+	size_t max = __atomic_load_n(&ids.max, RLX);
+	size_t had = __atomic_fetch_add(&ids.count, n, SEQ);
+
+	if (max && had + n > max) {
+		__atomic_sub_fetch(&ids.count, n, SEQ);
+		*bad = max > had ? max - had : 0;
+		return -EAGAIN;
+	}
+	for (size_t k = 0; k < n;) {
+		unsigned key = id_at(idv, stride, k) >> LEAF_BITS;
+		size_t g = k + 1;
+		while (g < n && id_at(idv, stride, g) >> LEAF_BITS == key)
+			g++;
+		int r = claim_group(objs, idv, stride, k, g, bad);
+		if (r) {
+			/* Give back what was claimed: all or nothing. */
+			for (size_t j = 0; j < k; j++) {
+				__atomic_add_fetch(&ids.count, 1, SEQ); /* pt_ids_free counts one down */
+				pt_ids_free((int)id_at(idv, stride, j));
+			}
+			__atomic_sub_fetch(&ids.count, n, SEQ);
+			return r;
+		}
+		k = g;
+	}
+	return 0;
 }
 
 void pt_ids_free(int id)

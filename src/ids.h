@@ -25,6 +25,12 @@ enum { PT_IDS_LINUX = 0, PT_IDS_DENSE = 1 };
  * free, or the cap reached), -EBUSY (wanted is in use), -ENOMEM. */
 int pt_ids_alloc(void *obj, int wanted);
 
+/* Allocate ids[k] to objs[k] for every k, or none: the IDs must be
+ * ascending (ids[k] at (char *)idv + k * stride).  0, or -EBUSY with *bad
+ * the index of an ID in use, -EAGAIN (the cap), -ENOMEM.  Builds each
+ * leaf once, where one claim at a time would copy a sparse leaf per ID. */
+int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad);
+
 /* Give back an ID allocated to obj. */
 void pt_ids_free(int id);
 

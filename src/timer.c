@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "clocks.h"
+#include "cpu.h"
 #include "ids.h"
 #include "notify.h"
 #include "pool.h"
@@ -224,8 +225,8 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	struct pt_thread_notify *thr = NULL;
 	if (!err && sev && ev.sigev_notify == SIGEV_THREAD)
 		err = pt_notify_thread_new(&ev, &thr);
-	if (!err && (!sev || ev.sigev_notify != SIGEV_NONE))
-		err = pt_clocks_start();
+	if (!err)
+		err = pt_clocks_start(); /* the dispatcher, the clocks, the control socket */
 	/* The kernel copies the ID out before the timer becomes valid. */
 	if (!err && pt_copy_to_user(timerid, &(timer_t){ (timer_t)(intptr_t)id }, sizeof(timer_t)))
 		err = -EFAULT;
@@ -377,6 +378,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	WR(t->interval, interval);
 	WR(t->overrun_last, 0);
 	WR(t->overrun, -1);
+	set_flag(t, PT_F_ABSOLUTE, absolute);
 	if (value) {
 		uint16_t base = pt_clock_base(t->clockid, t->cbase, absolute);
 		WR(t->base, base);
@@ -715,9 +717,9 @@ void pt_timer_unignore(int sig)
 	pt_rcu_read_unlock();
 }
 
-/* ---- the readout's snapshot ---- */
+/* ---- snapshots: the readout, checkpoints ---- */
 
-bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s)
 {
 	unsigned s1, s2;
 	uint8_t status, flags, valid, notify, signo;
@@ -751,34 +753,182 @@ bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
 	if (!valid || tid != id)
 		return false;
 
-	memset(info, 0, sizeof(*info));
-	info->id = id;
-	info->clockid = clockid;
-	info->notify = notify;
-	info->signo = signo;
-	info->value = value;
-	info->target = notify == SIGEV_THREAD ? pt_pid : target;
-	info->overrun = overrun_last;
-	info->armed = status != PT_DISARMED;
-	info->signal_pending = (flags & PT_F_SIG_QUEUED) != 0;
-	if (interval)
-		info->setting.it_interval = pt_ns_to_ts(interval);
-	if (status == PT_DISARMED)
+	memset(s, 0, sizeof(*s));
+	s->id = id;
+	s->clockid = clockid;
+	s->notify = notify;
+	s->signo = signo;
+	s->value = value;
+	s->target = notify == SIGEV_THREAD ? pt_pid : target;
+	s->overrun = overrun_last;
+	s->armed = status != PT_DISARMED;
+	s->absolute = s->armed && (flags & PT_F_ABSOLUTE);
+	s->signal_pending = (flags & PT_F_SIG_QUEUED) != 0;
+	s->interval = interval;
+	if (cbase != PT_BASE_NONE)
+		s->cpu = pt_cpu_describe(cbase, &s->cpu_clock, &s->cpu_tid);
+	if (!s->armed)
 		return true;
 	int64_t now = pt_base_now(cbase != PT_BASE_NONE ? cbase : base);
 	if (now < 0) {
-		info->setting = (struct itimerspec){ 0 };
+		s->armed = s->absolute = false; /* a CPU clock whose thread is gone */
+		s->interval = 0;
 		return true;
 	}
 	/* What gettime would say, without moving the timer forward. */
 	if (interval && expires <= now && (status != PT_ARMED || notify == SIGEV_NONE))
 		expires += ((now - expires) / interval + 1) * interval;
+	s->deadline = expires;
 	int64_t remaining = expires - now;
-	if (remaining > 0)
-		info->setting.it_value = pt_ns_to_ts(remaining);
-	else if (notify != SIGEV_NONE)
-		info->setting.it_value.tv_nsec = 1;
+	s->remaining = remaining > 0 ? remaining : notify != SIGEV_NONE ? 1 : 0;
 	return true;
+}
+
+bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
+{
+	struct pt_saved s;
+
+	if (!pt_timer_save(t, id, &s))
+		return false;
+	memset(info, 0, sizeof(*info));
+	info->id = id;
+	info->clockid = s.clockid;
+	info->notify = s.notify;
+	info->signo = s.signo;
+	info->value = s.value;
+	info->target = s.target;
+	info->overrun = s.overrun;
+	info->armed = s.armed;
+	info->signal_pending = s.signal_pending;
+	info->setting.it_interval = pt_ns_to_ts(s.interval);
+	info->setting.it_value = pt_ns_to_ts(s.remaining);
+	return true;
+}
+
+/* ---- restore ---- */
+
+static void restore_undo(struct pt_timer **t, const struct pt_restore_item *it, size_t n,
+			 bool ids)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ids)
+			pt_ids_free(it[i].id);
+		pt_clock_put(t[i]->cbase);
+		if (t[i]->notify == SIGEV_THREAD && t[i]->thr)
+			pt_notify_thread_free(t[i]->thr);
+		pt_pool_free(t[i]);
+	}
+}
+
+int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
+{
+	struct pt_timer **t = malloc((n ? n : 1) * sizeof(*t));
+	int err = 0;
+	size_t i = 0;
+	bool any_fires = false;
+
+	if (!t)
+		return -ENOMEM;
+	/* Every timer built, but not yet in the ID space: a failure here
+	 * leaves the process as it was. */
+	for (; i < n; i++) {
+		struct sigevent ev;
+		memset(&ev, 0, sizeof(ev));
+		ev.sigev_notify = it[i].notify;
+		ev.sigev_signo = it[i].signo;
+		ev.sigev_value = it[i].value;
+		ev._sigev_un._tid = it[i].target;
+		if (it[i].notify == SIGEV_THREAD) {
+			ev.sigev_notify_function = it[i].thread_fn;
+			ev.sigev_notify_attributes = (pthread_attr_t *)it[i].thread_attr;
+		}
+		err = pt_clock_check(it[i].clockid);
+		if (!err)
+			err = pt_notify_check(&ev);
+		if (err)
+			break;
+		t[i] = pt_pool_alloc();
+		if (!t[i]) {
+			err = -ENOMEM;
+			break;
+		}
+		uint16_t cbase = PT_BASE_NONE;
+		err = pt_clock_get(it[i].clockid, &cbase);
+		struct pt_thread_notify *thr = NULL;
+		if (!err && it[i].notify == SIGEV_THREAD) {
+			err = pt_notify_thread_new(&ev, &thr);
+			if (err)
+				pt_clock_put(cbase);
+		}
+		if (err) {
+			pt_pool_free(t[i]);
+			break;
+		}
+		struct pt_timer *x = t[i];
+		pt_spin_lock(&x->lock);
+		seq_begin(x);
+		WR(x->id, it[i].id);
+		WR(x->clockid, it[i].clockid);
+		WR(x->cbase, cbase);
+		WR(x->notify, (uint8_t)it[i].notify);
+		WR(x->signo, (uint8_t)it[i].signo);
+		WR(x->value.sival_ptr, it[i].value.sival_ptr);
+		if (thr) {
+			WR(x->thr, thr);
+		} else {
+			WR(x->target, it[i].notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? it[i].target : pt_pid);
+			WR(x->sent_tid, 0);
+		}
+		WR(x->status, PT_DISARMED);
+		WR(x->flags, 0);
+		WR(x->interval, it[i].interval_ns);
+		WR(x->overrun, -1);
+		WR(x->overrun_last, it[i].overrun);
+		x->signal_seq = x->sigq_seq = 0;
+		x->stamp = x->probe_stamp = 0;
+		WR(x->base, pt_clock_base(it[i].clockid, cbase, it[i].absolute));
+		seq_end(x);
+		pt_spin_unlock(&x->lock);
+		any_fires |= it[i].notify != SIGEV_NONE;
+	}
+	if (err) {
+		restore_undo(t, it, i, false);
+		*bad = i;
+		free(t);
+		return err;
+	}
+	/* All the IDs at once, or none. */
+	err = n ? pt_ids_alloc_batch((void *const *)t, &it[0].id, sizeof(it[0]), n, &i) : 0;
+	if (err) {
+		restore_undo(t, it, n, false);
+		*bad = i;
+		free(t);
+		return err;
+	}
+	if (any_fires && (err = pt_clocks_start()) != 0) {
+		restore_undo(t, it, n, true);
+		*bad = 0;
+		free(t);
+		return err;
+	}
+	/* In the ID space, still not valid: arm and publish each. */
+	for (i = 0; i < n; i++) {
+		struct pt_timer *x = t[i];
+		pt_spin_lock(&x->lock);
+		seq_begin(x);
+		if (it[i].armed) {
+			set_flag(x, PT_F_ABSOLUTE, it[i].absolute);
+			WR(x->expires, it[i].absolute ? it[i].value_ns
+						      : pt_add_sat(base_now(x->base), it[i].value_ns));
+			WR(x->status, PT_ARMED);
+		}
+		__atomic_store_n(&x->valid, 1, __ATOMIC_RELEASE);
+		seq_end(x);
+		queued_changed(x);
+		pt_spin_unlock(&x->lock);
+	}
+	free(t);
+	return 0;
 }
 
 /* ---- process life ---- */

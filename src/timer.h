@@ -42,6 +42,7 @@ enum {
 	PT_F_LINED = 1 << 3,      /* waits in line for a pending standard signal (notify.c) */
 	PT_F_RETRY = 1 << 4,      /* the kernel's signal queue was full: send again soon */
 	PT_F_QUEUED = 1 << 5,     /* last told the queue it wants to be queued */
+	PT_F_ABSOLUTE = 1 << 6,   /* armed with TIMER_ABSTIME */
 };
 
 /* SIGEV_THREAD: a function and thread attributes, not data. */
@@ -100,10 +101,48 @@ void pt_timer_signal_taken(int sig);
 /* The program stopped ignoring sig: parked timers get their signal. */
 void pt_timer_unignore(int sig);
 
-/* Lock-free snapshot for the readout: false if t is not (or no longer)
- * the live timer with this ID. */
+/* A timer as a checkpoint sees it. */
+struct pt_saved {
+	int id;
+	clockid_t clockid;      /* as given; a CPU clock's, made explicit, in cpu_clock */
+	int notify, signo;
+	union sigval value;
+	pid_t target;           /* pid, or tid for SIGEV_THREAD_ID */
+	bool armed, absolute, signal_pending;
+	int64_t remaining;      /* ns, as timer_gettime would say (0: disarmed) */
+	int64_t interval;       /* ns */
+	int64_t deadline;       /* ns on its clock: the expiry an absolute timer was armed for */
+	int overrun;            /* timer_getoverrun() */
+	int cpu;                /* 0, or a CPU clock: 1 the process's, 2 a thread's */
+	clockid_t cpu_clock;    /* that clock, explicit */
+	pid_t cpu_tid;          /* the thread of a thread's CPU clock */
+};
+
+/* Lock-free snapshots for the readout and for checkpoints: false if t is
+ * not (or no longer) the live timer with this ID. */
 struct ptimer_info;
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s);
 bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info);
+
+/* A timer to restore (image.c), and the restore itself: every timer of
+ * the list is created with its ID and state, or none is.  0, or -errno
+ * with *bad the index of the item that could not be (EBUSY: its ID is in
+ * use; EINVAL: a clock, notification or thread that cannot be; ENOMEM,
+ * EAGAIN).  The IDs must be ascending. */
+struct pt_restore_item {
+	int id;
+	clockid_t clockid;      /* a CPU clock given explicitly */
+	int notify, signo;
+	union sigval value;
+	pid_t target;           /* SIGEV_THREAD_ID: a live thread of this process */
+	void (*thread_fn)(union sigval);        /* SIGEV_THREAD */
+	const pthread_attr_t *thread_attr;
+	bool armed, absolute;
+	int64_t value_ns;       /* remaining (relative) or deadline (absolute) */
+	int64_t interval_ns;
+	int overrun;
+};
+int pt_timer_restore(const struct pt_restore_item *items, size_t n, size_t *bad);
 
 /* Process life (engine.c). */
 void pt_timer_init(void);

@@ -200,6 +200,53 @@ static void test_memory_follows_use(void **state)
 	assert_true(pt_ids_bytes() - before <= 2 * 9000 + 17000);
 }
 
+static int cmp_int(const void *a, const void *b);
+
+/* A batch goes in whole or not at all, into sparse and dense leaves, new
+ * and existing alike. */
+static void test_batch(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	int *idv = malloc(N * sizeof(int));
+	void **objv = malloc(N * sizeof(void *));
+	uint64_t r = 99;
+	for (int i = 0; i < N; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		idv[i] = (int)((r >> 33) & INT_MAX);
+		if (i % 5 == 0)
+			idv[i] = (40 << 20) + i; /* some crowded into dense leaves */
+	}
+	qsort(idv, N, sizeof(int), cmp_int);
+	int n = 0;
+	for (int i = 0; i < N; i++)
+		if (n == 0 || idv[i] != idv[n - 1])
+			idv[n++] = idv[i];
+	for (int i = 0; i < n; i++)
+		objv[i] = OBJ(i);
+	/* One ID of the batch already taken: nothing of it goes in. */
+	int taken = idv[n / 2];
+	assert_int_equal(pt_ids_alloc(OBJ(7), taken), taken);
+	size_t bad = 0, count = pt_ids_count();
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad), -EBUSY);
+	assert_int_equal(idv[bad], taken);
+	assert_int_equal(pt_ids_count(), count);
+	for (int i = 0; i < n; i++)
+		assert_true(idv[i] == taken || lookup(idv[i]) == NULL);
+	pt_ids_free(taken);
+	/* Existing IDs beside the batch, in the same leaves, stay. */
+	int beside = idv[10] + 1 == idv[11] ? idv[10] - 1 : idv[10] + 1;
+	assert_int_equal(pt_ids_alloc(OBJ(8), beside), beside);
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad), 0);
+	for (int i = 0; i < n; i++)
+		assert_ptr_equal(lookup(idv[i]), OBJ(i));
+	assert_ptr_equal(lookup(beside), OBJ(8));
+	assert_int_equal(pt_ids_count(), count + (size_t)n); /* taken went, beside came */
+	free_all();
+	free(idv);
+	free(objv);
+}
+
 #define THREADS 4
 #define PER 20000
 static int got[THREADS][PER];
@@ -267,6 +314,7 @@ int main(void)
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_memory_follows_use),
 		cmocka_unit_test(test_concurrent),
+		cmocka_unit_test(test_batch),
 	};
 	return cmocka_run_group_tests_name("ids", tests, NULL, NULL);
 }

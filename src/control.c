@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How another process reads this one's timers: `ptimers ls PID` and
+ * `ptimers checkpoint PID`.
+ *
+ * When the engine starts, it listens on the abstract Unix socket
+ * "@ptimers/PID" (no file to clean up; gone with the process).  The
+ * dispatcher accepts; the kernel's credentials of the peer (SO_PEERCRED)
+ * decide: the same user, or root, gets an answer, anyone else a refusal,
+ * and the connection is closed.  Each accepted request is served by a
+ * short-lived thread, with every signal blocked, so that a slow reader
+ * never holds up an expiry, and what it reads is the lock-free readout
+ * or checkpoint, which never stalls the timers' owners.
+ *
+ * Protocol: one request line ("LIST", "IMAGE" or "STATS", at most 64
+ * bytes, within two seconds), then one answer: "OK LIST <pid>\n" and the
+ * extended readout, "OK IMAGE <pid>\n" and the checkpoint image, "OK STATS
+ * <pid> ...\n", or "ERR <why>\n".  A malformed request costs the process a
+ * refused line and a closed socket, nothing else.
+ *
+ * PTIMERS_CONTROL=0 in the environment turns it off.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "dispatch.h"
+#include "ptimers.h"
+#include "sys.h"
+
+#define MAX_SERVING 8
+
+static struct {
+	struct pt_source src;
+	int serving; /* requests being served */
+} ctl = { .src = { .fd = -1 } };
+
+/* Write all of it, or give up (a reader that went away, or timed out). */
+static int send_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n) {
+		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(int fd, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		send_all(fd, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+/* Read one request line: 0, or -1 (too long, closed, or too slow). */
+static int read_request(int fd, char *req, size_t size)
+{
+	size_t n = 0;
+	while (n < size - 1) {
+		ssize_t r = recv(fd, req + n, 1, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		if (req[n] == '\n') {
+			req[n] = '\0';
+			return 0;
+		}
+		n++;
+	}
+	return -1;
+}
+
+static void *serve(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char req[64];
+
+	if (read_request(fd, req, sizeof(req)) != 0) {
+		say(fd, "ERR expected one request line (LIST, IMAGE or STATS) within 2 s\n");
+	} else if (!strcmp(req, "LIST")) {
+		say(fd, "OK LIST %d\n", (int)pt_pid);
+		FILE *f = fdopen(dup(fd), "w");
+		if (f) {
+			ptimer_readout(f, PTIMER_READOUT_EXTENDED);
+			fclose(f);
+		}
+	} else if (!strcmp(req, "IMAGE")) {
+		say(fd, "OK IMAGE %d\n", (int)pt_pid);
+		ptimer_checkpoint(fd, NULL);
+	} else if (!strcmp(req, "STATS")) {
+		struct ptimer_stats st;
+		ptimer_get_stats(&st, sizeof(st));
+		say(fd, "OK STATS %d timers=%llu bytes=%llu signals=%llu threads=%llu put_off=%llu\n",
+		    (int)pt_pid, (unsigned long long)st.timers, (unsigned long long)st.bytes,
+		    (unsigned long long)st.signals_sent, (unsigned long long)st.threads_started,
+		    (unsigned long long)st.sends_put_off);
+	} else {
+		say(fd, "ERR unknown request (LIST, IMAGE or STATS)\n");
+	}
+	pt_sys_close(fd);
+	__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
+	return NULL;
+}
+
+static void refuse_peer(int fd, const struct ucred *cr)
+{
+	say(fd, "ERR permission denied: uid %d may not read process %d (uid %d)\n", (int)cr->uid,
+	    (int)pt_pid, (int)geteuid());
+	pt_sys_close(fd);
+}
+
+/* On the dispatcher: take every waiting connection. */
+static void accept_ready(struct pt_source *s)
+{
+	for (;;) {
+		int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+		    (cr.uid != 0 && cr.uid != geteuid())) {
+			refuse_peer(fd, &cr);
+			continue;
+		}
+		struct timeval tv = { 2, 0 };
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (__atomic_add_fetch(&ctl.serving, 1, __ATOMIC_RELAXED) > MAX_SERVING) {
+			__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
+			say(fd, "ERR busy: %d requests being served\n", MAX_SERVING);
+			pt_sys_close(fd);
+			continue;
+		}
+		/* Threads started here inherit the dispatcher's mask: every
+		 * signal blocked, none taken from the program. */
+		pthread_attr_t attr;
+		pthread_t th;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		if (pthread_create(&th, &attr, serve, (void *)(intptr_t)fd) != 0) {
+			__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
+			say(fd, "ERR cannot serve now\n");
+			pt_sys_close(fd);
+		}
+		pthread_attr_destroy(&attr);
+	}
+}
+
+/* The socket's name for a process. */
+static socklen_t address(struct sockaddr_un *a, pid_t pid)
+{
+	memset(a, 0, sizeof(*a));
+	a->sun_family = AF_UNIX;
+	int n = snprintf(a->sun_path + 1, sizeof(a->sun_path) - 1, "ptimers/%d", (int)pid);
+	return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+}
+
+static void control_start(void)
+{
+	const char *env = getenv("PTIMERS_CONTROL");
+	if (env && !strcmp(env, "0"))
+		return;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	struct sockaddr_un a;
+	socklen_t len = address(&a, pt_pid);
+	if (fd < 0)
+		return;
+	if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, 16) != 0) {
+		pt_sys_close(fd); /* taken (a process of another namespace?): no control */
+		return;
+	}
+	ctl.src.fd = fd;
+	ctl.src.ready = accept_ready;
+	if (pt_dispatch_add(&ctl.src) != 0) {
+		pt_sys_close(fd);
+		ctl.src.fd = -1;
+	}
+}
+
+/* The parent's socket is not the child's: the child listens on its own
+ * when its engine starts. */
+static void control_fork_child(void)
+{
+	if (ctl.src.fd >= 0)
+		pt_sys_close(ctl.src.fd);
+	ctl.src.fd = -1;
+	ctl.serving = 0;
+}
+
+__attribute__((constructor(105))) static void control_init(void)
+{
+	pt_dispatch_on_start(control_start);
+	pthread_atfork(NULL, NULL, control_fork_child);
+}
+
+/* ---- the client's side (the ptimers command) ---- */
+
+int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
+int ptimer__control_connect(pid_t pid, char *why, size_t why_size)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un a;
+	socklen_t len = address(&a, pid);
+	if (fd < 0) {
+		snprintf(why, why_size, "socket: %s", strerror(errno));
+		return -1;
+	}
+	if (connect(fd, (struct sockaddr *)&a, len) != 0) {
+		int e = errno;
+		snprintf(why, why_size, "%s", e == ECONNREFUSED ? "no ptimers engine listens there"
+								 : strerror(e));
+		pt_sys_close(fd);
+		errno = e;
+		return -1;
+	}
+	/* Whoever holds the name must be that very process. */
+	struct ucred cr;
+	socklen_t cl = sizeof(cr);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) != 0 || cr.pid != pid) {
+		snprintf(why, why_size, "the socket of process %d is held by process %d", (int)pid,
+			 (int)cr.pid);
+		pt_sys_close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
+}

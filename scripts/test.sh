@@ -51,6 +51,14 @@ else
   echo "tsan build failed"; echo "0 1 0" >>"$tally"; status=1
 fi
 
+# The image decoder under libFuzzer, time-bounded (a longer run: README).
+mkdir -p build-fuzz
+if scripts/fuzz.sh 20 >build-fuzz/run.log 2>&1; then
+  echo "1 0 0" >>"$tally"; tail -n 1 build-fuzz/run.log
+else
+  echo "0 1 0" >>"$tally"; status=1; tail -n 20 build-fuzz/run.log
+fi
+
 read -r p f k < <(awk '{p+=$1; f+=$2; k+=$3} END {print p+0, f+0, k+0}' "$tally")
 [ "$f" -eq 0 ] || status=1
 echo "$p passed, $f failed, $k skipped"

@@ -38,6 +38,7 @@
 
 #include "cpu.h"
 #include "ids.h"
+#include "image.h"
 #include "image.pb-c.h"
 #include "ptimers.h"
 #include "rcu.h"
@@ -105,7 +106,7 @@ static int check_opts(const struct ptimer_restore_opts **o, struct ptimer_restor
 
 static uint32_t crc_table[8][256];
 
-__attribute__((constructor)) static void crc_init(void)
+__attribute__((constructor(106))) static void crc_init(void)
 {
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
@@ -664,6 +665,35 @@ static int parse_image(const uint8_t *buf, size_t len, struct image *img,
 	return 0;
 }
 
+int pt_image_check(const uint8_t *buf, size_t len, struct pt_image_summary *sum, char *why,
+		   size_t why_size)
+{
+	struct ptimer_restore_opts o = { .size = sizeof(o), .error = why, .error_size = why_size };
+	struct image img;
+	if (parse_image(buf, len, &img, &o) != 0) {
+		image_free(&img);
+		return -1;
+	}
+	if (sum) {
+		memset(sum, 0, sizeof(*sum));
+		sum->count = img.n;
+		sum->has_header = img.has_header;
+		sum->source = img.source;
+		if (img.n) {
+			sum->min_id = img.t[0].id;
+			sum->max_id = img.t[img.n - 1].id;
+		}
+		for (size_t i = 0; i < img.n; i++) {
+			sum->threads += img.t[i].notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) || img.t[i].cpu == 2;
+			sum->thread_notify += img.t[i].notify == SIGEV_THREAD;
+			if ((img.t[i].notify & ~SIGEV_THREAD_ID) == SIGEV_SIGNAL)
+				sum->signals |= 1ull << (img.t[i].signo - 1);
+		}
+	}
+	image_free(&img);
+	return 0;
+}
+
 static int load_image(int fd, struct image *img, const struct ptimer_restore_opts *o)
 {
 	uint8_t *buf = NULL;
@@ -939,9 +969,21 @@ static int kernel_plan(const struct image *img, struct ktimer *k, const struct p
 	return 0;
 }
 
-static int kernel_arm(const struct ktimer *k)
+/* Arm every timer once all are made, so that none fires while the rest
+ * are still being made (a long walk), and relative ones keep their time
+ * from the end of the restore. */
+static int kernel_arm_all(const struct ktimer *k, size_t n, int *made,
+			  const struct ptimer_restore_opts *o)
 {
-	return (int)syscall(SYS_timer_settime, k->id, k->flags, &k->its, NULL);
+	for (size_t i = 0; i < n; i++) {
+		if (syscall(SYS_timer_settime, k[i].id, k[i].flags, &k[i].its, NULL) != 0) {
+			int e = errno;
+			kernel_delete(made, n);
+			return refuse(o, e, "kernel timer %d: timer_settime: %s; nothing was restored",
+				      k[i].id, strerror(e));
+		}
+	}
+	return 0;
 }
 
 /* The kernel's restore mode: each ID asked for. */
@@ -949,21 +991,20 @@ static int kernel_by_prctl(const struct ktimer *k, size_t n, int *made, const st
 {
 	for (size_t i = 0; i < n; i++) {
 		int id = k[i].id;
-		if (syscall(SYS_timer_create, k[i].clock, &k[i].sev, &id) != 0 || id != k[i].id) {
+		if (syscall(SYS_timer_create, k[i].clock, &k[i].sev, &id) != 0) {
 			int e = errno;
 			kernel_delete(made, i);
 			return refuse(o, e, "kernel timer %d: timer_create: %s; nothing was restored",
 				      k[i].id, strerror(e));
 		}
 		made[i] = id;
-		if (kernel_arm(&k[i]) != 0) {
-			int e = errno;
+		if (id != k[i].id) { /* the mode was turned off meanwhile */
 			kernel_delete(made, i + 1);
-			return refuse(o, e, "kernel timer %d: timer_settime: %s; nothing was restored",
-				      k[i].id, strerror(e));
+			return refuse(o, EBUSY, "kernel timer %d: the kernel gave ID %d; nothing was "
+				      "restored", k[i].id, id);
 		}
 	}
-	return 0;
+	return kernel_arm_all(k, n, made, o);
 }
 
 /* How far the kernel's ID counter must go from just after `from` to hand
@@ -973,60 +1014,84 @@ static long walk_distance(int from, int id)
 	return ((long)id - from - 1 + (long)INT_MAX + 1) % ((long)INT_MAX + 1) + 1;
 }
 
+#define CALIBRATE 256
+
 /* The walk: create timers until the kernel's counter hands out each ID
  * wanted, deleting the others.  Every create takes the next ID, so the
  * first one also tells where the counter is; it is made with the lowest
- * wanted ID's settings and kept if that is the ID it got.  The IDs are
- * then taken in the order the counter reaches them: those above it, then,
- * after the wrap at INT_MAX, those below. */
+ * wanted ID's settings and kept if that is the ID it got.  Up to
+ * CALIBRATE more, short of the nearest wanted ID, time a step for the
+ * estimate.  The IDs are then taken in the order the counter reaches
+ * them: those above it, then, after the wrap at INT_MAX, those below.
+ * made[] is filled in the order of k[]. */
 static int kernel_walk(struct ktimer *k, size_t n, int *made, const struct ptimer_restore_opts *o)
 {
-	if (n == 0)
-		return 0;
-	int at;
-	int64_t t0 = pt_clock_ns(CLOCK_MONOTONIC);
-	if (syscall(SYS_timer_create, k[0].clock, &k[0].sev, &at) != 0)
-		return refuse(o, errno, "walk: timer_create: %s; nothing was restored", strerror(errno));
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	bool *have = calloc(n ? n : 1, sizeof(bool));
 	size_t nmade = 0;
+	int at;
+	if (!have)
+		return refuse(o, ENOMEM, "no memory for the walk");
+	if (n == 0)
+		goto done;
+	int64_t t0 = pt_clock_ns(CLOCK_MONOTONIC);
+	if (syscall(SYS_timer_create, k[0].clock, &k[0].sev, &at) != 0) {
+		free(have);
+		return refuse(o, errno, "walk: timer_create: %s; nothing was restored", strerror(errno));
+	}
 	if (at == k[0].id) {
-		made[nmade++] = at;
+		made[0] = at;
+		have[0] = true;
+		nmade = 1;
 	} else {
 		syscall(SYS_timer_delete, at);
 	}
 	double step = (double)(pt_clock_ns(CLOCK_MONOTONIC) - t0) / 1e9;
-	/* The first wanted ID past the counter; the walk goes round from it. */
+	long nearest = LONG_MAX;
+	for (size_t j = 0; j < n; j++)
+		if (!have[j] && walk_distance(at, k[j].id) < nearest)
+			nearest = walk_distance(at, k[j].id);
+	long calib = nearest - 1 < CALIBRATE ? nearest - 1 : CALIBRATE;
+	if (calib > 0) {
+		t0 = pt_clock_ns(CLOCK_MONOTONIC);
+		for (long c = 0; c < calib; c++) {
+			int id;
+			if (syscall(SYS_timer_create, CLOCK_MONOTONIC, &none, &id) != 0)
+				break;
+			syscall(SYS_timer_delete, id);
+			at = id;
+		}
+		step = (double)(pt_clock_ns(CLOCK_MONOTONIC) - t0) / 1e9 / (double)calib;
+	}
+	long total = 0; /* the farthest one sets the length */
+	for (size_t j = 0; j < n; j++)
+		if (!have[j] && walk_distance(at, k[j].id) > total)
+			total = walk_distance(at, k[j].id);
+	if (o->progress && o->progress(o->arg, 0, total, (double)total * step) != 0) {
+		kernel_delete(made, nmade);
+		free(have);
+		return refuse(o, ECANCELED, "the walk of %ld timer_create calls (about %.0f s) was "
+			      "cancelled before it started; nothing was restored", total, (double)total * step);
+	}
+	/* In the order the counter reaches them. */
 	size_t start = 0;
 	while (start < n && k[start].id <= at)
 		start++;
-	long total = 0; /* the farthest one sets the length */
-	for (size_t j = nmade; j < n; j++) {
-		long d = walk_distance(at, k[j].id);
-		total = d > total ? d : total;
-	}
-	if (o->progress && o->progress(o->arg, 0, total, total * step) != 0) {
-		kernel_delete(made, nmade);
-		return refuse(o, ECANCELED, "the walk of %ld timer_create calls (about %.0f s) was "
-			      "cancelled before it started; nothing was restored", total, total * step);
-	}
-	if (nmade && kernel_arm(&k[0]) != 0) {
-		int e = errno;
-		kernel_delete(made, nmade);
-		return refuse(o, e, "kernel timer %d: timer_settime: %s; nothing was restored", k[0].id,
-			      strerror(e));
-	}
 	const int from = at;
 	long done = 0;
 	int64_t started = pt_clock_ns(CLOCK_MONOTONIC);
 	for (size_t j = 0; j < n; j++) {
-		struct ktimer *want = &k[(start + j) % n];
-		if (nmade && want == &k[0])
-			continue; /* kept from the first create */
+		size_t w = (start + j) % n;
+		struct ktimer *want = &k[w];
+		if (have[w])
+			continue;
 		long goal = walk_distance(from, want->id);
 		for (;;) {
 			int id;
 			if (syscall(SYS_timer_create, want->clock, &want->sev, &id) != 0) {
 				int e = errno;
 				kernel_delete(made, nmade);
+				free(have);
 				return refuse(o, e, "walk: timer_create: %s; nothing was restored", strerror(e));
 			}
 			done++;
@@ -1036,6 +1101,7 @@ static int kernel_walk(struct ktimer *k, size_t n, int *made, const struct ptime
 			if (walk_distance(from, id) > goal || done > total + 1024) {
 				/* Passed it: another thread took the ID meanwhile. */
 				kernel_delete(made, nmade);
+				free(have);
 				return refuse(o, EBUSY, "walk: kernel timer ID %d was taken meanwhile; nothing "
 					      "was restored", want->id);
 			}
@@ -1043,22 +1109,20 @@ static int kernel_walk(struct ktimer *k, size_t n, int *made, const struct ptime
 				double per = (double)(pt_clock_ns(CLOCK_MONOTONIC) - started) / 1e9 / (double)done;
 				if (o->progress(o->arg, done, total, (double)(total - done) * per) != 0) {
 					kernel_delete(made, nmade);
-					return refuse(o, ECANCELED, "the walk was cancelled after %ld of %ld calls; "
-						      "nothing was restored", done, total);
+					free(have);
+					return refuse(o, ECANCELED, "the walk was cancelled after %ld of %ld "
+						      "calls; nothing was restored", done, total);
 				}
 			}
 		}
 		made[nmade++] = want->id;
-		if (kernel_arm(want) != 0) {
-			int e = errno;
-			kernel_delete(made, nmade);
-			return refuse(o, e, "kernel timer %d: timer_settime: %s; nothing was restored",
-				      want->id, strerror(e));
-		}
+		have[w] = true;
 	}
 	if (o->progress)
-		o->progress(o->arg, done, total, 0);
-	return 0;
+		o->progress(o->arg, total, total, 0);
+done:
+	free(have);
+	return kernel_arm_all(k, n, made, o);
 }
 
 int ptimer_kernel_restore(int fd, const struct ptimer_restore_opts *opts)

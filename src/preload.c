@@ -17,6 +17,7 @@
  *
  * PTIMERS_IDS=linux|dense picks the ID policy; PTIMERS_MAX_TIMERS caps the
  * number of timers.  A bad value is reported once on stderr and ignored.
+ * PTIMERS_RESTORE=FILE restores an image before main (src/autorestore.c).
  * PTIMERS_STATS=1 prints at exit what the program did with the engine
  * (timers created by notify kind, signals sent, SIGEV_THREAD calls).
  */
@@ -32,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "autorestore.h"
 #include "ptimers.h"
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77
@@ -173,4 +175,5 @@ __attribute__((constructor)) static void preload_init(void)
 		else
 			ptimer_set_max_timers((size_t)v);
 	}
+	pt_autorestore(false); /* `ptimers restore`: the timers before main */
 }

@@ -4,18 +4,23 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "image.h"
 #include "ptimers.h"
+#include "remote.h"
 
 #ifndef PTIMERS_PRELOAD_INSTALLED
 #define PTIMERS_PRELOAD_INSTALLED "/usr/local/lib/libptimers-preload.so"
 #endif
 #define PRELOAD_NAME "libptimers-preload.so"
+#define RESTORE_NAME "libptimers-restore.so"
 
 static const char *prog = "ptimers";
 
@@ -28,8 +33,11 @@ static void usage_main(FILE *f)
 		"process memory, arming without a system call), and measure them.\n"
 		"\n"
 		"commands:\n"
-		"  exec    run a program with libc's timer_* calls on the engine\n"
-		"  bench   time the engine against the kernel's timers, in one run\n"
+		"  exec        run a program with libc's timer_* calls on the engine\n"
+		"  ls          show the timers of a running process\n"
+		"  checkpoint  write the timers of a process on the engine to an image\n"
+		"  restore     start a program with an image's timers already in place\n"
+		"  bench       time the engine against the kernel's timers, in one run\n"
 		"\n"
 		"'ptimers COMMAND --help' describes each command.\n");
 }
@@ -101,9 +109,11 @@ static int parse_long(const char *s, long min, long *out)
 	return 0;
 }
 
-static const char *find_preload(char *buf, size_t len)
+/* One of the preloaded libraries: $env, next to this program's build
+ * directory, or where it is installed. */
+static const char *find_lib(const char *name, const char *env_name, char *buf, size_t len)
 {
-	const char *env = getenv("PTIMERS_PRELOAD");
+	const char *env = getenv(env_name);
 	if (env && *env)
 		return env;
 	/* In the build tree the library sits one directory above tools/. */
@@ -114,12 +124,43 @@ static const char *find_preload(char *buf, size_t len)
 		char *slash = strrchr(self, '/');
 		if (slash) {
 			*slash = '\0';
-			snprintf(buf, len, "%s/../%s", self, PRELOAD_NAME);
+			snprintf(buf, len, "%s/../%s", self, name);
 			if (access(buf, R_OK) == 0)
 				return buf;
 		}
 	}
-	return PTIMERS_PRELOAD_INSTALLED;
+	/* Installed: beside the drop-in. */
+	snprintf(buf, len, "%s", PTIMERS_PRELOAD_INSTALLED);
+	char *slash = strrchr(buf, '/');
+	if (slash)
+		snprintf(slash + 1, len - (size_t)(slash + 1 - buf), "%s", name);
+	return buf;
+}
+
+static const char *find_preload(char *buf, size_t len)
+{
+	return find_lib(PRELOAD_NAME, "PTIMERS_PRELOAD", buf, len);
+}
+
+/* Put lib in front of LD_PRELOAD and run the program: only returns (127)
+ * when it cannot. */
+static int exec_with(const char *cmd, const char *lib, char **argv)
+{
+	if (access(lib, R_OK) != 0) {
+		fprintf(stderr, "%s %s: cannot read %s: %s\n", prog, cmd, lib, strerror(errno));
+		return 127;
+	}
+	const char *old = getenv("LD_PRELOAD");
+	char *preload;
+	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "") < 0) {
+		fprintf(stderr, "%s %s: out of memory\n", prog, cmd);
+		return 127;
+	}
+	setenv("LD_PRELOAD", preload, 1);
+	free(preload);
+	execvp(argv[0], argv);
+	fprintf(stderr, "%s %s: cannot run %s: %s\n", prog, cmd, argv[0], strerror(errno));
+	return 127;
 }
 
 static int cmd_exec(int argc, char **argv)
@@ -169,22 +210,149 @@ static int cmd_exec(int argc, char **argv)
 		return 2;
 	}
 	char buf[PATH_MAX + 64];
-	const char *lib = find_preload(buf, sizeof(buf));
-	if (access(lib, R_OK) != 0) {
-		fprintf(stderr, "%s exec: cannot read the drop-in %s: %s\n", prog, lib, strerror(errno));
+	return exec_with("exec", find_preload(buf, sizeof(buf)), &argv[optind]);
+}
+
+static void usage_restore(FILE *f)
+{
+	fprintf(f,
+		"usage: ptimers restore [--kernel | --walk [--walk-limit=S]] [--hold-signals]\n"
+		"                       FILE [--] PROGRAM [ARGS...]\n"
+		"\n"
+		"Start PROGRAM with the timers of the image FILE (from `ptimers checkpoint`,\n"
+		"ptimer_checkpoint(), ptimer_kernel_checkpoint(), CRIU, or `crit encode`) in\n"
+		"place before its main: the same IDs, clocks, notification, remaining times\n"
+		"(absolute timers: their deadlines), intervals and overrun counts.\n"
+		"\n"
+		"By default PROGRAM runs on the engine through the drop-in (as under `ptimers\n"
+		"exec`), and its restored timers are engine timers.\n"
+		"\n"
+		"  --kernel        kernel timers instead, with the same IDs, made through\n"
+		"                  prctl(PR_TIMER_CREATE_RESTORE_IDS) (the walk where the kernel\n"
+		"                  lacks it); PROGRAM's timer_* calls go to the kernel as always.\n"
+		"                  The kernel cannot take an overrun count: those start at 0.\n"
+		"  --walk          kernel timers, by the create/delete walk even where the\n"
+		"                  kernel has the prctl: create and delete timers until the\n"
+		"                  kernel's ID counter reaches each wanted ID.  Says how many\n"
+		"                  calls and how long before it starts, then its progress.\n"
+		"  --walk-limit=S  do not start a walk estimated at more than S seconds\n"
+		"  --hold-signals  start PROGRAM with the image's signals blocked (it unblocks\n"
+		"                  them, or waits for them, once ready).  Without it, a timer\n"
+		"                  that expires before PROGRAM has set its handlers (an absolute\n"
+		"                  deadline already past, say) meets the signal's default\n"
+		"                  action, as any signal sent then would.\n"
+		"\n"
+		"Threads: a timer aimed at a thread (SIGEV_THREAD_ID, a thread's CPU clock) is\n"
+		"aimed at PROGRAM's main thread, and each such mapping is said on stderr.\n"
+		"SIGEV_THREAD timers cannot be restored this way (their function is code, not\n"
+		"data): use ptimer_restore() with a thread_notify callback.\n"
+		"\n"
+		"Exit status: PROGRAM's; 127 when the image cannot be restored (nothing is\n"
+		"then created and PROGRAM's main never runs) or PROGRAM cannot be run; 2 for\n"
+		"bad arguments.\n");
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "kernel", no_argument, NULL, 'k' },
+		{ "walk", no_argument, NULL, 'w' },
+		{ "walk-limit", required_argument, NULL, 'l' },
+		{ "hold-signals", no_argument, NULL, 's' },
+		{ 0 },
+	};
+	const char *mode = "engine", *limit = NULL;
+	bool hold = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage_restore(stdout);
+			return 0;
+		case 'k':
+			mode = strcmp(mode, "walk") ? "prctl" : mode;
+			break;
+		case 'w':
+			mode = "walk";
+			break;
+		case 's':
+			hold = true;
+			break;
+		case 'l': {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*end || end == optarg || v < 0) {
+				fprintf(stderr, "%s restore: --walk-limit takes seconds, not '%s'\n", prog,
+					optarg);
+				return 2;
+			}
+			limit = optarg;
+			break;
+		}
+		default:
+			usage_restore(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "%s restore: no image given\n", prog);
+		usage_restore(stderr);
+		return 2;
+	}
+	const char *file = argv[optind++];
+	if (optind < argc && !strcmp(argv[optind], "--"))
+		optind++;
+	if (optind >= argc) {
+		fprintf(stderr, "%s restore: no program given\n", prog);
+		usage_restore(stderr);
+		return 2;
+	}
+	/* The image is checked here first, for a clear word before anything
+	 * starts; the program's own restore checks it again. */
+	char path[PATH_MAX], why[512] = "";
+	if (!realpath(file, path)) {
+		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
 		return 127;
 	}
-	const char *old = getenv("LD_PRELOAD");
-	char *preload;
-	if (asprintf(&preload, "%s%s%s", lib, old && *old ? ":" : "", old && *old ? old : "") < 0) {
-		fprintf(stderr, "%s exec: out of memory\n", prog);
+	FILE *f = fopen(path, "re");
+	struct pt_image_summary sum;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	if (f) {
+		struct stat st;
+		if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (buf = malloc((size_t)st.st_size + 1)))
+			len = fread(buf, 1, (size_t)st.st_size, f);
+		fclose(f);
+	}
+	if (!buf) {
+		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
 		return 127;
 	}
-	setenv("LD_PRELOAD", preload, 1);
-	free(preload);
-	execvp(argv[optind], &argv[optind]);
-	fprintf(stderr, "%s exec: cannot run %s: %s\n", prog, argv[optind], strerror(errno));
-	return 127;
+	int bad = pt_image_check(buf, len, &sum, why, sizeof(why));
+	free(buf);
+	if (bad) {
+		fprintf(stderr, "%s restore: %s cannot be restored: %s\n", prog, file, why);
+		return 127;
+	}
+	if (sum.thread_notify) {
+		fprintf(stderr, "%s restore: %s has %zu SIGEV_THREAD timer%s: their function is code, "
+			"not data; restore them with ptimer_restore() and a thread_notify callback\n",
+			prog, file, sum.thread_notify, sum.thread_notify == 1 ? "" : "s");
+		return 127;
+	}
+	setenv("PTIMERS_RESTORE", path, 1);
+	setenv("PTIMERS_RESTORE_MODE", mode, 1);
+	if (limit)
+		setenv("PTIMERS_RESTORE_WALK_LIMIT", limit, 1);
+	if (hold)
+		setenv("PTIMERS_RESTORE_HOLD", "1", 1);
+	char lib[PATH_MAX + 64];
+	if (!strcmp(mode, "engine"))
+		return exec_with("restore", find_preload(lib, sizeof(lib)), &argv[optind]);
+	return exec_with("restore", find_lib(RESTORE_NAME, "PTIMERS_RESTORE_LIB", lib, sizeof(lib)),
+			 &argv[optind]);
 }
 
 int bench_group_known(const char *name);
@@ -290,6 +458,12 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
 		return cmd_bench(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ls"))
+		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(cmd, "checkpoint"))
+		return cmd_checkpoint(argc - 1, argv + 1);
+	if (!strcmp(cmd, "restore"))
+		return cmd_restore(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s' (try 'ptimers --help')\n", prog, cmd);
 	return 2;
 }

@@ -47,6 +47,7 @@ static const struct {
 	{ "latency", bench_latency },
 	{ "expiry", bench_expiry },
 	{ "memory", bench_memory },
+	{ "restore", bench_restore },
 };
 
 static bool wanted(const char *only, const char *name)

@@ -27,7 +27,7 @@ struct bench_row {
 	char name[48];
 	char unit[16];
 	double engine, reference;
-	const char *against; /* "kernel", "signal", "target" */
+	const char *against; /* "kernel", "signal", "target", "alone" */
 	bool better_high;
 	char note[96];
 };
@@ -46,6 +46,7 @@ int bench_contention(const struct bench_opts *o, struct bench_report *r);
 int bench_latency(const struct bench_opts *o, struct bench_report *r);
 int bench_expiry(const struct bench_opts *o, struct bench_report *r);
 int bench_memory(const struct bench_opts *o, struct bench_report *r);
+int bench_restore(const struct bench_opts *o, struct bench_report *r);
 
 /* Runs the groups opts selects; prints a table or JSON.  0 or -1. */
 int bench_run(const struct bench_opts *o, FILE *out);

@@ -130,8 +130,29 @@ static void fixed_program(struct pt_base *b, int64_t when)
 	struct fixed_base *fb = (struct fixed_base *)b;
 	struct itimerspec its = { 0 };
 
-	if (fb->src.fd < 0)
-		return;
+	if (fb->src.fd < 0) {
+		/* Made when first needed (by whoever programs the base
+		 * first): a process that never arms a timer on this clock
+		 * never has it, and starting the engine does not wait for it. */
+		if (when == PT_NEVER)
+			return;
+		clockid_t tfd_clock = fb->clock == CLOCK_TAI ? CLOCK_REALTIME : fb->clock;
+		int fd = timerfd_create(tfd_clock, TFD_CLOEXEC | TFD_NONBLOCK);
+		if (fd >= 0) {
+			fb->src.fd = fd;
+			if (pt_dispatch_add(&fb->src) != 0) {
+				pt_sys_close(fd);
+				fb->src.fd = -1;
+			}
+		}
+		if (fb->src.fd < 0) {
+			/* Out of descriptors: try again soon, and meanwhile
+			 * wake to run the heap anyway. */
+			pt_base_spent(b);
+			pt_dispatch_wake_within(PT_NSEC_PER_SEC / 100);
+			return;
+		}
+	}
 	if (when != PT_NEVER) {
 		/* Early by the dispatcher's wakeup delay: it spins the rest. */
 		when -= pt_queue_lead();
@@ -184,18 +205,8 @@ int pt_clocks_start(void)
 	if (started)
 		goto out;
 	err = pt_dispatch_start();
-	for (int i = 0; i < PT_NR_FIXED && !err; i++) {
-		struct fixed_base *fb = &fixed[i];
-		clockid_t tfd_clock = fb->clock == CLOCK_TAI ? CLOCK_REALTIME : fb->clock;
-		int fd = timerfd_create(tfd_clock, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (fd < 0) {
-			err = -errno;
-			break;
-		}
-		fb->src.fd = fd;
-		err = pt_dispatch_add(&fb->src);
-		pt_base_spent(&fb->b); /* program it on the next run */
-	}
+	for (int i = 0; i < PT_NR_FIXED && !err; i++)
+		pt_base_spent(&fixed[i].b); /* its timerfd made and set on the next run */
 	if (!err)
 		__atomic_store_n(&started, true, __ATOMIC_RELEASE);
 	pt_dispatch_kick();

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -93,6 +94,12 @@ static void *dispatcher(void *arg)
 
 	__atomic_store_n(&disp.tid, pt_gettid(), __ATOMIC_RELAXED);
 	disp.wake_within = -1;
+	/* Named, and what waits for the start done, here rather than by the
+	 * thread that started it: its first timer call does not wait for
+	 * them (a control socket's listening, say). */
+	prctl(PR_SET_NAME, "ptimers", 0, 0, 0);
+	for (int i = 0; i < disp.non_start; i++)
+		disp.on_start[i]();
 	for (;;) {
 		sigset_t mask;
 		sigfillset(&mask);
@@ -172,11 +179,8 @@ int pt_dispatch_start(void)
 		err = -EAGAIN;
 		goto fail;
 	}
-	pthread_setname_np(th, "ptimers");
 	__atomic_store_n(&disp.started, true, __ATOMIC_RELEASE);
 	pt_unlock(&disp.lock);
-	for (int i = 0; i < disp.non_start; i++)
-		disp.on_start[i]();
 	return 0;
 fail:
 	if (disp.kick.fd >= 0)

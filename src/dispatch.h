@@ -28,8 +28,9 @@ bool pt_dispatch_started(void);
 /* Watch a source (the dispatcher must be started): 0 or -errno. */
 int pt_dispatch_add(struct pt_source *s);
 
-/* Run fn right after the dispatcher starts (a control socket's listening,
- * say).  Register at start-up; at most a few. */
+/* Run fn on the dispatcher thread when it starts, before it first waits
+ * (a control socket's listening, say).  Register at start-up; at most a
+ * few. */
 void pt_dispatch_on_start(void (*fn)(void));
 
 /* What the dispatcher does after every wakeup (set once, at init). */

@@ -117,6 +117,15 @@ static void *alloc_bytes(size_t n)
 	return p;
 }
 
+/* A sparse leaf is written whole by its maker: no need to clear it. */
+static struct sparse *alloc_sparse(size_t n)
+{
+	struct sparse *p = malloc(n);
+	if (p)
+		__atomic_add_fetch(&ids.bytes, n, RLX);
+	return p;
+}
+
 static size_t sparse_size(uint32_t n)
 {
 	return sizeof(struct sparse) + n * (sizeof(void *) + sizeof(uint16_t));
@@ -360,7 +369,7 @@ static int sparse_find(struct sparse *s, unsigned li)
 static struct sparse *sparse_with(struct sparse *s, int pos, unsigned li, void *obj)
 {
 	uint32_t n = s ? s->n : 0;
-	struct sparse *t = alloc_bytes(sparse_size(n + 1));
+	struct sparse *t = alloc_sparse(sparse_size(n + 1));
 
 	if (!t)
 		return NULL;
@@ -382,7 +391,7 @@ static struct sparse *sparse_with(struct sparse *s, int pos, unsigned li, void *
 
 static struct sparse *sparse_without(struct sparse *s, int pos)
 {
-	struct sparse *t = alloc_bytes(sparse_size(s->n - 1));
+	struct sparse *t = alloc_sparse(sparse_size(s->n - 1));
 
 	if (!t)
 		return NULL;
@@ -639,7 +648,7 @@ static int claim_group(void *const *objs, const int *idv, size_t stride, size_t 
 		struct sparse *t = NULL;
 		struct dense *d = NULL;
 		if (total <= SPARSE_MAX) {
-			t = alloc_bytes(sparse_size(total));
+			t = alloc_sparse(sparse_size(total));
 			if (t) {
 				t->kind = SPARSE;
 				t->n = total;

@@ -25,10 +25,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -36,6 +39,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "base.h"
 #include "cpu.h"
 #include "ids.h"
 #include "image.h"
@@ -50,15 +54,16 @@
 #define IMG_POSIX_TIMERS 0x52603957u
 #define IMAGE_VERSION 1
 #define MAX_RECORD 1024u              /* an entry is well under 200 bytes */
+#define MIN_RECORD 20u                /* ten required fields, two bytes each at least */
 #define MAX_IMAGE (1ull << 31)        /* 2 GiB: some ten million timers */
-#define ARENA 8192                    /* decoding one record needs far less */
+#define ARENA 2048                    /* decoding a valid record needs well under 1 KiB */
 #define SOURCE_ENGINE 1
 #define SOURCE_KERNEL 2
 #define PR_TIMER_CREATE_RESTORE_IDS 77
 #define CPUCLOCK_PERTHREAD_MASK 4
 #define CPUCLOCK_PID(c) ((pid_t)(~(c) >> 3))
-#define MAKE_PROCESS_CPUCLOCK(pid) ((clockid_t)((unsigned)~(pid) << 3) | 2)
-#define MAKE_THREAD_CPUCLOCK(tid) (MAKE_PROCESS_CPUCLOCK(tid) | 4)
+#define MAKE_PROCESS_CPUCLOCK(pid, which) ((clockid_t)((unsigned)~(pid) << 3) | (which))
+#define MAKE_THREAD_CPUCLOCK(tid, which) (MAKE_PROCESS_CPUCLOCK(tid, which) | CPUCLOCK_PERTHREAD_MASK)
 
 /* ---- refusing ---- */
 
@@ -105,9 +110,12 @@ static int check_opts(const struct ptimer_restore_opts **o, struct ptimer_restor
 /* ---- CRC-32C (Castagnoli), for the image's checksum ---- */
 
 static uint32_t crc_table[8][256];
+static bool have_sse42;
 
 __attribute__((constructor(106))) static void crc_init(void)
 {
+	__builtin_cpu_init();
+	have_sse42 = __builtin_cpu_supports("sse4.2");
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++)
@@ -119,8 +127,26 @@ __attribute__((constructor(106))) static void crc_init(void)
 			crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
 }
 
+/* The SSE 4.2 instruction computes exactly this CRC, eight bytes at a
+ * time: the reason for CRC-32C. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+	uint64_t c = ~crc;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		c = __builtin_ia32_crc32di(c, w);
+	}
+	uint32_t c32 = (uint32_t)c;
+	while (n--)
+		c32 = __builtin_ia32_crc32qi(c32, *p++);
+	return ~c32;
+}
+
 static uint32_t crc32c(uint32_t crc, const uint8_t *p, size_t n)
 {
+	if (have_sse42)
+		return crc32c_hw(crc, p, n);
 	crc = ~crc;
 	while (n >= 8) {
 		uint64_t w;
@@ -157,25 +183,26 @@ static uint32_t image_crc(const uint8_t *first, size_t first_len, const uint8_t 
 
 /* ---- the timers, as the image has them ---- */
 
-/* One entry, decoded and checked. */
+/* One timer to write. */
 struct img_timer {
 	int id;
-	clockid_t clock;
+	clockid_t clock;      /* a thread's CPU clock explicitly, with its thread */
 	int notify, signo;
 	union sigval value;
 	int overrun;
 	int64_t interval, remaining;
-	pid_t tid;            /* SIGEV_THREAD_ID's thread, as saved */
+	pid_t tid;            /* SIGEV_THREAD_ID's thread */
 	bool absolute;
 	int64_t deadline;
-	int cpu;              /* 0, 1 the process's CPU clock, 2 a thread's */
-	pid_t cpu_tid;
 	bool pending;
 };
 
+/* An image read and checked: its timers as the engine takes them, with
+ * the clocks and threads as saved (mapped to this process's later). */
 struct image {
-	struct img_timer *t;
+	struct pt_restore_item *t;
 	size_t n;
+	size_t t_mapped;      /* t is mapped (this many bytes), else malloc'ed */
 	bool has_header;
 	int id_policy;        /* -1: not given */
 	int64_t next_id;      /* -1: not given */
@@ -184,8 +211,12 @@ struct image {
 
 static void image_free(struct image *img)
 {
-	free(img->t);
+	if (img->t_mapped)
+		munmap(img->t, img->t_mapped);
+	else
+		free(img->t);
 	img->t = NULL;
+	img->t_mapped = 0;
 }
 
 /* ---- writing ---- */
@@ -219,11 +250,11 @@ static void put_u32(struct out *o, uint32_t v)
 
 static int put_record(struct out *o, const PtimersEntry *e)
 {
-	size_t n = ptimers_entry__get_packed_size(e);
-	if (out_room(o, 4 + n) != 0)
+	/* Room for the largest entry, then packed in place: one pass. */
+	if (out_room(o, 4 + MAX_RECORD) != 0)
 		return -ENOMEM;
+	size_t n = ptimers_entry__pack(e, o->buf + o->len + 4);
 	put_u32(o, (uint32_t)n);
-	ptimers_entry__pack(e, o->buf + o->len);
 	o->len += n;
 	return 0;
 }
@@ -255,17 +286,12 @@ static void to_entry(const struct img_timer *s, PtimersEntry *e, PtimersTimer *x
 		x->deadline_sec = (uint64_t)(s->deadline / PT_NSEC_PER_SEC);
 		x->deadline_nsec = (uint32_t)(s->deadline % PT_NSEC_PER_SEC);
 	}
-	if (s->cpu && s->clock < 0) { /* CLOCK_PROCESS_CPUTIME_ID needs no more */
-		x->has_cpu_clock = 1;
-		x->cpu_clock = (uint32_t)s->cpu;
-		if (s->cpu == 2) {
-			x->has_cpu_tid = 1;
-			x->cpu_tid = s->cpu_tid;
-		}
-	}
 	if (s->pending)
 		x->has_signal_pending = x->signal_pending = 1;
-	e->ptimers = x;
+	/* Only where there is something to say: every entry then costs
+	 * neither the bytes nor the decoding. */
+	if (x->has_absolute || x->has_signal_pending)
+		e->ptimers = x;
 }
 
 /* Write an image of these timers to fd: the first entry carries the
@@ -280,6 +306,8 @@ static int write_image(int fd, const struct img_timer *t, size_t n, int source,
 	PtimersImage h;
 	int err = 0;
 
+	/* An entry is some 40 bytes: room for most images at once. */
+	err = n > 1 ? out_room(&rest, (n - 1) * 48) : 0;
 	for (size_t i = 1; i < n && !err; i++) {
 		to_entry(&t[i], &e, &x, true);
 		err = put_record(&rest, &e);
@@ -337,14 +365,14 @@ static struct img_timer from_saved(const struct pt_saved *s)
 		.id = s->id, .clock = s->clockid, .notify = s->notify, .signo = s->signo,
 		.value = s->value, .overrun = s->overrun, .interval = s->armed ? s->interval : 0,
 		.remaining = s->armed ? s->remaining : 0, .absolute = s->absolute,
-		.deadline = s->deadline, .cpu = s->cpu, .cpu_tid = s->cpu_tid,
+		.deadline = s->deadline,
 		.pending = s->signal_pending,
 	};
 	if (s->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID))
 		t.tid = s->target;
-	/* A CPU clock, as the kernel names it: a thread's explicitly (its
-	 * thread is mapped at restore), the process's as it was given. */
-	if (s->cpu == 2 || (s->cpu == 1 && s->clockid < 0))
+	/* A thread's CPU clock explicitly, naming its thread (mapped at
+	 * restore); the process's as it was given. */
+	if (s->cpu == 2)
 		t.clock = s->cpu_clock;
 	return t;
 }
@@ -360,6 +388,13 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 		return refuse(opts, ENOMEM, "no memory for the image");
 	int id = 0;
 	bool more = true;
+	int64_t *now = malloc(PT_MAX_BASES * sizeof(*now));
+	if (!now) {
+		free(t);
+		return refuse(opts, ENOMEM, "no memory for the image");
+	}
+	for (unsigned b = 0; b < PT_MAX_BASES; b++)
+		now[b] = INT64_MIN;
 	while (more) {
 		/* Short read-side sections: a checkpoint of millions of timers
 		 * must not hold up the grace periods that frees wait for. */
@@ -371,12 +406,13 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 				more = false;
 				break;
 			}
-			if (pt_timer_save(x, id, &s)) {
+			if (pt_timer_save(x, id, &s, now)) {
 				if (n == cap) {
 					struct img_timer *nt = realloc(t, 2 * cap * sizeof(*t));
 					if (!nt) {
 						pt_rcu_read_unlock();
 						free(t);
+						free(now);
 						return refuse(opts, ENOMEM, "no memory for the image");
 					}
 					t = nt;
@@ -392,6 +428,7 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 		}
 		pt_rcu_read_unlock();
 	}
+	free(now);
 	int r = write_image(fd, t, n, SOURCE_ENGINE, opts);
 	free(t);
 	return r;
@@ -477,78 +514,149 @@ static bool clock_plausible(clockid_t c)
 }
 
 /* Check and take one decoded entry. */
-static int take_entry(const PtimersEntry *e, size_t rec, struct img_timer *t,
+static int take_entry(const PtimersEntry *e, size_t rec, struct pt_restore_item *t,
 		      const struct ptimer_restore_opts *o)
 {
 	memset(t, 0, sizeof(*t));
 	if (e->it_id > INT_MAX)
 		return refuse(o, EINVAL, "entry %zu: timer ID %u is outside 0..%d", rec, e->it_id, INT_MAX);
 	t->id = (int)e->it_id;
-	t->clock = (clockid_t)e->clock_id;
-	if (!clock_plausible(t->clock))
+	t->clockid = (clockid_t)e->clock_id;
+	if (!clock_plausible(t->clockid))
 		return refuse(o, EINVAL, "entry %zu (timer %d): clock %d cannot drive a timer", rec,
-			      t->id, (int)t->clock);
-	t->notify = (int)e->it_sigev_notify;
-	switch (t->notify) {
+			      t->id, (int)t->clockid);
+	t->notify = (uint8_t)e->it_sigev_notify;
+	switch (e->it_sigev_notify) {
 	case SIGEV_SIGNAL | SIGEV_THREAD_ID:
 		if (!e->has_notify_thread_id || e->notify_thread_id <= 0)
 			return refuse(o, EINVAL, "entry %zu (timer %d): SIGEV_THREAD_ID without a thread",
 				      rec, t->id);
-		t->tid = e->notify_thread_id;
+		t->target = e->notify_thread_id; /* as saved: mapped at restore */
 		/* fall through */
 	case SIGEV_SIGNAL:
 		if (e->si_signo < 1 || e->si_signo > 64)
 			return refuse(o, EINVAL, "entry %zu (timer %d): signal %u is not 1..64", rec,
 				      t->id, e->si_signo);
+		t->signo = (uint8_t)e->si_signo;
 		break;
 	case SIGEV_NONE:
 	case SIGEV_THREAD:
 		break;
 	default:
-		return refuse(o, EINVAL, "entry %zu (timer %d): notification %d is not a SIGEV_* kind",
-			      rec, t->id, t->notify);
+		return refuse(o, EINVAL, "entry %zu (timer %d): notification %u is not a SIGEV_* kind",
+			      rec, t->id, e->it_sigev_notify);
 	}
-	t->signo = (int)(e->si_signo <= 255 ? e->si_signo : 0);
 	t->value.sival_ptr = (void *)(uintptr_t)e->sival_ptr;
 	t->overrun = e->overrun > INT_MAX ? INT_MAX : (int)e->overrun;
 	if (e->insec >= PT_NSEC_PER_SEC || e->vnsec >= PT_NSEC_PER_SEC ||
 	    e->isec >= (uint64_t)(PT_NEVER / PT_NSEC_PER_SEC) || e->vsec >= (uint64_t)(PT_NEVER / PT_NSEC_PER_SEC))
 		return refuse(o, EINVAL, "entry %zu (timer %d): a time out of range", rec, t->id);
-	t->interval = (int64_t)e->isec * PT_NSEC_PER_SEC + (int64_t)e->insec;
-	t->remaining = (int64_t)e->vsec * PT_NSEC_PER_SEC + (int64_t)e->vnsec;
+	t->interval_ns = (int64_t)e->isec * PT_NSEC_PER_SEC + (int64_t)e->insec;
+	t->value_ns = (int64_t)e->vsec * PT_NSEC_PER_SEC + (int64_t)e->vnsec;
 	const PtimersTimer *x = e->ptimers;
-	if (x) {
-		if (x->has_absolute && x->absolute) {
-			if (!x->has_deadline_sec || x->deadline_nsec >= PT_NSEC_PER_SEC ||
-			    x->deadline_sec >= (uint64_t)(PT_NEVER / PT_NSEC_PER_SEC))
-				return refuse(o, EINVAL, "entry %zu (timer %d): a bad deadline", rec, t->id);
-			t->absolute = true;
-			t->deadline = (int64_t)x->deadline_sec * PT_NSEC_PER_SEC + x->deadline_nsec;
-		}
-		if (x->has_cpu_clock) {
-			if (x->cpu_clock < 1 || x->cpu_clock > 2 || t->clock >= 0 ||
-			    (x->cpu_clock == 2 && (!x->has_cpu_tid || x->cpu_tid <= 0)))
-				return refuse(o, EINVAL, "entry %zu (timer %d): a bad CPU clock", rec, t->id);
-			t->cpu = (int)x->cpu_clock;
-			t->cpu_tid = x->cpu_tid;
-		}
-		t->pending = x->has_signal_pending && x->signal_pending;
+	if (x && x->has_absolute && x->absolute) {
+		if (!x->has_deadline_sec || x->deadline_nsec >= PT_NSEC_PER_SEC ||
+		    x->deadline_sec >= (uint64_t)(PT_NEVER / PT_NSEC_PER_SEC))
+			return refuse(o, EINVAL, "entry %zu (timer %d): a bad deadline", rec, t->id);
+		t->absolute = true;
+		t->value_ns = (int64_t)x->deadline_sec * PT_NSEC_PER_SEC + x->deadline_nsec;
 	}
-	if (t->clock < 0 && !t->cpu) {
-		/* CRIU's image, a CPU clock: whose is in the clock ID. */
-		t->cpu = (t->clock & CPUCLOCK_PERTHREAD_MASK) ? 2 : 1;
-		t->cpu_tid = t->cpu == 2 ? CPUCLOCK_PID(t->clock) : 0;
-		if (t->cpu == 2 && t->cpu_tid == 0)
-			return refuse(o, EINVAL, "entry %zu (timer %d): a thread's CPU clock without the "
-				      "thread", rec, t->id);
-	}
+	t->armed = t->value_ns > 0 || t->absolute;
+	if (!t->armed)
+		t->interval_ns = 0; /* as timer_gettime shows a disarmed timer */
 	return 0;
 }
 
 static int cmp_timer(const void *a, const void *b)
 {
-	int x = ((const struct img_timer *)a)->id, y = ((const struct img_timer *)b)->id;
+	int x = ((const struct pt_restore_item *)a)->id, y = ((const struct pt_restore_item *)b)->id;
 	return x < y ? -1 : x > y;
+}
+
+/* Decoding a run of records, [lo, hi) starting at byte at: one thread's
+ * share of a large image. */
+struct decode_job {
+	const uint8_t *buf;
+	size_t lo, hi, at;
+	struct pt_restore_item *t;
+	int err;                  /* errno of the first refusal, 0 if none */
+	size_t err_rec;
+	char why[256];
+	size_t ptimers_entries;   /* entries with ptimers' own fields */
+	/* Record 0's header, when this job has record 0. */
+	bool has_header;
+	PtimersImage header;
+	uint8_t plain[MAX_RECORD]; /* record 0 packed without its header */
+	size_t plain_len;
+};
+
+static void *decode_run(void *arg)
+{
+	struct decode_job *j = arg;
+	struct ptimer_restore_opts jo = { .size = sizeof(jo), .error = j->why, .error_size = sizeof(j->why) };
+	struct arena arena_buf, *arena = &arena_buf; /* one record's decoding at a time */
+	size_t at = j->at;
+	for (size_t rec = j->lo; rec < j->hi; rec++) {
+		uint32_t rl;
+		memcpy(&rl, j->buf + at, 4); /* checked by the caller's first pass */
+		arena->used = 0;
+		ProtobufCAllocator alloc = { arena_alloc, arena_free, arena };
+		PtimersEntry *e = ptimers_entry__unpack(&alloc, rl, j->buf + at + 4);
+		int r = 0;
+		if (!e) {
+			r = refuse(&jo, EINVAL, "entry %zu cannot be decoded (corrupted?)", rec);
+		} else if (e->base.n_unknown_fields || (e->ptimers && e->ptimers->base.n_unknown_fields) ||
+			   (e->image && e->image->base.n_unknown_fields)) {
+			/* Fields no version of the image has: corruption (a
+			 * flipped tag) rather than something to skip. */
+			r = refuse(&jo, EINVAL, "entry %zu has fields no POSIX timers image has "
+				   "(corrupted?)", rec);
+		} else if (e->image && rec != 0) {
+			r = refuse(&jo, EINVAL, "entry %zu carries the image's header: only the first may",
+				   rec);
+		} else if (e->image) {
+			j->has_header = true;
+			j->header = *e->image; /* its unknown fields: none, checked above */
+			/* The checksum starts with this entry as it would be
+			 * without the header. */
+			e->image = NULL;
+			j->plain_len = ptimers_entry__get_packed_size(e);
+			if (j->plain_len > sizeof(j->plain))
+				r = refuse(&jo, EINVAL, "entry 0 is too long");
+			else
+				ptimers_entry__pack(e, j->plain);
+		}
+		if (!r) {
+			j->ptimers_entries += e->ptimers != NULL;
+			r = take_entry(e, rec, &j->t[rec], &jo);
+		}
+		if (r) {
+			j->err = errno;
+			j->err_rec = rec;
+			break;
+		}
+		at += 4 + rl;
+	}
+	return NULL;
+}
+
+/* Large images are decoded by two threads, each taking half. */
+#define PARALLEL_FROM 65536
+
+/* Where the items of an image live: n exactly, prefaulted when large. */
+static struct pt_restore_item *items_alloc(size_t n, size_t *mapped)
+{
+	size_t bytes = (n ? n : 1) * sizeof(struct pt_restore_item);
+	*mapped = 0;
+	if (bytes >= (1u << 20)) {
+		void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		if (m != MAP_FAILED) {
+			*mapped = bytes;
+			return m;
+		}
+	}
+	return malloc(bytes);
 }
 
 /* Decode and check a whole image; nothing of the process is touched. */
@@ -566,99 +674,102 @@ static int parse_image(const uint8_t *buf, size_t len, struct image *img,
 	if (m1 != IMG_COMMON || m2 != IMG_POSIX_TIMERS)
 		return refuse(o, EINVAL, "not a POSIX timers image (magic %#x %#x, expected %#x %#x)", m1,
 			      m2, IMG_COMMON, IMG_POSIX_TIMERS);
-	/* A record is at least 24 bytes (a length and ten required fields):
-	 * the count of entries, and the memory for them, follow the size. */
-	size_t cap = (len - 8) / 24 + 1;
-	img->t = malloc(cap * sizeof(*img->t));
-	if (!img->t)
-		return refuse(o, ENOMEM, "no memory for the image's %zu bytes", len);
-	uint32_t want_crc = 0, count = 0, crc = 0;
-	size_t at = 8, rest_at = 0, plain_len = 0, ptimers_entries = 0;
-	uint8_t plain[MAX_RECORD];
-	PtimersImage header_copy;
-	const PtimersImage *header = NULL;
+	/* First the lengths alone: every record within the image and of a
+	 * size an entry can have.  Then the count is known, and the memory
+	 * for the entries: at most 64 bytes for every 24 of the image's. */
+	size_t n = 0, at = 8, first_len = 0;
 	while (at < len) {
 		uint32_t rl;
-		if (img->n == cap)
-			return refuse(o, EINVAL, "entry %zu: more entries than %zu bytes can hold", img->n, len);
 		if (len - at < 4)
-			return refuse(o, EINVAL, "truncated: %zu bytes after entry %zu", len - at, img->n);
+			return refuse(o, EINVAL, "truncated: %zu bytes after entry %zu", len - at, n);
 		memcpy(&rl, buf + at, 4);
-		if (rl > MAX_RECORD)
-			return refuse(o, EINVAL, "entry %zu claims %u bytes (an entry has at most %u)",
-				      img->n, rl, MAX_RECORD);
+		if (rl > MAX_RECORD || rl < MIN_RECORD)
+			return refuse(o, EINVAL, "entry %zu claims %u bytes (an entry has %u to %u)", n, rl,
+				      MIN_RECORD, MAX_RECORD);
 		if (rl > len - at - 4)
-			return refuse(o, EINVAL, "truncated: entry %zu claims %u bytes, %zu are left",
-				      img->n, rl, len - at - 4);
-		struct arena arena = { .used = 0 };
-		ProtobufCAllocator alloc = { arena_alloc, arena_free, &arena };
-		PtimersEntry *e = ptimers_entry__unpack(&alloc, rl, buf + at + 4);
-		if (!e)
-			return refuse(o, EINVAL, "entry %zu cannot be decoded (corrupted?)", img->n);
-		/* Fields no version of the image has: corruption (a flipped
-		 * tag) rather than something to skip. */
-		if (e->base.n_unknown_fields || (e->ptimers && e->ptimers->base.n_unknown_fields) ||
-		    (e->image && e->image->base.n_unknown_fields))
-			return refuse(o, EINVAL, "entry %zu has fields no POSIX timers image has (corrupted?)",
-				      img->n);
-		if (e->ptimers)
-			ptimers_entries++;
-		if (e->image) {
-			if (img->n != 0)
-				return refuse(o, EINVAL, "entry %zu carries the image's header: only the first may",
-					      img->n);
-			const PtimersImage *h = e->image;
-			if (h->version != IMAGE_VERSION)
-				return refuse(o, EINVAL, "image version %u: this ptimers reads version %d",
-					      h->version, IMAGE_VERSION);
-			img->has_header = true;
-			count = h->count;
-			want_crc = h->crc;
-			if (h->has_id_policy) {
-				if (h->id_policy > 1)
-					return refuse(o, EINVAL, "the image's ID policy %u is unknown",
-						      h->id_policy);
-				img->id_policy = (int)h->id_policy;
-			}
-			if (h->has_next_id) {
-				if (h->next_id > INT_MAX)
-					return refuse(o, EINVAL, "the image's next ID %u is outside 0..%d",
-						      h->next_id, INT_MAX);
-				img->next_id = h->next_id;
-			}
-			img->source = h->has_source ? (int)h->source : 0;
-			/* The checksum starts with this entry as it would be
-			 * without the header. */
-			e->image = NULL;
-			size_t pl = ptimers_entry__get_packed_size(e);
-			if (pl > sizeof(plain))
-				return refuse(o, EINVAL, "entry 0 is too long");
-			ptimers_entry__pack(e, plain);
-			plain_len = pl;
-			header_copy = *h; /* h is in this record's arena */
-			header_copy.base.n_unknown_fields = 0;
-			header_copy.base.unknown_fields = NULL;
-			header = &header_copy;
-			rest_at = at + 4 + rl;
-		}
-		int r = take_entry(e, img->n, &img->t[img->n], o);
-		if (r)
-			return r;
-		img->n++;
+			return refuse(o, EINVAL, "truncated: entry %zu claims %u bytes, %zu are left", n, rl,
+				      len - at - 4);
+		if (n == 0)
+			first_len = 4 + rl;
 		at += 4 + rl;
+		n++;
 	}
-	if (!img->has_header && ptimers_entries)
-		return refuse(o, EINVAL, "the image has ptimers' entries but not its header (corrupted?)");
-	if (img->has_header) {
-		if (count != img->n)
-			return refuse(o, EINVAL, "the image has %zu entries, its header says %u (truncated?)",
-				      img->n, count);
-		crc = image_crc(plain, plain_len, buf + rest_at, len - rest_at, header);
-		if (crc != want_crc)
-			return refuse(o, EINVAL, "the image's checksum does not match (%#x, expected %#x): "
-				      "corrupted", crc, want_crc);
+	img->t = items_alloc(n, &img->t_mapped);
+	if (!img->t)
+		return refuse(o, ENOMEM, "no memory for the image's %zu entries", n);
+	struct decode_job jobs[2];
+	int njobs = n >= PARALLEL_FROM ? 2 : 1;
+	jobs[0] = (struct decode_job){ .buf = buf, .lo = 0, .hi = n, .at = 8, .t = img->t };
+	if (njobs == 2) {
+		size_t half = n / 2, mid = 8;
+		for (size_t k = 0; k < half; k++) {
+			uint32_t rl;
+			memcpy(&rl, buf + mid, 4);
+			mid += 4 + rl;
+		}
+		jobs[0].hi = half;
+		jobs[1] = (struct decode_job){ .buf = buf, .lo = half, .hi = n, .at = mid, .t = img->t };
 	}
-	qsort(img->t, img->n, sizeof(*img->t), cmp_timer);
+	pthread_t th;
+	bool helper = false;
+	if (njobs == 2) {
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		helper = pthread_create(&th, NULL, decode_run, &jobs[1]) == 0;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	decode_run(&jobs[0]);
+	if (njobs == 2) {
+		if (helper)
+			pthread_join(th, NULL);
+		else
+			decode_run(&jobs[1]);
+	}
+	/* The first refusal in the image's order. */
+	for (int k = 0; k < njobs; k++) {
+		if (jobs[k].err)
+			return refuse(o, jobs[k].err, "%s", jobs[k].why);
+	}
+	img->n = n;
+	size_t ptimers_entries = jobs[0].ptimers_entries + (njobs == 2 ? jobs[1].ptimers_entries : 0);
+	int r = 0;
+	if (jobs[0].has_header) {
+		const PtimersImage *h = &jobs[0].header;
+		img->has_header = true;
+		if (h->version != IMAGE_VERSION)
+			r = refuse(o, EINVAL, "image version %u: this ptimers reads version %d", h->version,
+				   IMAGE_VERSION);
+		else if (h->has_id_policy && h->id_policy > 1)
+			r = refuse(o, EINVAL, "the image's ID policy %u is unknown", h->id_policy);
+		else if (h->has_next_id && h->next_id > INT_MAX)
+			r = refuse(o, EINVAL, "the image's next ID %u is outside 0..%d", h->next_id, INT_MAX);
+		else if (h->count != n)
+			r = refuse(o, EINVAL, "the image has %zu entries, its header says %u (truncated?)", n,
+				   h->count);
+		if (!r) {
+			uint32_t crc = image_crc(jobs[0].plain, jobs[0].plain_len, buf + 8 + first_len,
+						 len - 8 - first_len, h);
+			if (crc != h->crc)
+				r = refuse(o, EINVAL, "the image's checksum does not match (%#x, expected "
+					   "%#x): corrupted", crc, h->crc);
+		}
+		if (!r) {
+			img->id_policy = h->has_id_policy ? (int)h->id_policy : -1;
+			img->next_id = h->has_next_id ? (int64_t)h->next_id : -1;
+			img->source = h->has_source ? (int)h->source : 0;
+		}
+	} else if (ptimers_entries) {
+		r = refuse(o, EINVAL, "the image has ptimers' entries but not its header (corrupted?)");
+	}
+	if (r)
+		return r;
+	/* In ID order (ptimers writes them so; CRIU's need not be). */
+	bool sorted = true;
+	for (size_t i = 1; i < img->n && sorted; i++)
+		sorted = img->t[i].id > img->t[i - 1].id;
+	if (!sorted)
+		qsort(img->t, img->n, sizeof(*img->t), cmp_timer);
 	for (size_t i = 1; i < img->n; i++)
 		if (img->t[i].id == img->t[i - 1].id)
 			return refuse(o, EINVAL, "timer ID %d appears twice", img->t[i].id);
@@ -684,7 +795,9 @@ int pt_image_check(const uint8_t *buf, size_t len, struct pt_image_summary *sum,
 			sum->max_id = img.t[img.n - 1].id;
 		}
 		for (size_t i = 0; i < img.n; i++) {
-			sum->threads += img.t[i].notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) || img.t[i].cpu == 2;
+			clockid_t c = img.t[i].clockid;
+			sum->threads += img.t[i].notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ||
+					(c < 0 && (c & CPUCLOCK_PERTHREAD_MASK) && CPUCLOCK_PID(c));
 			sum->thread_notify += img.t[i].notify == SIGEV_THREAD;
 			if ((img.t[i].notify & ~SIGEV_THREAD_ID) == SIGEV_SIGNAL)
 				sum->signals |= 1ull << (img.t[i].signo - 1);
@@ -694,13 +807,43 @@ int pt_image_check(const uint8_t *buf, size_t len, struct pt_image_summary *sum,
 	return 0;
 }
 
+#define MAP_FROM (256 << 10)
+
+/* A regular file from where fd stands to its end, mapped rather than
+ * read: its pages are the page cache's, nothing to copy or clear.  0, or
+ * -1 (then it is read instead). */
+static int map_file(int fd, const uint8_t **buf, size_t *len, void **map, size_t *map_len)
+{
+	struct stat st;
+	off_t at = lseek(fd, 0, SEEK_CUR);
+	if (at < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= at ||
+	    (uint64_t)st.st_size > MAX_IMAGE || st.st_size < MAP_FROM)
+		return -1; /* small ones are read: fewer system calls */
+	void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	if (m == MAP_FAILED)
+		return -1;
+	lseek(fd, 0, SEEK_END); /* read to its end, as read_all leaves it */
+	*map = m;
+	*map_len = (size_t)st.st_size;
+	*buf = (const uint8_t *)m + at;
+	*len = (size_t)(st.st_size - at);
+	return 0;
+}
+
 static int load_image(int fd, struct image *img, const struct ptimer_restore_opts *o)
 {
 	uint8_t *buf = NULL;
-	size_t len = 0;
-	if (read_all(fd, &buf, &len, o) != 0)
-		return -1;
-	int r = parse_image(buf, len, img, o);
+	const uint8_t *in;
+	size_t len = 0, map_len = 0;
+	void *map = NULL;
+	if (map_file(fd, &in, &len, &map, &map_len) != 0) {
+		if (read_all(fd, &buf, &len, o) != 0)
+			return -1;
+		in = buf;
+	}
+	int r = parse_image(in, len, img, o);
+	if (map)
+		munmap(map, map_len);
 	free(buf);
 	if (r)
 		image_free(img);
@@ -723,22 +866,49 @@ static int map_thread(pid_t saved, pid_t *live, int id, const struct ptimer_rest
 	return 0;
 }
 
-/* The clock of this process a saved one stands for. */
-static int map_clock(const struct img_timer *t, clockid_t *clock, const struct ptimer_restore_opts *o)
+/* The clock of this process a saved one stands for: a CPU clock named
+ * by a process or thread ID (the kernel's encoding) is this process's, or
+ * the mapped thread's. */
+static int map_clock(struct pt_restore_item *t, const struct ptimer_restore_opts *o)
 {
-	if (!t->cpu) {
-		*clock = t->clock;
-		return 0;
-	}
-	if (t->cpu == 1) {
-		/* This process's, named as the saved one was. */
-		*clock = t->clock < 0 ? MAKE_PROCESS_CPUCLOCK(pt_pid) : CLOCK_PROCESS_CPUTIME_ID;
+	clockid_t c = t->clockid;
+	if (c >= 0 || !CPUCLOCK_PID(c))
+		return 0; /* a clock of its own, or "the calling process/thread" */
+	if (!(c & CPUCLOCK_PERTHREAD_MASK)) {
+		t->clockid = MAKE_PROCESS_CPUCLOCK(pt_pid, c & 3);
 		return 0;
 	}
 	pid_t live;
-	if (map_thread(t->cpu_tid, &live, t->id, o) != 0)
+	if (map_thread(CPUCLOCK_PID(c), &live, t->id, o) != 0)
 		return -1;
-	*clock = MAKE_THREAD_CPUCLOCK(live);
+	t->clockid = MAKE_THREAD_CPUCLOCK(live, c & 3);
+	return 0;
+}
+
+/* Map the saved threads and clocks of every timer to this process's, and
+ * ask for the functions of SIGEV_THREAD ones (thread_fn: not for the
+ * kernel). */
+static int map_all(struct image *img, bool thread_fn, const struct ptimer_restore_opts *o)
+{
+	for (size_t i = 0; i < img->n; i++) {
+		struct pt_restore_item *t = &img->t[i];
+		if (map_clock(t, o) != 0)
+			return -1;
+		if (t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) &&
+		    map_thread(t->target, &t->target, t->id, o) != 0)
+			return -1;
+		if (t->notify != SIGEV_THREAD)
+			continue;
+		if (!thread_fn)
+			return refuse(o, EINVAL, "timer %d is SIGEV_THREAD: kernel timers cannot run a "
+				      "function (restore it on the engine)", t->id);
+		if (!o->thread_notify)
+			return refuse(o, EINVAL, "timer %d is SIGEV_THREAD: its function is not in the "
+				      "image (restore it with a thread_notify callback)", t->id);
+		if (o->thread_notify(o->arg, t->id, t->value, &t->thread_fn, &t->thread_attr) != 0 ||
+		    !t->thread_fn)
+			return refuse(o, EINVAL, "timer %d is SIGEV_THREAD: no function given for it", t->id);
+	}
 	return 0;
 }
 
@@ -752,37 +922,7 @@ int ptimer_restore(int fd, const struct ptimer_restore_opts *opts)
 		return -1;
 	if (load_image(fd, &img, opts) != 0)
 		return -1;
-	struct pt_restore_item *it = calloc(img.n ? img.n : 1, sizeof(*it));
-	if (!it) {
-		image_free(&img);
-		return refuse(opts, ENOMEM, "no memory for %zu timers", img.n);
-	}
-	int r = 0;
-	for (size_t i = 0; i < img.n && !r; i++) {
-		const struct img_timer *t = &img.t[i];
-		struct pt_restore_item *x = &it[i];
-		x->id = t->id;
-		x->notify = t->notify;
-		x->signo = t->signo;
-		x->value = t->value;
-		x->interval_ns = t->interval;
-		x->overrun = t->overrun;
-		x->armed = t->remaining > 0 || t->absolute;
-		x->absolute = t->absolute;
-		x->value_ns = t->absolute ? t->deadline : t->remaining;
-		r = map_clock(t, &x->clockid, opts);
-		if (!r && t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID))
-			r = map_thread(t->tid, &x->target, t->id, opts);
-		if (!r && t->notify == SIGEV_THREAD) {
-			if (!opts->thread_notify)
-				r = refuse(opts, EINVAL, "timer %d is SIGEV_THREAD: its function is not in "
-					   "the image (restore it with a thread_notify callback)", t->id);
-			else if (opts->thread_notify(opts->arg, t->id, t->value, &x->thread_fn,
-						     &x->thread_attr) != 0 || !x->thread_fn)
-				r = refuse(opts, EINVAL, "timer %d is SIGEV_THREAD: no function given for it",
-					   t->id);
-		}
-	}
+	int r = map_all(&img, true, opts);
 	/* The ID policy is the process's: taken from the image only while
 	 * the process has no timers (it cannot change under live ones). */
 	if (!r && img.id_policy >= 0 && img.id_policy != pt_ids_get_policy()) {
@@ -792,13 +932,13 @@ int ptimer_restore(int fd, const struct ptimer_restore_opts *opts)
 	}
 	if (!r) {
 		size_t bad = 0;
-		int e = pt_timer_restore(it, img.n, &bad);
+		int e = pt_timer_restore(img.t, img.n, &bad);
 		if (e) {
 			const char *why = e == -EBUSY ? "its ID is in use"
 					  : e == -EINVAL ? "its clock, notification or thread cannot be had here"
 					  : strerror(-e);
 			r = refuse(opts, -e, "timer %d cannot be restored: %s; nothing was restored",
-				   bad < img.n ? it[bad].id : -1, why);
+				   bad < img.n ? img.t[bad].id : -1, why);
 		}
 	}
 	if (!r) {
@@ -810,7 +950,6 @@ int ptimer_restore(int fd, const struct ptimer_restore_opts *opts)
 			pt_ids_set_counter((unsigned)img.t[img.n - 1].id + 1);
 		r = (int)img.n;
 	}
-	free(it);
 	image_free(&img);
 	return r;
 }
@@ -835,6 +974,9 @@ static int read_kernel_timers(struct img_timer **out, size_t *count,
 	FILE *f = fopen("/proc/self/timers", "re");
 	if (!f)
 		return refuse(o, errno, "cannot read /proc/self/timers: %s", strerror(errno));
+	/* Read in large pieces: the kernel walks its timers from the start
+	 * again for each read() of the file. */
+	setvbuf(f, NULL, _IOFBF, 1 << 20);
 	size_t n = 0, cap = 16;
 	struct img_timer *t = malloc(cap * sizeof(*t));
 	char line[256];
@@ -884,6 +1026,12 @@ static int read_kernel_timers(struct img_timer **out, size_t *count,
 	return 0;
 }
 
+static int cmp_written(const void *a, const void *b)
+{
+	int x = ((const struct img_timer *)a)->id, y = ((const struct img_timer *)b)->id;
+	return x < y ? -1 : x > y;
+}
+
 int ptimer_kernel_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 {
 	struct ptimer_restore_opts copy;
@@ -912,18 +1060,8 @@ int ptimer_kernel_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 		t[i].interval = pt_ts_to_ns(&cur.it_interval);
 		long ov = syscall(SYS_timer_getoverrun, t[i].id);
 		t[i].overrun = ov > 0 ? (int)ov : 0;
-		if (t[i].clock < 0) {
-			t[i].cpu = (t[i].clock & CPUCLOCK_PERTHREAD_MASK) ? 2 : 1;
-			t[i].cpu_tid = t[i].cpu == 2 ? CPUCLOCK_PID(t[i].clock) : 0;
-			if (t[i].cpu == 2 && !t[i].cpu_tid) {
-				/* CLOCK_THREAD_CPUTIME_ID: the creating thread's, which
-				 * /proc does not name; the calling thread stands in. */
-				t[i].cpu_tid = pt_gettid();
-				t[i].clock = MAKE_THREAD_CPUCLOCK(t[i].cpu_tid);
-			}
-		}
 	}
-	qsort(t, n, sizeof(*t), cmp_timer);
+	qsort(t, n, sizeof(*t), cmp_written);
 	int r = write_image(fd, t, n, SOURCE_KERNEL, opts);
 	free(t);
 	return r;
@@ -941,27 +1079,17 @@ struct ktimer {
 static int kernel_plan(const struct image *img, struct ktimer *k, const struct ptimer_restore_opts *o)
 {
 	for (size_t i = 0; i < img->n; i++) {
-		const struct img_timer *t = &img->t[i];
+		const struct pt_restore_item *t = &img->t[i];
 		memset(&k[i], 0, sizeof(k[i]));
 		k[i].id = t->id;
-		if (t->notify == SIGEV_THREAD)
-			return refuse(o, EINVAL, "timer %d is SIGEV_THREAD: kernel timers cannot run a "
-				      "function (restore it on the engine)", t->id);
-		if (map_clock(t, &k[i].clock, o) != 0)
-			return -1;
+		k[i].clock = t->clockid;
 		k[i].sev.sigev_notify = t->notify;
 		k[i].sev.sigev_signo = t->signo;
 		k[i].sev.sigev_value = t->value;
-		if (t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) &&
-		    map_thread(t->tid, &k[i].sev._sigev_un._tid, t->id, o) != 0)
-			return -1;
-		k[i].its.it_interval = pt_ns_to_ts(t->interval);
-		if (t->absolute) {
-			k[i].its.it_value = pt_ns_to_ts(t->deadline);
-			k[i].flags = TIMER_ABSTIME;
-		} else {
-			k[i].its.it_value = pt_ns_to_ts(t->remaining);
-		}
+		k[i].sev._sigev_un._tid = t->target;
+		k[i].its.it_interval = pt_ns_to_ts(t->interval_ns);
+		k[i].its.it_value = pt_ns_to_ts(t->value_ns);
+		k[i].flags = t->absolute ? TIMER_ABSTIME : 0;
 		struct itimerspec cur;
 		if (ksys_gettime(t->id, &cur) == 0)
 			return refuse(o, EBUSY, "kernel timer ID %d is in use", t->id);
@@ -1134,6 +1262,8 @@ int ptimer_kernel_restore(int fd, const struct ptimer_restore_opts *opts)
 	struct ktimer *k = calloc(img.n ? img.n : 1, sizeof(*k));
 	int *made = calloc(img.n ? img.n : 1, sizeof(int));
 	int r = k && made ? 0 : refuse(opts, ENOMEM, "no memory for %zu timers", img.n);
+	if (!r)
+		r = map_all(&img, false, opts);
 	if (!r)
 		r = kernel_plan(&img, k, opts);
 	if (!r) {

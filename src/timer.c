@@ -719,7 +719,7 @@ void pt_timer_unignore(int sig)
 
 /* ---- snapshots: the readout, checkpoints ---- */
 
-bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s)
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache)
 {
 	unsigned s1, s2;
 	uint8_t status, flags, valid, notify, signo;
@@ -769,7 +769,15 @@ bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s)
 		s->cpu = pt_cpu_describe(cbase, &s->cpu_clock, &s->cpu_tid);
 	if (!s->armed)
 		return true;
-	int64_t now = pt_base_now(cbase != PT_BASE_NONE ? cbase : base);
+	uint16_t b = cbase != PT_BASE_NONE ? cbase : base;
+	int64_t now;
+	if (!now_cache) {
+		now = pt_base_now(b);
+	} else {
+		if (now_cache[b] == INT64_MIN)
+			now_cache[b] = pt_base_now(b);
+		now = now_cache[b];
+	}
 	if (now < 0) {
 		s->armed = s->absolute = false; /* a CPU clock whose thread is gone */
 		s->interval = 0;
@@ -788,7 +796,7 @@ bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
 {
 	struct pt_saved s;
 
-	if (!pt_timer_save(t, id, &s))
+	if (!pt_timer_save(t, id, &s, NULL))
 		return false;
 	memset(info, 0, sizeof(*info));
 	info->id = id;
@@ -911,15 +919,26 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		free(t);
 		return err;
 	}
-	/* In the ID space, still not valid: arm and publish each. */
+	/* In the ID space, still not valid: arm and publish each, relative
+	 * ones from one reading of each clock. */
+	int64_t now[PT_NR_FIXED]; /* the fixed bases' clocks; CPU clocks read each time */
+	for (unsigned b = 0; b < PT_NR_FIXED; b++)
+		now[b] = INT64_MIN;
 	for (i = 0; i < n; i++) {
 		struct pt_timer *x = t[i];
 		pt_spin_lock(&x->lock);
 		seq_begin(x);
 		if (it[i].armed) {
 			set_flag(x, PT_F_ABSOLUTE, it[i].absolute);
-			WR(x->expires, it[i].absolute ? it[i].value_ns
-						      : pt_add_sat(base_now(x->base), it[i].value_ns));
+			int64_t from = 0;
+			if (!it[i].absolute && x->base < PT_NR_FIXED) {
+				if (now[x->base] == INT64_MIN)
+					now[x->base] = base_now(x->base);
+				from = now[x->base];
+			} else if (!it[i].absolute) {
+				from = base_now(x->base);
+			}
+			WR(x->expires, it[i].absolute ? it[i].value_ns : pt_add_sat(from, it[i].value_ns));
 			WR(x->status, PT_ARMED);
 		}
 		__atomic_store_n(&x->valid, 1, __ATOMIC_RELEASE);

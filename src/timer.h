@@ -119,9 +119,11 @@ struct pt_saved {
 };
 
 /* Lock-free snapshots for the readout and for checkpoints: false if t is
- * not (or no longer) the live timer with this ID. */
+ * not (or no longer) the live timer with this ID.  now_cache (or NULL):
+ * PT_MAX_BASES times, INT64_MIN until read, so that a checkpoint reads
+ * each clock once and sees every timer at the same moment of it. */
 struct ptimer_info;
-bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s);
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache);
 bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info);
 
 /* A timer to restore (image.c), and the restore itself: every timer of
@@ -129,18 +131,18 @@ bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info);
  * with *bad the index of the item that could not be (EBUSY: its ID is in
  * use; EINVAL: a clock, notification or thread that cannot be; ENOMEM,
  * EAGAIN).  The IDs must be ascending. */
-struct pt_restore_item {
+struct pt_restore_item {  /* 64 bytes: a million of them are read at once */
 	int id;
 	clockid_t clockid;      /* a CPU clock given explicitly */
-	int notify, signo;
-	union sigval value;
 	pid_t target;           /* SIGEV_THREAD_ID: a live thread of this process */
-	void (*thread_fn)(union sigval);        /* SIGEV_THREAD */
-	const pthread_attr_t *thread_attr;
+	int overrun;
+	uint8_t notify, signo;
 	bool armed, absolute;
+	union sigval value;
 	int64_t value_ns;       /* remaining (relative) or deadline (absolute) */
 	int64_t interval_ns;
-	int overrun;
+	void (*thread_fn)(union sigval);        /* SIGEV_THREAD */
+	const pthread_attr_t *thread_attr;
 };
 int pt_timer_restore(const struct pt_restore_item *items, size_t n, size_t *bad);
 

@@ -374,14 +374,17 @@ static bool same_clock(const struct had *h, clockid_t clock, pid_t helper)
 	if (!h->cpu)
 		return clock == h->clock;
 	/* The engine keeps the form a clock was given in; the kernel names
-	 * every CPU clock explicitly: either is the same clock. */
+	 * CLOCK_*_CPUTIME_ID by the encoding of "pid/tid 0", and others
+	 * explicitly: each is the same clock. */
 	pid_t self = (pid_t)syscall(SYS_gettid);
 	if (h->cpu == 1)
 		return clock == ((clockid_t)((unsigned)~getpid() << 3) | 2) ||
-		       (!h->explicit_clock && clock == CLOCK_PROCESS_CPUTIME_ID);
+		       (!h->explicit_clock &&
+			(clock == CLOCK_PROCESS_CPUTIME_ID || clock == ((clockid_t)(~0u << 3) | 2)));
 	pid_t tid = h->cpu_helper ? helper : self;
 	return clock == ((clockid_t)((unsigned)~tid << 3) | 6) ||
-	       (!h->explicit_clock && tid == self && clock == CLOCK_THREAD_CPUTIME_ID);
+	       (!h->explicit_clock && tid == self &&
+		(clock == CLOCK_THREAD_CPUTIME_ID || clock == ((clockid_t)(~0u << 3) | 6)));
 }
 
 static int engine_restore(void *arg)
@@ -955,18 +958,28 @@ static void test_refuse_hostile_lengths(void **state)
 	free(m.buf);
 	/* Garbage where an entry should be. */
 	m = img_start();
-	img_u32(&m, 8);
-	img_u32(&m, 0xffffffffu);
-	img_u32(&m, 0xffffffffu);
+	img_u32(&m, 24);
+	for (int i = 0; i < 6; i++)
+		img_u32(&m, 0xffffffffu);
 	expect_refused(&m, EINVAL, "cannot be decoded");
 	free(m.buf);
 	/* An entry missing required fields. */
 	m = img_start();
+	img_u32(&m, 20);
+	m.buf = realloc(m.buf, m.len + 20);
+	for (int i = 0; i < 10; i++) { /* it_id = 1, ten times, and nothing else */
+		m.buf[m.len++] = 0x08;
+		m.buf[m.len++] = 0x01;
+	}
+	expect_refused(&m, EINVAL, "cannot be decoded");
+	free(m.buf);
+	/* Too short to be an entry at all. */
+	m = img_start();
 	img_u32(&m, 2);
 	m.buf = realloc(m.buf, m.len + 2);
-	m.buf[m.len++] = 0x08; /* it_id = 1, and nothing else */
+	m.buf[m.len++] = 0x08;
 	m.buf[m.len++] = 0x01;
-	expect_refused(&m, EINVAL, "cannot be decoded");
+	expect_refused(&m, EINVAL, "claims 2 bytes");
 	free(m.buf);
 }
 
@@ -1137,7 +1150,15 @@ static void test_empty_image(void **state)
 static int ask(pid_t pid, const char *req, size_t len, char *reply, size_t size)
 {
 	char w[128];
-	int fd = ptimer__control_connect(pid, w, sizeof(w));
+	/* The socket listens once the dispatcher has started: wait for it. */
+	int fd = -1;
+	for (int i = 0; i < 2000 && fd < 0; i++) {
+		fd = ptimer__control_connect(pid, w, sizeof(w));
+		if (fd < 0 && errno != ECONNREFUSED)
+			return -1;
+		if (fd < 0)
+			usleep(1000);
+	}
 	if (fd < 0)
 		return -1;
 	/* A refusal may come, and the socket close, before the request is

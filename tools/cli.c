@@ -86,6 +86,10 @@ static void usage_bench(FILE *f)
 		"              are, and CPU per expiry against a bare signal sent and taken\n"
 		"  memory      bytes per timer at N timers (default ten million), and what is\n"
 		"              left once they are deleted\n"
+		"  restore     checkpoint and restore: the seed's two sparse IDs (engine, the\n"
+		"              kernel's prctl, the kernel's walk), a million random sparse\n"
+		"              IDs (engine; the kernel as many as RLIMIT_SIGPENDING allows,\n"
+		"              extrapolated; the walk estimated), settime beside an ls reader\n"
 		"\n"
 		"  --only=GROUPS    comma-separated, e.g. --only=calls,latency (default: all)\n"
 		"  --iterations=N   calls per round (default 200000)\n"
@@ -386,7 +390,7 @@ static int cmd_bench(int argc, char **argv)
 			for (char *g = strtok_r(copy, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
 				if (!bench_group_known(g)) {
 					fprintf(stderr, "%s bench: no group '%s' (calls, contention, latency, "
-						"expiry, memory)\n", prog, g);
+						"expiry, memory, restore)\n", prog, g);
 					free(copy);
 					return 2;
 				}

@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Checkpoint and restore, all in one run:
+ *
+ *  - the seed's scenario, two timers with IDs 1,000,000 and 2,000,000,
+ *    restored by the engine (in a process whose engine is up, and in a
+ *    fresh one, where the restore also starts the engine), by the kernel's
+ *    PR_TIMER_CREATE_RESTORE_IDS and by the kernel's create/delete walk;
+ *  - a million timers with random sparse IDs: checkpointed and restored by
+ *    the engine; restored by the prctl as many as the user's
+ *    RLIMIT_SIGPENDING lets the kernel hold here, per timer and
+ *    extrapolated to a million; the walk's time for them, estimated from
+ *    its measured step;
+ *  - timer_settime's cost with and without a `ptimers ls` reader polling
+ *    the process through its control socket in a loop.
+ *
+ * Every restore runs in a new process (fork) from an image in memory, and
+ * is timed from the call to its return; the figure is the median of the
+ * rounds (the walk: one round).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "ptimers.h"
+
+int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
+
+#define ROUNDS 15
+#define MILLION 1000000
+#define KERNEL_CHECKPOINT 10000
+
+/* Results from the children. */
+static struct shared {
+	double v[ROUNDS];
+	double x, y, z;
+	long count;
+	char err[256];
+} *sh;
+
+typedef int (*child_fn)(void *arg);
+
+/* Run fn in a new process; 0, or -1 with the child's complaint printed. */
+static int in_child(const char *what, child_fn fn, void *arg)
+{
+	sh->err[0] = '\0';
+	fflush(NULL);
+	pid_t p = fork();
+	if (p == 0)
+		_exit(fn(arg) == 0 ? 0 : 1);
+	int st;
+	if (p < 0 || waitpid(p, &st, 0) != p || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "ptimers bench: restore: %s failed: %s\n", what,
+			sh->err[0] ? sh->err : "the child died");
+		return -1;
+	}
+	return 0;
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sh->err, sizeof(sh->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int memfd(void)
+{
+	return (int)syscall(SYS_memfd_create, "image", 1u);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t)n, sizeof(*v), cmp_double);
+	return v[n / 2];
+}
+
+static void raise_sigpending(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_SIGPENDING, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_SIGPENDING, &rl);
+	}
+}
+
+/* The user's signals pending (every kernel timer counts) and the limit. */
+static long sigq_room(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long used = -1, limit = -1;
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "SigQ: %ld/%ld", &used, &limit) == 2)
+			break;
+	if (f)
+		fclose(f);
+	return used < 0 ? -1 : limit - used;
+}
+
+/* ---- the images ---- */
+
+struct make_args {
+	const int *ids;
+	long n;
+	int fd;          /* the image */
+	int fd_small;    /* a subset of small_n timers spread over the IDs, or -1 */
+	long small_n;
+	int fd_tiny;     /* and of those, tiny_n (or -1) */
+	long tiny_n;
+};
+
+static int make_image(void *arg)
+{
+	struct make_args *a = arg;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+	timer_t *t = malloc((size_t)a->n * sizeof(*t));
+	if (!t)
+		return fail("out of memory");
+	if (ptimer_restore_ids(PTIMER_RESTORE_IDS_ON, 0, 0, 0) != 0)
+		return fail("restore mode: %s", strerror(errno));
+	for (long i = 0; i < a->n; i++) {
+		t[i] = (timer_t)(intptr_t)a->ids[i];
+		sev.sigev_value.sival_int = (int)i;
+		struct itimerspec its = { { 1, 0 }, { 1000 + i % 1000, (long)(i % 1000) * 1000 } };
+		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t[i]) != 0 || ptimer_settime(t[i], 0, &its, NULL) != 0)
+			return fail("timer %d: %s", a->ids[i], strerror(errno));
+	}
+	ptimer_restore_ids(PTIMER_RESTORE_IDS_OFF, 0, 0, 0);
+	int64_t t0 = bench_now();
+	if (ptimer_checkpoint(a->fd, NULL) != a->n)
+		return fail("checkpoint: %s", strerror(errno));
+	sh->x = (double)(bench_now() - t0) / 1e6; /* ms */
+	if (a->fd_small >= 0) {
+		for (long i = 0; i < a->n; i++)
+			if ((i * a->small_n) / a->n == ((i + 1) * a->small_n) / a->n)
+				ptimer_delete(t[i]);
+		if (ptimer_checkpoint(a->fd_small, NULL) != a->small_n)
+			return fail("checkpoint of the subset: %s", strerror(errno));
+		if (a->fd_tiny >= 0) {
+			long kept = 0;
+			for (long i = 0; i < a->n; i++) {
+				if ((i * a->small_n) / a->n == ((i + 1) * a->small_n) / a->n)
+					continue; /* deleted above */
+				if ((kept * a->tiny_n) / a->small_n == ((kept + 1) * a->tiny_n) / a->small_n)
+					ptimer_delete(t[i]);
+				kept++;
+			}
+			if (ptimer_checkpoint(a->fd_tiny, NULL) != a->tiny_n)
+				return fail("checkpoint of the smaller subset: %s", strerror(errno));
+		}
+	}
+	free(t);
+	return 0;
+}
+
+/* ---- restoring ---- */
+
+struct restore_args {
+	int fd;
+	int round;
+	bool warm;       /* the engine already up */
+	bool kernel, walk;
+	bool checkpoint; /* then time a kernel checkpoint of what was restored */
+	long expect;
+};
+
+static int walk_steps_total;
+
+static int note_walk(void *arg, long done, long total, double left)
+{
+	(void)arg;
+	(void)left;
+	if (done == 0)
+		walk_steps_total = (int)total;
+	return 0;
+}
+
+static int restore_once(void *arg)
+{
+	struct restore_args *a = arg;
+	if (a->kernel)
+		raise_sigpending();
+	if (a->warm) {
+		struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+		timer_t t;
+		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || ptimer_delete(t) != 0)
+			return fail("starting the engine: %s", strerror(errno));
+	}
+	char why[256] = "";
+	struct ptimer_restore_opts o = { .size = sizeof(o), .flags = a->walk ? PTIMER_RESTORE_WALK : 0,
+					 .progress = note_walk, .error = why, .error_size = sizeof(why) };
+	int64_t t0 = bench_now();
+	int n = a->kernel ? ptimer_kernel_restore(a->fd, &o) : ptimer_restore(a->fd, &o);
+	int64_t t1 = bench_now();
+	if (n != a->expect)
+		return fail("restored %d of %ld: %s", n, a->expect, why);
+	sh->v[a->round] = (double)(t1 - t0) / 1e3; /* us */
+	sh->count = walk_steps_total;
+	if (a->checkpoint) {
+		int fd = memfd();
+		t0 = bench_now();
+		if (ptimer_kernel_checkpoint(fd, NULL) != n)
+			return fail("kernel checkpoint: %s", strerror(errno));
+		sh->y = (double)(bench_now() - t0) / 1e3;
+		close(fd);
+	}
+	return 0;
+}
+
+/* Median time of rounds restores of the image in fd, in us. */
+static int time_restore(const char *what, struct restore_args *a, int rounds, double *us)
+{
+	double v[ROUNDS];
+	for (int i = 0; i < rounds; i++) {
+		a->round = i;
+		if (lseek(a->fd, 0, SEEK_SET) != 0 || in_child(what, restore_once, a) != 0)
+			return -1;
+		v[i] = sh->v[i];
+	}
+	*us = median(v, rounds);
+	return 0;
+}
+
+/* ---- settime beside a reader ---- */
+
+#define BATCH 1000
+#define BATCHES 300
+
+static double settime_ns(timer_t t)
+{
+	static double v[BATCHES];
+	struct itimerspec its = { { 0, 0 }, { 1000, 0 } };
+	for (int b = 0; b < BATCHES; b++) {
+		int64_t t0 = bench_now();
+		for (int i = 0; i < BATCH; i++) {
+			its.it_value.tv_nsec = i;
+			ptimer_settime(t, 0, &its, NULL);
+		}
+		v[b] = (double)(bench_now() - t0) / BATCH;
+	}
+	return median(v, BATCHES);
+}
+
+/* The reader: `ptimers ls PID` in a loop until killed; counts its reads. */
+static void reader(pid_t target)
+{
+	char why[128], buf[65536];
+	for (;;) {
+		int fd = ptimer__control_connect(target, why, sizeof(why));
+		if (fd < 0 && errno == ECONNREFUSED) {
+			usleep(1000); /* not listening yet */
+			continue;
+		}
+		if (fd < 0)
+			_exit(1);
+		if (send(fd, "LIST\n", 5, MSG_NOSIGNAL) == 5)
+			while (recv(fd, buf, sizeof(buf), 0) > 0)
+				;
+		close(fd);
+		__atomic_add_fetch(&sh->count, 1, __ATOMIC_RELAXED);
+	}
+}
+
+static int settime_beside_reader(void *arg)
+{
+	long timers = *(long *)arg;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+	timer_t t = 0;
+	for (long i = 0; i < timers; i++) {
+		struct itimerspec its = { { 0, 0 }, { 1000 + i % 100, 0 } };
+		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || ptimer_settime(t, 0, &its, NULL) != 0)
+			return fail("timer: %s", strerror(errno));
+	}
+	settime_ns(t); /* the dispatcher done with the creations, caches warm */
+	double alone = settime_ns(t);
+	sh->count = 0;
+	pid_t me = getpid(), r = fork();
+	if (r == 0)
+		reader(me);
+	/* Wait until the reader has read once: it is running. */
+	for (int i = 0; i < 2000 && !__atomic_load_n(&sh->count, __ATOMIC_RELAXED); i++)
+		usleep(1000);
+	int64_t t0 = bench_now();
+	long c0 = __atomic_load_n(&sh->count, __ATOMIC_RELAXED);
+	sh->y = settime_ns(t);
+	double secs = (double)(bench_now() - t0) / 1e9;
+	sh->z = (double)(__atomic_load_n(&sh->count, __ATOMIC_RELAXED) - c0) / secs;
+	kill(r, SIGKILL);
+	waitpid(r, NULL, 0);
+	sh->x = (alone + settime_ns(t)) / 2; /* alone: before and after */
+	if (sh->z <= 0)
+		return fail("the reader read nothing");
+	return 0;
+}
+
+/* ---- the group ---- */
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* n distinct random IDs in 0..INT_MAX, ascending. */
+static int *random_ids(long n)
+{
+	int *ids = malloc((size_t)n * sizeof(int));
+	uint64_t s = 0x9e3779b97f4a7c15ull;
+	long have = 0;
+	while (ids && have < n) {
+		for (long i = have; i < n; i++) {
+			s ^= s << 13;
+			s ^= s >> 7;
+			s ^= s << 17;
+			ids[i] = (int)(s & INT_MAX);
+		}
+		qsort(ids, (size_t)n, sizeof(int), cmp_int);
+		have = 1;
+		for (long i = 1; i < n; i++)
+			if (ids[i] != ids[have - 1])
+				ids[have++] = ids[i];
+	}
+	return ids;
+}
+
+int bench_restore(const struct bench_opts *o, struct bench_report *r)
+{
+	(void)o;
+	char note[96];
+	sh = mmap(NULL, sizeof(*sh), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED)
+		return -1;
+	int rc = -1;
+	int seed = memfd(), big = memfd(), small = memfd(), tiny = memfd();
+	int *ids = NULL;
+
+	/* The seed's scenario. */
+	static const int seed_ids[] = { 1000000, 2000000 };
+	struct make_args ms = { seed_ids, 2, seed, -1, 0, -1, 0 };
+	if (in_child("the seed's image", make_image, &ms) != 0)
+		goto out;
+	double warm, cold, prctl, walk;
+	struct restore_args a = { .fd = seed, .warm = true, .expect = 2 };
+	if (time_restore("engine, warm", &a, ROUNDS, &warm) != 0)
+		goto out;
+	a.warm = false;
+	if (time_restore("engine, cold", &a, ROUNDS, &cold) != 0)
+		goto out;
+	a.kernel = true;
+	if (time_restore("kernel, prctl", &a, ROUNDS, &prctl) != 0)
+		goto out;
+	a.walk = true;
+	if (time_restore("kernel, walk", &a, 1, &walk) != 0)
+		goto out;
+	long walk_steps = sh->count;
+	double step_us = walk / (double)(walk_steps ? walk_steps : 1);
+	bench_add(r, "restore_2_sparse", "us", warm, prctl, "kernel", false,
+		  "IDs 1e6, 2e6; kernel: PR_TIMER_CREATE_RESTORE_IDS");
+	snprintf(note, sizeof(note), "the same, in a fresh process (the restore starts the engine)");
+	bench_add(r, "restore_2_sparse_fresh", "us", cold, prctl, "kernel", false, note);
+	snprintf(note, sizeof(note), "kernel: the walk, %ld timer_create calls", walk_steps);
+	bench_add(r, "restore_2_sparse_walk", "us", warm, walk, "kernel", false, note);
+
+	/* A million sparse timers; the kernel's share. */
+	ids = random_ids(MILLION);
+	long room = sigq_room();
+	long kn = room - 4096;
+	if (kn > MILLION)
+		kn = MILLION;
+	if (!ids)
+		goto out;
+	long tn = kn < KERNEL_CHECKPOINT ? kn : KERNEL_CHECKPOINT;
+	struct make_args mb = { ids, MILLION, big, kn >= 1000 ? small : -1, kn, kn >= 1000 ? tiny : -1, tn };
+	if (in_child("the million-timer image", make_image, &mb) != 0)
+		goto out;
+	double ckpt_ms = sh->x;
+	double restore_1m;
+	struct restore_args b = { .fd = big, .warm = true, .expect = MILLION };
+	if (time_restore("a million on the engine", &b, 3, &restore_1m) != 0)
+		goto out;
+	bench_add(r, "restore_1m_sparse", "ms", restore_1m / 1e3, 200, "target", false,
+		  "random IDs in 0..INT_MAX, all armed");
+	if (kn >= 1000) {
+		double kus, tus;
+		struct restore_args k = { .fd = small, .kernel = true, .expect = kn };
+		if (time_restore("the kernel's share by the prctl", &k, 1, &kus) != 0)
+			goto out;
+		/* The kernel's checkpoint reads /proc/self/timers, which the
+		 * kernel walks from the start for each page: at tens of
+		 * thousands of timers it grows much faster than linearly.  It
+		 * is timed at KERNEL_CHECKPOINT and scaled linearly, which
+		 * flatters it. */
+		struct restore_args kt = { .fd = tiny, .kernel = true, .checkpoint = true, .expect = tn };
+		if (time_restore("a kernel checkpoint", &kt, 1, &tus) != 0)
+			goto out;
+		double kckpt_us = sh->y;
+		snprintf(note, sizeof(note), "kernel: %ld timers by the prctl (%.2f us each), x%.1f", kn,
+			 kus / (double)kn, (double)MILLION / (double)kn);
+		bench_add(r, "restore_1m_sparse_prctl", "ms", restore_1m / 1e3,
+			  kus / (double)kn * MILLION / 1e3, "kernel", false, note);
+		snprintf(note, sizeof(note), "kernel: ptimer_kernel_checkpoint of %ld, x%.0f (it grows "
+			 "faster than that)", tn, (double)MILLION / (double)tn);
+		bench_add(r, "checkpoint_1m", "ms", ckpt_ms, kckpt_us / (double)tn * MILLION / 1e3,
+			  "kernel", false, note);
+	} else {
+		fprintf(stderr, "ptimers bench: restore: RLIMIT_SIGPENDING leaves room for %ld kernel "
+			"timers: no kernel rows for a million\n", room);
+		bench_add(r, "checkpoint_1m", "ms", ckpt_ms, 0, "kernel", false,
+			  "no kernel figure: RLIMIT_SIGPENDING is used up");
+	}
+	/* The walk to the highest ID, from an empty process. */
+	double walk_s = step_us * ((double)ids[MILLION - 1] + 1) / 1e6;
+	snprintf(note, sizeof(note), "kernel: the walk, estimated (%.2f us a step x %d steps)", step_us,
+		 ids[MILLION - 1] + 1);
+	bench_add(r, "restore_1m_sparse_walk", "s", restore_1m / 1e6, walk_s, "kernel", false, note);
+
+	/* settime beside a reader. */
+	long timers = 10000;
+	if (in_child("settime beside a reader", settime_beside_reader, &timers) != 0)
+		goto out;
+	snprintf(note, sizeof(note), "against: alone; the reader listed %ld timers %.0f times/s", timers,
+		 sh->z);
+	bench_add(r, "settime_with_ls_reader", "ns", sh->y, sh->x, "alone", false, note);
+	rc = 0;
+out:
+	free(ids);
+	close(seed);
+	close(big);
+	close(small);
+	close(tiny);
+	munmap(sh, sizeof(*sh));
+	return rc;
+}

@@ -148,7 +148,9 @@ void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
 	}
 	pt_lock(&b->plock);
 	if (key < b->programmed) {
+		pt_slice_pause(); /* a system call: outside the extension */
 		b->ops->program(b, key);
+		pt_slice_resume();
 		__atomic_store_n(&b->programmed, key, SEQ);
 	}
 	pt_unlock(&b->plock);
@@ -267,8 +269,11 @@ static bool program(struct pt_base *b)
 		return false;
 	}
 	int64_t head = pt_heap_empty(&b->heap) ? PT_NEVER : pt_heap_top(&b->heap).key;
-	if (__atomic_exchange_n(&b->reset, false, __ATOMIC_RELAXED) || head != old)
+	if (__atomic_exchange_n(&b->reset, false, __ATOMIC_RELAXED) || head != old) {
+		pt_slice_pause();
 		b->ops->program(b, head);
+		pt_slice_resume();
+	}
 	__atomic_store_n(&b->programmed, head, SEQ);
 	pt_unlock(&b->plock);
 	return true;

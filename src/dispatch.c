@@ -56,8 +56,11 @@ void pt_dispatch_kick(void)
 	uint64_t one = 1;
 	int fd = __atomic_load_n(&disp.kick.fd, __ATOMIC_ACQUIRE);
 
-	if (fd >= 0)
+	if (fd >= 0) {
+		pt_slice_pause(); /* callers may hold a lock: the write is outside the extension */
 		(void)pt_sys_write(fd, &one, sizeof(one));
+		pt_slice_resume();
+	}
 }
 
 void pt_dispatch_allow_signal(int sig)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "heap.h"
+#include "slice.h"
 
 #define ARITY 4
 #define BLOCK_SHIFT 12
@@ -92,7 +93,18 @@ int64_t pt_heap_key(const struct pt_heap *h, const struct pt_heap_node *node)
 	return ent(h, node->pos - 1)->key;
 }
 
+/* Growing and shrinking may reach the kernel (brk, mmap): the caller's
+ * lock has asked for a time-slice extension, withdrawn around them. */
+static int grow_blocks(struct pt_heap *h);
 static int grow(struct pt_heap *h)
+{
+	pt_slice_pause();
+	int r = grow_blocks(h);
+	pt_slice_resume();
+	return r;
+}
+
+static int grow_blocks(struct pt_heap *h)
 {
 	if (h->nblocks == h->cap_blocks) {
 		uint32_t cap = h->cap_blocks ? h->cap_blocks * 2 : 4;
@@ -113,8 +125,12 @@ static int grow(struct pt_heap *h)
  * block boundary does not allocate and free on every change. */
 static void shrink(struct pt_heap *h)
 {
-	while (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW)
-		free(h->block[--h->nblocks]);
+	if (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW) {
+		pt_slice_pause();
+		while (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW)
+			free(h->block[--h->nblocks]);
+		pt_slice_resume();
+	}
 }
 
 int pt_heap_insert(struct pt_heap *h, struct pt_heap_node *node, int64_t key)

@@ -109,9 +109,13 @@ static inline bool test_bit(const uint64_t *map, unsigned i)
 	return __atomic_load_n(&map[i / 64], RLX) >> (i % 64) & 1;
 }
 
+/* Allocations happen under the table's lock, and may reach the kernel
+ * (brk, mmap): outside the time-slice extension the lock asked for. */
 static void *alloc_bytes(size_t n)
 {
+	pt_slice_pause();
 	void *p = calloc(1, n);
+	pt_slice_resume();
 	if (p)
 		__atomic_add_fetch(&ids.bytes, n, RLX);
 	return p;
@@ -120,7 +124,9 @@ static void *alloc_bytes(size_t n)
 /* A sparse leaf is written whole by its maker: no need to clear it. */
 static struct sparse *alloc_sparse(size_t n)
 {
+	pt_slice_pause();
 	struct sparse *p = malloc(n);
+	pt_slice_resume();
 	if (p)
 		__atomic_add_fetch(&ids.bytes, n, RLX);
 	return p;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <time.h>
@@ -15,30 +16,39 @@
 char pt_rcu_tsan_sync;
 #endif
 
-void pt_lock_wait(pt_lock_t *l)
+void pt_lock_wait(int *v)
 {
 	/* Spin briefly: holds are a few dozen nanoseconds. */
 	for (int i = 0; i < 64; i++) {
 		int expected = 0;
-		if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
-		    __atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
+		if (__atomic_load_n(v, __ATOMIC_RELAXED) == 0 &&
+		    __atomic_compare_exchange_n(v, &expected, 1, false, __ATOMIC_ACQUIRE,
 						__ATOMIC_RELAXED))
 			return;
 		__builtin_ia32_pause();
 	}
-	while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
-		syscall(SYS_futex, &l->v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+	/* A wait inside an outer section (nested locks) sleeps outside the
+	 * extension. */
+	pt_slice_pause();
+	while (__atomic_exchange_n(v, 2, __ATOMIC_ACQUIRE) != 0)
+		syscall(SYS_futex, v, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+	pt_slice_resume();
 }
 
-void pt_spin_wait(pt_spin_t *l)
+void pt_spin_wait(int *v)
 {
 	for (unsigned i = 0;; i++) {
-		if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
-		    !__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+		if (__atomic_load_n(v, __ATOMIC_RELAXED) == 0 &&
+		    !__atomic_exchange_n(v, 1, __ATOMIC_ACQUIRE)) {
+			if (i > 100)
+				pt_slice_resume();
 			return;
+		}
 		if (i < 100) {
 			__builtin_ia32_pause();
 		} else if (i < 200) {
+			if (i == 100)
+				pt_slice_pause(); /* yields and naps: outside the extension */
 			sched_yield();
 		} else {
 			/* Still held: the holder may be of lower priority than us
@@ -49,9 +59,83 @@ void pt_spin_wait(pt_spin_t *l)
 	}
 }
 
-void pt_lock_wake(pt_lock_t *l)
+void pt_lock_wake(int *v)
 {
-	syscall(SYS_futex, &l->v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	pt_slice_pause(); /* only inside an outer section: the outermost has ended */
+	syscall(SYS_futex, v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+	pt_slice_resume();
+}
+
+/* ---- the public locks (ptimers/slice.h): the same, without the engine
+ * section (a user's lock must not defer the user's signal handlers) ---- */
+
+int ptimer_spin_lock(ptimer_spinlock_t *l)
+{
+	if (!l)
+		return EINVAL;
+	if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+		pt_spin_wait(&l->v);
+	pt_slice_begin();
+	return 0;
+}
+
+int ptimer_spin_trylock(ptimer_spinlock_t *l)
+{
+	if (!l)
+		return EINVAL;
+	if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) || __atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
+		return EBUSY;
+	pt_slice_begin();
+	return 0;
+}
+
+int ptimer_spin_unlock(ptimer_spinlock_t *l)
+{
+	if (!l)
+		return EINVAL;
+	if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED))
+		return EPERM;
+	pt_slice_end();
+	__atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+	return 0;
+}
+
+int ptimer_mutex_lock(ptimer_mutex_t *l)
+{
+	int expected = 0;
+
+	if (!l)
+		return EINVAL;
+	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		pt_lock_wait(&l->v);
+	pt_slice_begin();
+	return 0;
+}
+
+int ptimer_mutex_trylock(ptimer_mutex_t *l)
+{
+	int expected = 0;
+
+	if (!l)
+		return EINVAL;
+	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
+					 __ATOMIC_RELAXED))
+		return EBUSY;
+	pt_slice_begin();
+	return 0;
+}
+
+int ptimer_mutex_unlock(ptimer_mutex_t *l)
+{
+	if (!l)
+		return EINVAL;
+	if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED))
+		return EPERM;
+	pt_slice_end(); /* the wake below is outside the extension */
+	if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
+		pt_lock_wake(&l->v);
+	return 0;
 }
 
 /* ---- deferred frees ---- */
@@ -66,13 +150,17 @@ void pt_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
 		 * never be handed to it. */
 		sigset_t all, old;
 		sigfillset(&all);
+		pt_slice_pause(); /* a new thread: outside the extension */
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		(void)urcu_bp_get_default_call_rcu_data();
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pt_slice_resume();
 		__atomic_store_n(&call_rcu_used, 1, __ATOMIC_RELEASE);
 	}
 	PT_TSAN_RELEASE();
+	pt_slice_pause(); /* it may wake its worker (futex) */
 	urcu_bp_call_rcu(head, fn);
+	pt_slice_resume();
 }
 
 void pt_rcu_fork_prepare(void)

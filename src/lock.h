@@ -21,8 +21,8 @@ typedef struct {
 
 #define PT_LOCK_INIT { 0 }
 
-void pt_lock_wait(pt_lock_t *l);
-void pt_lock_wake(pt_lock_t *l);
+void pt_lock_wait(int *v);
+void pt_lock_wake(int *v);
 
 static inline void pt_lock(pt_lock_t *l)
 {
@@ -31,7 +31,7 @@ static inline void pt_lock(pt_lock_t *l)
 	pt_section_enter();
 	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
 					 __ATOMIC_RELAXED))
-		pt_lock_wait(l);
+		pt_lock_wait(&l->v);
 	pt_slice_begin();
 }
 
@@ -39,7 +39,7 @@ static inline void pt_unlock(pt_lock_t *l)
 {
 	pt_slice_end();
 	if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
-		pt_lock_wake(l);
+		pt_lock_wake(&l->v);
 	pt_section_leave();
 }
 
@@ -65,13 +65,13 @@ typedef struct {
 
 #define PT_SPIN_INIT { 0 }
 
-void pt_spin_wait(pt_spin_t *l);
+void pt_spin_wait(int *v);
 
 static inline void pt_spin_lock(pt_spin_t *l)
 {
 	pt_section_enter();
 	if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
-		pt_spin_wait(l);
+		pt_spin_wait(&l->v);
 	pt_slice_begin();
 }
 

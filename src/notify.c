@@ -314,7 +314,7 @@ bool pt_notify_ignored(const struct pt_timer *t)
 
 static int64_t full_until; /* CLOCK_MONOTONIC: the queue was full until then */
 
-enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
+static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
 {
 	siginfo_t info;
 	long r;
@@ -366,6 +366,16 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
 		return PT_FULL;
 	}
 	return PT_GONE;
+}
+
+/* Sending is a system call: the caller holds the timer's lock, and the
+ * extension it asked for is withdrawn around it. */
+enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
+{
+	pt_slice_pause();
+	enum pt_send r = notify_send(t, via, via_mask, sent_tid);
+	pt_slice_resume();
+	return r;
 }
 
 static void *thread_trampoline(void *arg)

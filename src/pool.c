@@ -192,7 +192,9 @@ static struct chunk *acquire(void)
 		__atomic_store_n(&c->listed, 0, SEQ);
 		return c;
 	}
+	pt_slice_pause(); /* mmap: outside the extension */
 	c = new_chunk();
+	pt_slice_resume();
 	if (c)
 		__atomic_store_n(&c->owned, 1, SEQ);
 	return c;

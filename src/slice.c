@@ -1,116 +1,277 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * rseq time-slice extension, user side of the ABI merged for Linux 7.0:
- * the thread's rseq area (registered by glibc; found through __rseq_offset
- * and __rseq_size) holds a 32-bit slice_ctrl word after mm_cid.  The thread
- * sets REQUEST before a critical section and clears it after with a
- * CPU-local atomic; if the kernel set GRANTED meanwhile, the thread owes it
- * a rseq_slice_yield().  Support is detected once per process and enabled
- * once per thread with prctl; everything else is memory traffic.
+ * rseq time-slice extension, the user side of the ABI merged for Linux
+ * 7.0 (slice.h has the layout).  Support is decided once per process, in
+ * a constructor, before any thread can be inside a section: the kernel
+ * must advertise the extension (AT_RSEQ_FEATURE_SIZE past slice_ctrl and
+ * RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE in the area's flags), and libc's area
+ * must reach slice_ctrl.  Only then is ptimer__slice_on set, and only then
+ * do begin and end leave their inline fast path.  Each thread enables the
+ * extension with prctl on its first begin; every section after that is
+ * two byte stores and a byte load on the thread's own area, with no atomic
+ * instruction (the kernel only touches the area on this CPU, between
+ * instructions).
+ *
+ * Test builds point a thread at a stand-in area (ptimer__slice_emulate),
+ * where a user-space stand-in for the kernel grants and revokes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <sys/rseq.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "ptimers/slice.h"
 #include "slice.h"
 
-#define PR_RSEQ_SLICE_EXTENSION 79
-#define PR_RSEQ_SLICE_EXTENSION_GET 1
-#define PR_RSEQ_SLICE_EXTENSION_SET 2
-#define PR_RSEQ_SLICE_EXT_ENABLE 1
-#define SLICE_CTRL_OFFSET 28 /* offsetof(struct rseq, slice_ctrl) */
-#define SLICE_REQUEST 1u
-#define SLICE_GRANTED 2u
-#define NR_rseq_slice_yield 471
+/* glibc 2.35 and later: where its rseq area is, and how much of it the
+ * kernel may use (0 when glibc did not register one). */
+extern const ptrdiff_t __rseq_offset __attribute__((weak));
+extern const unsigned int __rseq_size __attribute__((weak));
 
-/* Process-wide: -1 not supported, 0 not probed yet, 1 supported. */
-static int slice_support;
-/* Per thread: 0 not tried, 1 enabled, -1 not available. */
-static __thread int slice_state;
-static __thread unsigned slice_depth;
-int pt_slice_possible = 1; /* cleared once the kernel says no, to make the fast path a branch */
+int ptimer__slice_on;
+static int process_reason = PTIMER_SLICE_NO_RSEQ; /* when ptimer__slice_on is 0 */
 
-static volatile uint32_t *slice_word(void)
+struct slice_thread {
+	volatile struct pt_rseq_slice_ctrl *ctrl;
+	signed char state; /* 0 not tried, 1 enabled, -1 not available */
+	unsigned char reason;
+	unsigned char paused; /* the outermost request is withdrawn around a syscall */
+	unsigned depth;
+	struct ptimer_slice_stats stats;
+};
+static __thread struct slice_thread self __attribute__((tls_model("initial-exec")));
+
+static struct pt_rseq_area *libc_area(void)
 {
-	return (volatile uint32_t *)((char *)__builtin_thread_pointer() + __rseq_offset +
-				     SLICE_CTRL_OFFSET);
+	if (&__rseq_size == NULL || &__rseq_offset == NULL || __rseq_size == 0)
+		return NULL;
+	return (struct pt_rseq_area *)((char *)__builtin_thread_pointer() + __rseq_offset);
 }
 
-static int slice_enable_thread(void)
+static int registered(const struct pt_rseq_area *a)
 {
-	int support = __atomic_load_n(&slice_support, __ATOMIC_RELAXED);
+	uint32_t cpu = __atomic_load_n(&a->cpu_id, __ATOMIC_RELAXED);
+	return cpu != PT_RSEQ_CPU_ID_UNINITIALIZED && cpu != PT_RSEQ_CPU_ID_REGISTRATION_FAILED;
+}
 
-	if (support < 0 || __rseq_size < SLICE_CTRL_OFFSET + sizeof(uint32_t)) {
-		/* glibc registers the same area for every thread: if it has no
-		 * slice_ctrl word, no thread will. */
-		__atomic_store_n(&pt_slice_possible, 0, __ATOMIC_RELAXED);
-		slice_state = -1;
-		return 0;
+__attribute__((constructor)) static void slice_probe(void)
+{
+	const char *env = getenv("PTIMERS_SLICE");
+	struct pt_rseq_area *a = libc_area();
+
+	if (env && strcmp(env, "0") == 0)
+		process_reason = PTIMER_SLICE_USER_DISABLED;
+	else if (!a || !registered(a))
+		process_reason = PTIMER_SLICE_NO_RSEQ;
+	else if (getauxval(PT_AT_RSEQ_FEATURE_SIZE) <
+			 PT_RSEQ_SLICE_CTRL_OFFSET + sizeof(struct pt_rseq_slice_ctrl) ||
+		 !(__atomic_load_n(&a->flags, __ATOMIC_RELAXED) & PT_RSEQ_FLAG_SLICE_EXT_AVAILABLE))
+		process_reason = PTIMER_SLICE_NO_KERNEL;
+	else if (__rseq_size < PT_RSEQ_SLICE_CTRL_OFFSET + sizeof(struct pt_rseq_slice_ctrl))
+		process_reason = PTIMER_SLICE_AREA_TOO_SMALL;
+	else {
+		process_reason = PTIMER_SLICE_OK;
+		__atomic_store_n(&ptimer__slice_on, 1, __ATOMIC_RELAXED);
 	}
-	/* The system call itself: the drop-in stands in for libc's prctl. */
-	if (syscall(SYS_prctl, PR_RSEQ_SLICE_EXTENSION, PR_RSEQ_SLICE_EXTENSION_SET,
-		    PR_RSEQ_SLICE_EXT_ENABLE, 0, 0) == 0) {
-		__atomic_store_n(&slice_support, 1, __ATOMIC_RELAXED);
-		slice_state = 1;
-		return 1;
+}
+
+/* First use on a thread: find its area and ask the kernel (raw prctl:
+ * the drop-in stands in for libc's). */
+static void enable_thread(struct slice_thread *t)
+{
+	struct pt_rseq_area *a = libc_area();
+
+	t->state = -1;
+	if (process_reason != PTIMER_SLICE_OK) {
+		t->reason = process_reason;
+		return;
 	}
-	/* EINVAL: the kernel lacks the extension; ENOTSUPP: disabled at boot.
-	 * Either way no thread of this process will get it. ENXIO (no rseq
-	 * area for this thread) only concerns this thread. */
-	if (errno != ENXIO) {
-		__atomic_store_n(&slice_support, -1, __ATOMIC_RELAXED);
-		__atomic_store_n(&pt_slice_possible, 0, __ATOMIC_RELAXED);
+	if (!a || !registered(a)) {
+		t->reason = PTIMER_SLICE_NO_RSEQ;
+		return;
 	}
-	slice_state = -1;
-	return 0;
+	int saved = errno;
+	if (syscall(SYS_prctl, PT_PR_RSEQ_SLICE_EXTENSION, PT_PR_RSEQ_SLICE_EXTENSION_SET,
+		    PT_PR_RSEQ_SLICE_EXT_ENABLE, 0, 0) != 0) {
+		t->reason = errno == EINVAL	 ? PTIMER_SLICE_NO_KERNEL
+			    : errno == PT_ENOTSUPP ? PTIMER_SLICE_BOOT_DISABLED
+			    : errno == ENXIO	 ? PTIMER_SLICE_NO_RSEQ
+						 : PTIMER_SLICE_REFUSED;
+		errno = saved;
+		return;
+	}
+	t->ctrl = &a->slice_ctrl;
+	t->reason = PTIMER_SLICE_OK;
+	t->state = 1;
 }
 
 int ptimer_slice_available(void)
 {
-	if (slice_state == 0)
-		slice_enable_thread();
-	return slice_state > 0;
+	if (self.state == 0)
+		enable_thread(&self);
+	return self.state > 0;
 }
 
-void pt_slice_begin_slow(void)
+int ptimer_slice_reason(void)
 {
-	if (slice_depth++ != 0)
-		return;
-	if (slice_state == 0)
-		slice_enable_thread();
-	if (slice_state > 0)
-		*slice_word() = SLICE_REQUEST; /* no concurrency with GRANTED: plain store */
+	if (self.state == 0)
+		enable_thread(&self);
+	return self.reason;
 }
 
-int pt_slice_end_slow(void)
+const char *ptimer_slice_strreason(int reason)
 {
-	if (slice_depth == 0 || --slice_depth != 0 || slice_state <= 0)
-		return 0;
-	/* CPU-local test-and-clear: an interrupt may set GRANTED between our
-	 * load and store, so it must be one instruction (btr without lock). */
-	unsigned char had_request;
-	__asm__ volatile("btrl $0, %1\n\tsetc %0"
-			 : "=q"(had_request), "+m"(*slice_word())
-			 :
-			 : "cc", "memory");
-	if (!had_request && (*slice_word() & SLICE_GRANTED)) {
-		syscall(NR_rseq_slice_yield);
-		return 1;
+	switch (reason) {
+	case PTIMER_SLICE_OK:
+		return "time-slice extension enabled";
+	case PTIMER_SLICE_NO_RSEQ:
+		return "no rseq area is registered for this thread (libc without rseq, or "
+		       "GLIBC_TUNABLES=glibc.pthread.rseq=0)";
+	case PTIMER_SLICE_NO_KERNEL:
+		return "the kernel has no rseq time-slice extension (Linux 7.0 and later "
+		       "with CONFIG_RSEQ_SLICE_EXTENSION)";
+	case PTIMER_SLICE_AREA_TOO_SMALL:
+		return "libc's rseq area ends before slice_ctrl (its __rseq_size is below 32)";
+	case PTIMER_SLICE_BOOT_DISABLED:
+		return "the kernel's time-slice extension is turned off at boot";
+	case PTIMER_SLICE_USER_DISABLED:
+		return "turned off by PTIMERS_SLICE=0";
+	case PTIMER_SLICE_REFUSED:
+		return "the kernel refused to enable the time-slice extension";
 	}
+	return "unknown reason";
+}
+
+int ptimer_slice_stats(struct ptimer_slice_stats *stats, size_t size)
+{
+	if (!stats || size < sizeof(struct ptimer_slice_stats)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(stats, 0, size);
+	*stats = self.stats;
 	return 0;
 }
 
-void ptimer_slice_begin(void)
+void ptimer__slice_begin(void)
 {
-	pt_slice_begin_slow();
+	struct slice_thread *t = &self;
+
+	if (t->depth++ != 0)
+		return;
+	if (__builtin_expect(t->state == 0, 0))
+		enable_thread(t);
+	if (t->state > 0) {
+		t->stats.sections++;
+		__asm__ volatile("" ::: "memory");
+		t->ctrl->request = 1;
+		__asm__ volatile("" ::: "memory");
+	}
 }
 
-int ptimer_slice_end(void)
+/* request = 0, then read granted: no atomics needed, because the kernel
+ * grants only between two instructions of this thread on this CPU.  If it
+ * granted before the store, granted is set (and request already clear);
+ * if after, it saw no request and did not grant. */
+static int withdraw(struct slice_thread *t)
 {
-	return pt_slice_end_slow();
+	__asm__ volatile("" ::: "memory");
+	t->ctrl->request = 0;
+	__asm__ volatile("" ::: "memory");
+	if (__builtin_expect(!t->ctrl->granted, 1))
+		return PTIMER_SLICE_NOT_GRANTED;
+	t->stats.granted++;
+	long yielded;
+	/* Straight to the kernel: nothing between here and the yield may make
+	 * another system call, and libc's syscall() would set errno. */
+	__asm__ volatile("syscall"
+			 : "=a"(yielded)
+			 : "0"((long)PT_NR_rseq_slice_yield)
+			 : "rcx", "r11", "memory");
+	if (yielded == 1) {
+		t->stats.yielded++;
+		return PTIMER_SLICE_YIELDED;
+	}
+	t->stats.revoked++;
+	return PTIMER_SLICE_REVOKED;
+}
+
+int ptimer__slice_end(void)
+{
+	struct slice_thread *t = &self;
+
+	if (t->depth == 0 || --t->depth != 0 || t->state <= 0)
+		return PTIMER_SLICE_NOT_GRANTED;
+	if (t->paused) {
+		t->paused = 0;
+		return PTIMER_SLICE_NOT_GRANTED;
+	}
+	return withdraw(t);
+}
+
+void pt_slice_pause_slow(void)
+{
+	struct slice_thread *t = &self;
+
+	if (t->depth == 0 || t->state <= 0 || t->paused)
+		return;
+	t->paused = 1;
+	(void)withdraw(t);
+}
+
+void pt_slice_resume_slow(void)
+{
+	struct slice_thread *t = &self;
+
+	if (!t->paused)
+		return;
+	t->paused = 0;
+	__asm__ volatile("" ::: "memory");
+	t->ctrl->request = 1;
+	__asm__ volatile("" ::: "memory");
+}
+
+/* Test builds: the calling thread uses area (32 bytes, 32-aligned) as its
+ * rseq area, and a stand-in for the kernel drives it; NULL makes the
+ * thread one without rseq.  Turns the process-wide switch on.  The
+ * stand-in must set RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE in area->flags, as
+ * the kernel would, or the thread is told the kernel lacks it. */
+int ptimer__slice_emulate(void *area)
+{
+	struct slice_thread *t = &self;
+
+	if (t->depth != 0) {
+		errno = EBUSY;
+		return -1;
+	}
+	if (area && ((uintptr_t)area & 31)) {
+		errno = EINVAL;
+		return -1;
+	}
+	__atomic_store_n(&ptimer__slice_on, 1, __ATOMIC_RELAXED);
+	process_reason = PTIMER_SLICE_OK;
+	t->state = -1;
+	t->ctrl = NULL;
+	memset(&t->stats, 0, sizeof(t->stats));
+	if (!area) {
+		t->reason = PTIMER_SLICE_NO_RSEQ;
+		return 0;
+	}
+	struct pt_rseq_area *a = area;
+	if (!(__atomic_load_n(&a->flags, __ATOMIC_RELAXED) & PT_RSEQ_FLAG_SLICE_EXT_AVAILABLE)) {
+		t->reason = PTIMER_SLICE_NO_KERNEL;
+		return 0;
+	}
+	t->ctrl = &a->slice_ctrl;
+	t->reason = PTIMER_SLICE_OK;
+	t->state = 1;
+	return 0;
+}
+
+/* The calling thread's nesting depth (for the stand-in kernel's reports). */
+unsigned ptimer__slice_depth(void)
+{
+	return self.depth;
 }

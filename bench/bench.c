@@ -48,6 +48,7 @@ static const struct {
 	{ "expiry", bench_expiry },
 	{ "memory", bench_memory },
 	{ "restore", bench_restore },
+	{ "slice", bench_slice }, /* last: see slice.c */
 };
 
 static bool wanted(const char *only, const char *name)

@@ -47,6 +47,7 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r);
 int bench_expiry(const struct bench_opts *o, struct bench_report *r);
 int bench_memory(const struct bench_opts *o, struct bench_report *r);
 int bench_restore(const struct bench_opts *o, struct bench_report *r);
+int bench_slice(const struct bench_opts *o, struct bench_report *r);
 
 /* Runs the groups opts selects; prints a table or JSON.  0 or -1. */
 int bench_run(const struct bench_opts *o, FILE *out);

@@ -71,10 +71,9 @@ __attribute__((constructor)) static void slice_probe(void)
 		process_reason = PTIMER_SLICE_NO_KERNEL;
 	else if (__rseq_size < PT_RSEQ_SLICE_CTRL_OFFSET + sizeof(struct pt_rseq_slice_ctrl))
 		process_reason = PTIMER_SLICE_AREA_TOO_SMALL;
-	else {
+	else
 		process_reason = PTIMER_SLICE_OK;
-		__atomic_store_n(&ptimer__slice_on, 1, __ATOMIC_RELAXED);
-	}
+	__atomic_store_n(&ptimer__slice_on, process_reason == PTIMER_SLICE_OK, __ATOMIC_RELAXED);
 }
 
 /* First use on a thread: find its area and ask the kernel (raw prctl:
@@ -274,4 +273,12 @@ int ptimer__slice_emulate(void *area)
 unsigned ptimer__slice_depth(void)
 {
 	return self.depth;
+}
+
+/* Test builds: back to what the process probed at start, for the calling
+ * thread and the process-wide switch (no thread may be in a section). */
+void ptimer__slice_emulate_end(void)
+{
+	memset(&self, 0, sizeof(self));
+	slice_probe();
 }

@@ -8,7 +8,7 @@ check() { # description, command...
   n=$((n+1))
   if out=$("$@" 2>&1); then echo "ok $n - $d"; else echo "not ok $n - $d"; echo "$out" | sed 's/^/# /'; fails=$((fails+1)); fi
 }
-echo "1..10"
+echo "1..11"
 check "demo runs on the engine and its timers fire" bash -c "'$ptimers' exec -- '$demo' | grep -q 'timers from: ptimers engine'"
 check "restore IDs through libc's prctl and timer_create" "$ptimers" exec -- "$restore"
 check "dense policy through --ids" bash -c "'$ptimers' exec --ids=dense -- '$demo' >/dev/null"
@@ -16,6 +16,7 @@ check "bad --ids is refused with a message" bash -c "out=\$('$ptimers' exec --id
 check "a missing program gives 127 and a message" bash -c "'$ptimers' exec -- /nonexistent/prog 2>/dev/null; [ \$? -eq 127 ]"
 check "--help of each command" bash -c "'$ptimers' --help | grep -q exec && '$ptimers' exec --help | grep -q PROGRAM && '$ptimers' bench --help | grep -q json"
 check "bench --json prints the per-call figures" bash -c "'$ptimers' bench --json --only=calls --iterations=2000 --rounds=1 | python3 -c 'import json,sys; d=json.load(sys.stdin); assert [x[\"name\"] for x in d]==[\"create_delete\",\"arm_disarm\",\"settime\",\"gettime\"]; assert all(x[\"engine\"]>0 and x[\"kernel\"]>0 and x[\"ratio\"]>0 for x in d)'"
+check "bench --json prints the slice rows (no-op path within 5 ns)" bash -c "'$ptimers' bench --json --only=slice --seconds=1 --iterations=20000 --rounds=3 | python3 -c 'import json,sys; d=json.load(sys.stdin); n=[x[\"name\"] for x in d]; assert n==[\"slice begin+end, this kernel\",\"slice begin+end, enabled (emulated)\",\"contended lock, emulated preemption\",\"  p99 lock hold\"], n; assert 0 < d[0][\"engine\"] < 5, d[0]; assert all(x[\"engine\"]>0 and x[\"ratio\"]>0 for x in d), d'"
 check "bench refuses an unknown group" bash -c "out=\$('$ptimers' bench --only=calls,bogus 2>&1); [ \$? -eq 2 ] && echo \"\$out\" | grep -q \"no group\""
 check "--stats reports the engine's timers at exit" bash -c "'$ptimers' exec --stats -- '$demo' 2>&1 >/dev/null | grep -q 'timers on the engine (signal [1-9]'"
 check "a bad PTIMERS_IDS is reported and ignored" bash -c "PTIMERS_IDS=bogus '$ptimers' exec -- true 2>&1 | grep -q 'ignoring PTIMERS_IDS=bogus'"

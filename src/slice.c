@@ -37,7 +37,7 @@ struct slice_thread {
 	volatile struct pt_rseq_slice_ctrl *ctrl;
 	signed char state; /* 0 not tried, 1 enabled, -1 not available */
 	unsigned char reason;
-	unsigned char paused; /* the outermost request is withdrawn around a syscall */
+	unsigned char pause_depth; /* inside pt_slice_pause: the request is withdrawn */
 	unsigned depth;
 	struct ptimer_slice_stats stats;
 };
@@ -164,6 +164,8 @@ void ptimer__slice_begin(void)
 		enable_thread(t);
 	if (t->state > 0) {
 		t->stats.sections++;
+		if (t->pause_depth)
+			return; /* asked for when the pause ends */
 		__asm__ volatile("" ::: "memory");
 		t->ctrl->request = 1;
 		__asm__ volatile("" ::: "memory");
@@ -203,33 +205,37 @@ int ptimer__slice_end(void)
 
 	if (t->depth == 0 || --t->depth != 0 || t->state <= 0)
 		return PTIMER_SLICE_NOT_GRANTED;
-	if (t->paused) {
-		t->paused = 0;
-		return PTIMER_SLICE_NOT_GRANTED;
-	}
+	if (t->pause_depth)
+		return PTIMER_SLICE_NOT_GRANTED; /* withdrawn already */
 	return withdraw(t);
 }
 
+/* Pauses nest (a paused stretch may call code that pauses): the first
+ * withdraws the request, the last puts it back, if a section is still
+ * open then. */
 void pt_slice_pause_slow(void)
 {
 	struct slice_thread *t = &self;
 
-	if (t->depth == 0 || t->state <= 0 || t->paused)
+	if (t->state == 0)
+		enable_thread(t); /* so that the matching resume counts too */
+	if (t->state <= 0)
 		return;
-	t->paused = 1;
-	(void)withdraw(t);
+	if (t->pause_depth++ == 0 && t->depth > 0)
+		(void)withdraw(t);
 }
 
 void pt_slice_resume_slow(void)
 {
 	struct slice_thread *t = &self;
 
-	if (!t->paused)
+	if (t->state <= 0 || t->pause_depth == 0)
 		return;
-	t->paused = 0;
-	__asm__ volatile("" ::: "memory");
-	t->ctrl->request = 1;
-	__asm__ volatile("" ::: "memory");
+	if (--t->pause_depth == 0 && t->depth > 0) {
+		__asm__ volatile("" ::: "memory");
+		t->ctrl->request = 1;
+		__asm__ volatile("" ::: "memory");
+	}
 }
 
 /* Test builds: the calling thread uses area (32 bytes, 32-aligned) as its
@@ -253,6 +259,7 @@ int ptimer__slice_emulate(void *area)
 	process_reason = PTIMER_SLICE_OK;
 	t->state = -1;
 	t->ctrl = NULL;
+	t->pause_depth = 0;
 	memset(&t->stats, 0, sizeof(t->stats));
 	if (!area) {
 		t->reason = PTIMER_SLICE_NO_RSEQ;

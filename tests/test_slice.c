@@ -474,11 +474,19 @@ static void t_engine_sections(void)
 			struct itimerspec its = { { (i & 4) ? 1 : 0, 0 }, { 0, 5000000 + 1000 * i } };
 			ptimer_settime(ids[i], 0, &its, NULL);
 		}
+		/* Every other round inside a section of the program's own: the
+		 * engine's system calls must withdraw the program's request too,
+		 * and its own locks nest inside. */
+		ptimer_spinlock_t mine = PTIMER_SPINLOCK_INIT;
 		for (int i = 0; i < N; i++) {
 			struct itimerspec cur;
+			if (rounds & 1)
+				ptimer_spin_lock(&mine);
 			ptimer_gettime(ids[i], &cur);
 			(void)ptimer_getoverrun(ids[i]);
 			ptimer_delete(ids[i]);
+			if (rounds & 1)
+				ptimer_spin_unlock(&mine);
 		}
 		rounds++;
 	}

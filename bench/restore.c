@@ -11,8 +11,9 @@
  *    RLIMIT_SIGPENDING lets the kernel hold here, per timer and
  *    extrapolated to a million; the walk's time for them, estimated from
  *    its measured step;
- *  - timer_settime's cost with and without a `ptimers ls` reader polling
- *    the process through its control socket in a loop.
+ *  - timer_settime's cost (the calling thread's CPU time per call) with
+ *    and without a `ptimers ls` reader polling the process through its
+ *    control socket in a loop.
  *
  * Every restore runs in a new process (fork) from an image in memory, and
  * is timed from the call to its return; the figure is the median of the
@@ -246,21 +247,32 @@ static int time_restore(const char *what, struct restore_args *a, int rounds, do
 /* ---- settime beside a reader ---- */
 
 #define BATCH 1000
-#define BATCHES 300
 
-static double settime_ns(timer_t t)
+/* The calling thread's CPU time: what the calls cost, not counting the
+ * moments the reader's processes had this CPU (two cores, three busy
+ * threads). */
+static int64_t thread_cpu_ns(void)
 {
-	static double v[BATCHES];
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Batches of settime calls on t for about ms milliseconds; their
+ * per-call CPU times appended to v (at most cap). */
+static int settime_batches(timer_t t, int ms, double *v, int n, int cap)
+{
 	struct itimerspec its = { { 0, 0 }, { 1000, 0 } };
-	for (int b = 0; b < BATCHES; b++) {
-		int64_t t0 = bench_now();
+	int64_t until = bench_now() + (int64_t)ms * 1000000;
+	while (bench_now() < until && n < cap) {
+		int64_t t0 = thread_cpu_ns();
 		for (int i = 0; i < BATCH; i++) {
 			its.it_value.tv_nsec = i;
 			ptimer_settime(t, 0, &its, NULL);
 		}
-		v[b] = (double)(bench_now() - t0) / BATCH;
+		v[n++] = (double)(thread_cpu_ns() - t0) / BATCH;
 	}
-	return median(v, BATCHES);
+	return n;
 }
 
 /* The reader: `ptimers ls PID` in a loop until killed; counts its reads. */
@@ -283,6 +295,13 @@ static void reader(pid_t target)
 	}
 }
 
+/* Alone and beside the reader in turns (the reader stopped and let go
+ * again), PHASES times each, so that both see the same minutes of this
+ * machine, whose speed drifts. */
+#define PHASES 8
+#define PHASE_MS 60
+#define SAMPLES_MAX 8192
+
 static int settime_beside_reader(void *arg)
 {
 	long timers = *(long *)arg;
@@ -293,8 +312,9 @@ static int settime_beside_reader(void *arg)
 		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || ptimer_settime(t, 0, &its, NULL) != 0)
 			return fail("timer: %s", strerror(errno));
 	}
-	settime_ns(t); /* the dispatcher done with the creations, caches warm */
-	double alone = settime_ns(t);
+	static double alone[SAMPLES_MAX], beside[SAMPLES_MAX];
+	int na = 0, nb = 0;
+	settime_batches(t, 20, alone, 0, SAMPLES_MAX); /* the dispatcher done with the creations */
 	sh->count = 0;
 	pid_t me = getpid(), r = fork();
 	if (r == 0)
@@ -302,16 +322,25 @@ static int settime_beside_reader(void *arg)
 	/* Wait until the reader has read once: it is running. */
 	for (int i = 0; i < 2000 && !__atomic_load_n(&sh->count, __ATOMIC_RELAXED); i++)
 		usleep(1000);
-	int64_t t0 = bench_now();
-	long c0 = __atomic_load_n(&sh->count, __ATOMIC_RELAXED);
-	sh->y = settime_ns(t);
-	double secs = (double)(bench_now() - t0) / 1e9;
-	sh->z = (double)(__atomic_load_n(&sh->count, __ATOMIC_RELAXED) - c0) / secs;
+	double secs = 0;
+	long reads = 0;
+	for (int p = 0; p < PHASES; p++) {
+		long c0 = __atomic_load_n(&sh->count, __ATOMIC_RELAXED);
+		int64_t t0 = bench_now();
+		nb = settime_batches(t, PHASE_MS, beside, nb, SAMPLES_MAX);
+		secs += (double)(bench_now() - t0) / 1e9;
+		reads += __atomic_load_n(&sh->count, __ATOMIC_RELAXED) - c0;
+		kill(r, SIGSTOP);
+		na = settime_batches(t, PHASE_MS, alone, na, SAMPLES_MAX);
+		kill(r, SIGCONT);
+	}
 	kill(r, SIGKILL);
 	waitpid(r, NULL, 0);
-	sh->x = (alone + settime_ns(t)) / 2; /* alone: before and after */
-	if (sh->z <= 0)
+	if (reads <= 0 || na == 0 || nb == 0)
 		return fail("the reader read nothing");
+	sh->x = median(alone, na);
+	sh->y = median(beside, nb);
+	sh->z = (double)reads / secs;
 	return 0;
 }
 
@@ -440,7 +469,7 @@ int bench_restore(const struct bench_opts *o, struct bench_report *r)
 	long timers = 10000;
 	if (in_child("settime beside a reader", settime_beside_reader, &timers) != 0)
 		goto out;
-	snprintf(note, sizeof(note), "against: alone; the reader listed %ld timers %.0f times/s", timers,
+	snprintf(note, sizeof(note), "thread CPU per call; against: alone; the reader listed %ld timers %.0f times/s", timers,
 		 sh->z);
 	bench_add(r, "settime_with_ls_reader", "ns", sh->y, sh->x, "alone", false, note);
 	rc = 0;

@@ -14,8 +14,9 @@
  *    With and without the extension: lock acquisitions per second and the
  *    99th percentile of the time the lock was held.
  *
- * This group runs last: the emulation turns the process's switch on for
- * its threads, and puts it back when done.
+ * This group runs after the others that time the engine's calls: the
+ * emulation turns the process's switch on for its threads (and puts it
+ * back when done).
  */
 #define _GNU_SOURCE
 #include <pthread.h>

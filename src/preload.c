@@ -20,10 +20,19 @@
  * PTIMERS_RESTORE=FILE restores an image before main (src/autorestore.c).
  * PTIMERS_STATS=1 prints at exit what the program did with the engine
  * (timers created by notify kind, signals sent, SIGEV_THREAD calls).
+ *
+ * exec keeps the process, and the kernel's timer ID counter with it: the
+ * first timer after exec continues where the program left off (a fork
+ * child, a new process, starts again at 0, on both).  The exec family is
+ * wrapped to carry the engine's counter into the new program in
+ * PTIMERS_NEXT_ID, which the new program's drop-in takes out of the
+ * environment before main.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +43,7 @@
 #include <unistd.h>
 
 #include "autorestore.h"
+#include "ids.h"
 #include "ptimers.h"
 
 #define PR_TIMER_CREATE_RESTORE_IDS 77
@@ -149,8 +159,178 @@ __attribute__((destructor)) static void preload_fini(void)
 	put(stats_fd, msg, n, sizeof(msg));
 }
 
+/* ---- exec: the ID counter carried across ---- */
+
+#define NEXT_ID "PTIMERS_NEXT_ID"
+#define NEXT_ID_LEN (sizeof(NEXT_ID) - 1)
+#define ENV_MAX 65536 /* larger environments pass through as they are */
+
+extern char **environ;
+static int (*real_execve)(const char *, char *const[], char *const[]);
+static int (*real_execvpe)(const char *, char *const[], char *const[]);
+static int (*real_fexecve)(int, char *const[], char *const[]);
+static int (*real_execveat)(int, const char *, char *const[], char *const[], int);
+
+/* Resolved before main: an exec may come in a vfork child, where the
+ * dynamic linker's locks must not be taken. */
+static void exec_init(void)
+{
+	real_execve = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execve");
+	real_execvpe = (int (*)(const char *, char *const[], char *const[]))dlsym(RTLD_NEXT, "execvpe");
+	real_fexecve = (int (*)(int, char *const[], char *const[]))dlsym(RTLD_NEXT, "fexecve");
+	real_execveat = (int (*)(int, const char *, char *const[], char *const[], int))dlsym(
+		RTLD_NEXT, "execveat");
+}
+
+/* The counter the new program starts from, taken out of the environment. */
+static void exec_take_counter(void)
+{
+	const char *v = getenv(NEXT_ID);
+	if (!v)
+		return;
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (!errno && *end == '\0' && v[0] >= '0' && v[0] <= '9' && n <= INT_MAX)
+		pt_ids_set_counter((unsigned)n);
+	unsetenv(NEXT_ID);
+}
+
+static int count_env(char *const envp[])
+{
+	int n = 0;
+	while (envp && envp[n] && n <= ENV_MAX)
+		n++;
+	return n;
+}
+
+/* envp with the counter in it, into out (n + 2 slots) and var: no
+ * allocation, so that it works in a vfork child. */
+static char *const *with_counter(char *const envp[], int n, char **out, char *var, size_t var_size)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++)
+		if (strncmp(envp[i], NEXT_ID "=", NEXT_ID_LEN + 1) != 0)
+			out[k++] = envp[i];
+	snprintf(var, var_size, NEXT_ID "=%u", pt_ids_counter());
+	out[k++] = var;
+	out[k] = NULL;
+	return out;
+}
+
+/* Whether there is a counter to carry (a program that never made a timer
+ * has none, and its environment goes through untouched). */
+static bool carry(char *const envp[], int *n)
+{
+	*n = count_env(envp);
+	return pt_ids_counter() != 0 && *n <= ENV_MAX;
+}
+
+#define EXEC_WITH_COUNTER(envp, call_new, call_same)                          \
+	do {                                                                   \
+		int n_;                                                        \
+		if (!carry(envp, &n_))                                         \
+			return call_same;                                      \
+		char *slots_[n_ + 2];                                          \
+		char var_[NEXT_ID_LEN + 16];                                   \
+		char *const *new_env = with_counter(envp, n_, slots_, var_, sizeof(var_)); \
+		return call_new;                                               \
+	} while (0)
+
+static int no_exec(void)
+{
+	errno = ENOSYS;
+	return -1;
+}
+
+int execve(const char *path, char *const argv[], char *const envp[])
+{
+	if (!real_execve)
+		return no_exec();
+	EXEC_WITH_COUNTER(envp, real_execve(path, argv, new_env), real_execve(path, argv, envp));
+}
+
+int execv(const char *path, char *const argv[])
+{
+	return execve(path, argv, environ);
+}
+
+int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	if (!real_execvpe)
+		return no_exec();
+	EXEC_WITH_COUNTER(envp, real_execvpe(file, argv, new_env), real_execvpe(file, argv, envp));
+}
+
+int execvp(const char *file, char *const argv[])
+{
+	return execvpe(file, argv, environ);
+}
+
+int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	if (!real_fexecve)
+		return no_exec();
+	EXEC_WITH_COUNTER(envp, real_fexecve(fd, argv, new_env), real_fexecve(fd, argv, envp));
+}
+
+int execveat(int dirfd, const char *path, char *const argv[], char *const envp[], int flags)
+{
+	if (!real_execveat)
+		return no_exec();
+	EXEC_WITH_COUNTER(envp, real_execveat(dirfd, path, argv, new_env, flags),
+			  real_execveat(dirfd, path, argv, envp, flags));
+}
+
+/* execl, execlp, execle: the arguments gathered, as glibc does. */
+#define GATHER_ARGS(first, ap, argv)                                          \
+	size_t argc_ = 1;                                                      \
+	va_list count_;                                                        \
+	va_copy(count_, ap);                                                   \
+	while (va_arg(count_, const char *) != NULL)                           \
+		argc_++;                                                       \
+	va_end(count_);                                                        \
+	if (argc_ > 1u << 20) {                                                \
+		errno = E2BIG;                                                 \
+		return -1;                                                     \
+	}                                                                      \
+	char *argv[argc_ + 1];                                                 \
+	argv[0] = (char *)(first);                                             \
+	for (size_t i_ = 1; i_ <= argc_; i_++)                                 \
+		argv[i_] = va_arg(ap, char *)
+
+int execl(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	GATHER_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execve(path, argv, environ);
+}
+
+int execlp(const char *file, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	GATHER_ARGS(arg, ap, argv);
+	va_end(ap);
+	return execvpe(file, argv, environ);
+}
+
+int execle(const char *path, const char *arg, ...)
+{
+	va_list ap;
+	va_start(ap, arg);
+	GATHER_ARGS(arg, ap, argv);
+	char *const *envp = va_arg(ap, char *const *);
+	va_end(ap);
+	return execve(path, argv, envp);
+}
+
 __attribute__((constructor)) static void preload_init(void)
 {
+	exec_init();
+	exec_take_counter();
 	const char *stats = getenv("PTIMERS_STATS");
 	if (stats && *stats && strcmp(stats, "0") != 0) {
 		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);

@@ -246,6 +246,22 @@ static int attach(bool extension)
 }
 
 #define ATTACH(ext) CHECK(attach(ext) == 0, "attach")
+/* Cases that need the stand-in to see system calls. */
+#define NEED_WATCH()                                                      \
+	do {                                                              \
+		if (!emu_can_watch_syscalls()) {                          \
+			skip("no Syscall User Dispatch here");            \
+			return;                                           \
+		}                                                         \
+	} while (0)
+/* A section the stand-in has granted an extension to. */
+#define GRANTED_SECTION()                                                 \
+	do {                                                              \
+		ATTACH(true);                                             \
+		ptimer_slice_begin();                                     \
+		emu_interrupt(&emu);                                      \
+		CHECK(emu.area.slice_ctrl.granted == 1, "granted");       \
+	} while (0)
 #define REQ (emu.area.slice_ctrl.request)
 #define GRANTED (emu.area.slice_ctrl.granted)
 
@@ -283,14 +299,8 @@ static void t_request_still_set_at_end(void)
 
 static void t_revoked_by_syscall(void)
 {
-	if (!emu_can_watch_syscalls()) {
-		skip("no Syscall User Dispatch here");
-		return;
-	}
-	ATTACH(true);
-	ptimer_slice_begin();
-	emu_interrupt(&emu);
-	CHECK(GRANTED == 1, "granted");
+	NEED_WATCH();
+	GRANTED_SECTION();
 	pid_t want = (pid_t)emu_syscall(SYS_getppid, 0, 0, 0, 0, 0, 0);
 	pid_t got = getppid(); /* a system call inside the grant */
 	CHECK(got == want, "the watched syscall still runs: %d vs %d", got, want);
@@ -303,13 +313,8 @@ static void t_revoked_by_syscall(void)
 
 static void t_revoked_at_yield(void)
 {
-	if (!emu_can_watch_syscalls()) {
-		skip("no Syscall User Dispatch here");
-		return;
-	}
-	ATTACH(true);
-	ptimer_slice_begin();
-	emu_interrupt(&emu);
+	NEED_WATCH();
+	GRANTED_SECTION();
 	spin_ns(cfg.limit_ns * 3); /* overstays, and nothing interrupts it */
 	int r = ptimer_slice_end();
 	CHECK(r == PTIMER_SLICE_REVOKED, "the yield comes too late: got %d", r);
@@ -322,9 +327,7 @@ static void t_revoked_at_yield(void)
 
 static void t_overstay_enforced(void)
 {
-	ATTACH(true);
-	ptimer_slice_begin();
-	emu_interrupt(&emu);
+	GRANTED_SECTION();
 	spin_ns(cfg.limit_ns / 10);
 	emu_interrupt(&emu); /* inside the limit: the grant stands */
 	CHECK(GRANTED == 1 && emu.revoked == 0, "within the limit");
@@ -444,10 +447,7 @@ static void t_locks(void)
  * extension, while the scheduler grants and preempts at random. */
 static void t_engine_sections(void)
 {
-	if (!emu_can_watch_syscalls()) {
-		skip("no Syscall User Dispatch here");
-		return;
-	}
+	NEED_WATCH();
 	sigset_t usr1;
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);

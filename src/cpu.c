@@ -88,9 +88,14 @@ int pt_cpu_check(clockid_t c)
 
 /* ---- the provider ---- */
 
+/* A CPU clock is read by a system call (the vDSO has none), often under
+ * a timer's lock: outside the time-slice extension. */
 static int64_t cpu_now(struct pt_base *b)
 {
-	return pt_clock_ns(__atomic_load_n(&((struct cpu_clock *)b)->clock, __ATOMIC_RELAXED));
+	pt_slice_pause();
+	int64_t now = pt_clock_ns(__atomic_load_n(&((struct cpu_clock *)b)->clock, __ATOMIC_RELAXED));
+	pt_slice_resume();
+	return now;
 }
 
 static void cpu_program(struct pt_base *b, int64_t when)
@@ -195,6 +200,7 @@ int pt_cpu_attach(clockid_t clockid)
 	unsigned free_idx = 0;
 	int err;
 
+	pt_slice_pause(); /* kernel timers and a signal are set up under the lock */
 	pt_lock(&cpu.lock);
 	err = signal_init();
 	if (err)
@@ -256,6 +262,7 @@ int pt_cpu_attach(clockid_t clockid)
 	c->users++;
 out:
 	pt_unlock(&cpu.lock);
+	pt_slice_resume();
 	return err ? err : c->b.index;
 }
 
@@ -263,6 +270,7 @@ void pt_cpu_detach(uint16_t base)
 {
 	struct cpu_clock *c = (struct cpu_clock *)pt_base_get(base);
 
+	pt_slice_pause(); /* a kernel timer is deleted under the lock */
 	pt_lock(&cpu.lock);
 	if (--c->users == 0 && c->ktimer >= 0) {
 		/* Its heap is empty by now (every timer on it is deleted, and
@@ -271,6 +279,7 @@ void pt_cpu_detach(uint16_t base)
 		__atomic_store_n(&c->ktimer, -1, __ATOMIC_RELAXED);
 	}
 	pt_unlock(&cpu.lock);
+	pt_slice_resume();
 }
 
 int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid)

@@ -248,11 +248,16 @@ struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq)
 	return t;
 }
 
+/* Asking is a system call or three (the caller holds the timer's lock):
+ * outside the time-slice extension. */
 bool pt_notify_pending(const struct pt_timer *t)
 {
 	if (t->flags & PT_F_LINED)
 		return true;
-	return pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
+	pt_slice_pause();
+	bool r = pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
+	pt_slice_resume();
+	return r;
 }
 
 /* Signals whose default action is to do nothing (the kernel's
@@ -287,7 +292,10 @@ static bool kernel_ignores(int sig)
 		uint64_t mask;
 	} ka;
 
-	if (syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask)) != 0)
+	pt_slice_pause(); /* under the timer's lock: outside the extension */
+	long r = syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask));
+	pt_slice_resume();
+	if (r != 0)
 		return false;
 	return ka.handler == (void *)SIG_IGN || (ka.handler == (void *)SIG_DFL && default_ignored(sig));
 }

@@ -466,12 +466,21 @@ static void t_engine_sections(void)
 		for (int i = 0; i < N; i++) {
 			struct sigevent sev = { .sigev_notify = (i & 1) ? SIGEV_SIGNAL : SIGEV_NONE,
 						.sigev_signo = SIGUSR1 };
-			if (ptimer_create((i & 2) ? CLOCK_REALTIME : CLOCK_MONOTONIC, &sev, &ids[i])) {
+			/* Three clocks, the process's CPU clock among them (read
+			 * by a system call under the timer's lock). */
+			clockid_t c = i % 32 == 7 ? CLOCK_PROCESS_CPUTIME_ID
+				      : (i & 2)   ? CLOCK_REALTIME
+						  : CLOCK_MONOTONIC;
+			if (ptimer_create(c, &sev, &ids[i])) {
 				emu_sched_stop(&sched);
 				emu_detach(&emu);
 				CHECK(0, "create %d: %s", i, strerror(errno));
 			}
-			struct itimerspec its = { { (i & 4) ? 1 : 0, 0 }, { 0, 5000000 + 1000 * i } };
+			/* One in 64 due at once: its signal is pending (the
+			 * thread blocks it) when the timer is read and deleted,
+			 * and the engine asks the kernel about it. */
+			struct itimerspec its = { { (i & 4) ? 1 : 0, 0 },
+						  { 0, i % 64 == 1 ? 1 : 5000000 + 1000 * i } };
 			ptimer_settime(ids[i], 0, &its, NULL);
 		}
 		/* Every other round inside a section of the program's own: the

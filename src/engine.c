@@ -184,3 +184,15 @@ void ptimer__set_exit_hook(void (*fn)(void))
 	pt_section_set_exit_hook(fn);
 	pt_notify_track_dispositions();
 }
+
+/* Tests: run fn on the dispatcher's thread when it starts (the stand-in
+ * kernel attaches to it there).  0, or -1 with EBUSY once it runs. */
+int ptimer__dispatch_on_start(void (*fn)(void))
+{
+	if (pt_dispatch_started()) {
+		errno = EBUSY;
+		return -1;
+	}
+	pt_dispatch_on_start(fn);
+	return 0;
+}

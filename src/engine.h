@@ -42,4 +42,5 @@ bool ptimer__is_engine_signal(const siginfo_t *si);
 bool ptimer__in_engine(void);
 void ptimer__defer(void);
 void ptimer__set_exit_hook(void (*fn)(void));
+int ptimer__dispatch_on_start(void (*fn)(void));
 #endif

@@ -38,6 +38,7 @@ _Static_assert(RSEQ_CS_FLAG_SLICE_EXT_ENABLED == PT_RSEQ_FLAG_SLICE_EXT_ENABLED,
 
 int ptimer__slice_emulate(void *area);
 unsigned ptimer__slice_depth(void);
+int ptimer__dispatch_on_start(void (*fn)(void));
 
 static int failed_here;
 static char skip_reason[256];
@@ -83,6 +84,11 @@ static void describe(const struct emu_thread *t)
 	       t->interrupts, t->grants, t->preemptions, t->yields, t->revoked, t->v_granted_written,
 	       t->v_inconsistent, t->v_syscall_in_grant, t->v_syscall_requested, t->last_bad_syscall,
 	       t->v_no_yield, t->v_overstay, t->v_yield_without_grant);
+	if (t->last_overstay_ip) {
+		printf("# the last overstaying section was at:\n");
+		fflush(stdout);
+		backtrace_symbols_fd(&t->last_overstay_ip, 1, 1);
+	}
 	if (t->last_bad_ip) {
 		void *frames[2] = { t->last_bad_ip, t->last_bad_caller };
 		printf("# the last one was made at:\n");
@@ -442,6 +448,15 @@ static void t_locks(void)
 	emu_detach(&emu);
 }
 
+static struct emu_thread emu_disp;
+static int disp_attached; /* 1 attached, -1 failed */
+
+static void attach_dispatcher(void)
+{
+	__atomic_store_n(&disp_attached, emu_attach(&emu_disp, &cfg, true) == 0 ? 1 : -1,
+			 __ATOMIC_RELEASE);
+}
+
 /* Every engine call from a thread whose stand-in watches system calls:
  * none may be made while one of the engine's locks requests an
  * extension, while the scheduler grants and preempts at random. */
@@ -452,11 +467,18 @@ static void t_engine_sections(void)
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	/* The dispatcher's sections too: the stand-in attaches to its thread
+	 * as it starts (it stays attached: this is the last engine case). */
+	CHECK(ptimer__dispatch_on_start(attach_dispatcher) == 0,
+	      "the engine started before this case: its dispatcher cannot be watched");
 	timer_t warm;
 	CHECK(ptimer_create(CLOCK_MONOTONIC, NULL, &warm) == 0, "engine start");
+	for (int i = 0; i < 5000 && !__atomic_load_n(&disp_attached, __ATOMIC_ACQUIRE); i++)
+		usleep(1000);
+	CHECK(__atomic_load_n(&disp_attached, __ATOMIC_ACQUIRE) == 1, "the dispatcher attached");
 	ATTACH(true);
-	struct emu_thread *all[] = { &emu };
-	struct emu_sched sched = { all, 1, 100000, 0, 0 };
+	struct emu_thread *all[] = { &emu, &emu_disp };
+	struct emu_sched sched = { all, 2, 100000, 0, 0 };
 	CHECK(emu_sched_start(&sched) == 0, "scheduler");
 	enum { N = 500 };
 	static timer_t ids[N];
@@ -514,6 +536,16 @@ static void t_engine_sections(void)
 	      (unsigned long)emu.v_overstay, (unsigned long)emu.grants);
 	CHECK(emu_violations(&emu) == emu.v_overstay, "no other violation");
 	CHECK(emu.grants > 0 && emu.yields > 0, "the scheduler's interrupts landed in sections");
+	printf("# the dispatcher's thread:\n");
+	describe(&emu_disp);
+	CHECK(emu_disp.interrupts > 0, "the dispatcher was interrupted");
+	CHECK(emu_disp.v_syscall_requested == 0 && emu_disp.v_syscall_in_grant == 0,
+	      "the dispatcher made system call %ld inside an extended section",
+	      emu_disp.last_bad_syscall);
+	/* Its grants are few (it mostly waits), so one stolen stretch of CPU
+	 * weighs more: two overstays are let pass. */
+	CHECK(emu_disp.v_overstay <= 2 + emu_disp.grants / 100, "the dispatcher overstayed");
+	CHECK(emu_violations(&emu_disp) == emu_disp.v_overstay, "the dispatcher broke the protocol");
 }
 
 /* Two threads contending for one spinlock under the scheduler: the

@@ -121,7 +121,7 @@ static void preempt(struct emu_thread *t)
 
 static void on_interrupt(int sig, siginfo_t *si, void *uc)
 {
-	(void)sig, (void)si, (void)uc;
+	(void)sig, (void)si;
 	struct emu_thread *t = emu_self;
 	if (!t)
 		return;
@@ -131,10 +131,12 @@ static void on_interrupt(int sig, siginfo_t *si, void *uc)
 	if (t->granted) {
 		if (cpu_now(t) - t->grant_ns < config.limit_ns)
 			return; /* inside its grant: keeps running */
-		if (ptimer__slice_depth() == 0)
+		if (ptimer__slice_depth() == 0) {
 			t->v_no_yield++;
-		else
+		} else {
 			t->v_overstay++;
+			t->last_overstay_ip = (void *)((ucontext_t *)uc)->uc_mcontext.gregs[REG_RIP];
+		}
 		take_back(t);
 		preempt(t);
 		return;
@@ -273,8 +275,10 @@ int emu_attach(struct emu_thread *t, const struct emu_config *c, bool extension)
 		return -1;
 	}
 	emu_self = t;
-	/* EMU_SIG may be blocked by the caller's mask: open it. */
-	uint64_t open = 1ull << (EMU_SIG - 1);
+	/* EMU_SIG and SIGSYS may be blocked by the thread's mask (the engine's
+	 * dispatcher blocks every signal): open them.  A Syscall User
+	 * Dispatch trap with SIGSYS blocked would kill the process. */
+	uint64_t open = (1ull << (EMU_SIG - 1)) | (1ull << (SIGSYS - 1));
 	emu_syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, (long)&open, 0, 8, 0, 0);
 	select_byte(t);
 	return 0;

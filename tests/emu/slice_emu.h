@@ -43,6 +43,7 @@ struct emu_thread {
 	uint64_t v_granted_written, v_inconsistent, v_syscall_in_grant, v_syscall_requested,
 		v_no_yield, v_overstay, v_yield_without_grant;
 	long last_bad_syscall;
+	void *last_overstay_ip; /* where an overstaying section was interrupted */
 	void *last_bad_ip, *last_bad_caller; /* where it was made (and, for libc's leaf wrappers, from where) */
 };
 

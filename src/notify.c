@@ -145,14 +145,19 @@ void pt_notify_thread_free(struct pt_thread_notify *thr)
 static bool task_sigmask(pid_t tid, const char *field, int signo)
 {
 	char path[64], buf[2048];
+	ssize_t n = -1;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
+	/* Three system calls, and callers hold a timer's lock: outside the
+	 * time-slice extension, as every question to the kernel here. */
+	pt_slice_pause();
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return false; /* the thread is gone: nothing can be pending */
-	ssize_t n = pt_sys_read(fd, buf, sizeof(buf) - 1);
-	pt_sys_close(fd);
-	if (n <= 0)
+	if (fd >= 0) {
+		n = pt_sys_read(fd, buf, sizeof(buf) - 1);
+		pt_sys_close(fd);
+	}
+	pt_slice_resume();
+	if (n <= 0) /* no file: the thread is gone, nothing can be pending */
 		return false;
 	buf[n] = '\0';
 	const char *p = strstr(buf, field);
@@ -171,7 +176,10 @@ static bool pending_at(pid_t tid, int signo)
 	if (tid)
 		return task_sigmask(tid, "\nSigPnd:", signo);
 	sigset_t set;
-	return sigpending(&set) == 0 && sigismember(&set, signo) == 1;
+	pt_slice_pause();
+	int r = sigpending(&set);
+	pt_slice_resume();
+	return r == 0 && sigismember(&set, signo) == 1;
 }
 
 /* ---- the line of timers waiting on a pending standard signal ---- */
@@ -248,16 +256,11 @@ struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq)
 	return t;
 }
 
-/* Asking is a system call or three (the caller holds the timer's lock):
- * outside the time-slice extension. */
 bool pt_notify_pending(const struct pt_timer *t)
 {
 	if (t->flags & PT_F_LINED)
 		return true;
-	pt_slice_pause();
-	bool r = pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
-	pt_slice_resume();
-	return r;
+	return pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
 }
 
 /* Signals whose default action is to do nothing (the kernel's
@@ -292,7 +295,7 @@ static bool kernel_ignores(int sig)
 		uint64_t mask;
 	} ka;
 
-	pt_slice_pause(); /* under the timer's lock: outside the extension */
+	pt_slice_pause(); /* as task_sigmask() */
 	long r = syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask));
 	pt_slice_resume();
 	if (r != 0)

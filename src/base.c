@@ -127,6 +127,15 @@ bool pt_queue_busy(const struct pt_qnode *n)
 	return n->hn.pos != 0 || link_of(n) != NULL;
 }
 
+/* Set b's kernel timer, b->plock held.  A system call: outside the
+ * time-slice extension the lock asked for. */
+static void program_kernel(struct pt_base *b, int64_t when)
+{
+	pt_slice_pause();
+	b->ops->program(b, when);
+	pt_slice_resume();
+}
+
 void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
 {
 	if (link_of(n) == NULL) {
@@ -148,9 +157,7 @@ void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
 	}
 	pt_lock(&b->plock);
 	if (key < b->programmed) {
-		pt_slice_pause(); /* a system call: outside the extension */
-		b->ops->program(b, key);
-		pt_slice_resume();
+		program_kernel(b, key);
 		__atomic_store_n(&b->programmed, key, SEQ);
 	}
 	pt_unlock(&b->plock);
@@ -269,11 +276,8 @@ static bool program(struct pt_base *b)
 		return false;
 	}
 	int64_t head = pt_heap_empty(&b->heap) ? PT_NEVER : pt_heap_top(&b->heap).key;
-	if (__atomic_exchange_n(&b->reset, false, __ATOMIC_RELAXED) || head != old) {
-		pt_slice_pause();
-		b->ops->program(b, head);
-		pt_slice_resume();
-	}
+	if (__atomic_exchange_n(&b->reset, false, __ATOMIC_RELAXED) || head != old)
+		program_kernel(b, head);
 	__atomic_store_n(&b->programmed, head, SEQ);
 	pt_unlock(&b->plock);
 	return true;

@@ -73,9 +73,7 @@ int ptimer_spin_lock(ptimer_spinlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
-		pt_spin_wait(&l->v);
-	pt_slice_begin();
+	pt_spin_take(&l->v);
 	return 0;
 }
 
@@ -83,10 +81,7 @@ int ptimer_spin_trylock(ptimer_spinlock_t *l)
 {
 	if (!l)
 		return EINVAL;
-	if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) || __atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
-		return EBUSY;
-	pt_slice_begin();
-	return 0;
+	return pt_spin_try(&l->v) ? 0 : EBUSY;
 }
 
 int ptimer_spin_unlock(ptimer_spinlock_t *l)
@@ -95,35 +90,23 @@ int ptimer_spin_unlock(ptimer_spinlock_t *l)
 		return EINVAL;
 	if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED))
 		return EPERM;
-	pt_slice_end();
-	__atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+	pt_spin_give(&l->v);
 	return 0;
 }
 
 int ptimer_mutex_lock(ptimer_mutex_t *l)
 {
-	int expected = 0;
-
 	if (!l)
 		return EINVAL;
-	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		pt_lock_wait(&l->v);
-	pt_slice_begin();
+	pt_mutex_take(&l->v);
 	return 0;
 }
 
 int ptimer_mutex_trylock(ptimer_mutex_t *l)
 {
-	int expected = 0;
-
 	if (!l)
 		return EINVAL;
-	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		return EBUSY;
-	pt_slice_begin();
-	return 0;
+	return pt_mutex_try(&l->v) ? 0 : EBUSY;
 }
 
 int ptimer_mutex_unlock(ptimer_mutex_t *l)
@@ -132,9 +115,7 @@ int ptimer_mutex_unlock(ptimer_mutex_t *l)
 		return EINVAL;
 	if (!__atomic_load_n(&l->v, __ATOMIC_RELAXED))
 		return EPERM;
-	pt_slice_end(); /* the wake below is outside the extension */
-	if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
-		pt_lock_wake(&l->v);
+	pt_mutex_give(&l->v);
 	return 0;
 }
 

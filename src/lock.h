@@ -24,22 +24,44 @@ typedef struct {
 void pt_lock_wait(int *v);
 void pt_lock_wake(int *v);
 
-static inline void pt_lock(pt_lock_t *l)
+/* Take and give the word itself, with the extension; the engine's lock
+ * adds its section around them, the public ptimer_mutex_t (lock.c) does
+ * not. */
+static inline void pt_mutex_take(int *v)
 {
 	int expected = 0;
 
-	pt_section_enter();
-	if (!__atomic_compare_exchange_n(&l->v, &expected, 1, false, __ATOMIC_ACQUIRE,
-					 __ATOMIC_RELAXED))
-		pt_lock_wait(&l->v);
+	if (!__atomic_compare_exchange_n(v, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		pt_lock_wait(v);
 	pt_slice_begin();
+}
+
+static inline bool pt_mutex_try(int *v)
+{
+	int expected = 0;
+
+	if (!__atomic_compare_exchange_n(v, &expected, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+		return false;
+	pt_slice_begin();
+	return true;
+}
+
+static inline void pt_mutex_give(int *v)
+{
+	pt_slice_end(); /* the wake below is outside the extension */
+	if (__atomic_exchange_n(v, 0, __ATOMIC_RELEASE) == 2)
+		pt_lock_wake(v);
+}
+
+static inline void pt_lock(pt_lock_t *l)
+{
+	pt_section_enter();
+	pt_mutex_take(&l->v);
 }
 
 static inline void pt_unlock(pt_lock_t *l)
 {
-	pt_slice_end();
-	if (__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2)
-		pt_lock_wake(&l->v);
+	pt_mutex_give(&l->v);
 	pt_section_leave();
 }
 
@@ -67,18 +89,37 @@ typedef struct {
 
 void pt_spin_wait(int *v);
 
+/* The word itself, as pt_mutex_take/give (the public ptimer_spinlock_t). */
+static inline void pt_spin_take(int *v)
+{
+	if (__atomic_exchange_n(v, 1, __ATOMIC_ACQUIRE))
+		pt_spin_wait(v);
+	pt_slice_begin();
+}
+
+static inline bool pt_spin_try(int *v)
+{
+	if (__atomic_load_n(v, __ATOMIC_RELAXED) || __atomic_exchange_n(v, 1, __ATOMIC_ACQUIRE))
+		return false;
+	pt_slice_begin();
+	return true;
+}
+
+static inline void pt_spin_give(int *v)
+{
+	pt_slice_end();
+	__atomic_store_n(v, 0, __ATOMIC_RELEASE);
+}
+
 static inline void pt_spin_lock(pt_spin_t *l)
 {
 	pt_section_enter();
-	if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE))
-		pt_spin_wait(&l->v);
-	pt_slice_begin();
+	pt_spin_take(&l->v);
 }
 
 static inline void pt_spin_unlock(pt_spin_t *l)
 {
-	pt_slice_end();
-	__atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+	pt_spin_give(&l->v);
 	pt_section_leave();
 }
 

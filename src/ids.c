@@ -110,26 +110,26 @@ static inline bool test_bit(const uint64_t *map, unsigned i)
 }
 
 /* Allocations happen under the table's lock, and may reach the kernel
- * (brk, mmap): outside the time-slice extension the lock asked for. */
-static void *alloc_bytes(size_t n)
+ * (brk, mmap): outside the time-slice extension the lock asked for.
+ * zeroed: cleared (a sparse leaf is written whole by its maker). */
+static void *alloc_counted(size_t n, bool zeroed)
 {
 	pt_slice_pause();
-	void *p = calloc(1, n);
+	void *p = zeroed ? calloc(1, n) : malloc(n);
 	pt_slice_resume();
 	if (p)
 		__atomic_add_fetch(&ids.bytes, n, RLX);
 	return p;
 }
 
-/* A sparse leaf is written whole by its maker: no need to clear it. */
+static void *alloc_bytes(size_t n)
+{
+	return alloc_counted(n, true);
+}
+
 static struct sparse *alloc_sparse(size_t n)
 {
-	pt_slice_pause();
-	struct sparse *p = malloc(n);
-	pt_slice_resume();
-	if (p)
-		__atomic_add_fetch(&ids.bytes, n, RLX);
-	return p;
+	return alloc_counted(n, false);
 }
 
 static size_t sparse_size(uint32_t n)

@@ -185,6 +185,38 @@ static void unlock_timer(struct pt_timer *t)
 
 /* ---- create ---- */
 
+/* Every field of a timer being made, disarmed, from its sigevent (the
+ * caller's, or the kernel's default filled in); thr: its SIGEV_THREAD
+ * call.  t->lock held, inside seq_begin/seq_end.  Shared by create and
+ * restore, which then sets what the image carries. */
+static inline __attribute__((always_inline)) void
+init_fields(struct pt_timer *t, int id, clockid_t clockid, uint16_t cbase, const struct sigevent *ev,
+	    struct pt_thread_notify *thr)
+{
+	WR(t->id, id);
+	WR(t->clockid, clockid);
+	WR(t->cbase, cbase);
+	WR(t->base, pt_clock_base(clockid, cbase, false));
+	WR(t->status, PT_DISARMED);
+	WR(t->flags, 0);
+	WR(t->expires, 0);
+	WR(t->interval, 0);
+	WR(t->overrun, -1);
+	WR(t->overrun_last, 0);
+	t->signal_seq = t->sigq_seq = 0;
+	t->stamp = t->probe_stamp = 0;
+	WR(t->notify, (uint8_t)ev->sigev_notify);
+	WR(t->signo, (uint8_t)ev->sigev_signo);
+	WR(t->value.sival_ptr, ev->sigev_value.sival_ptr);
+	if (thr) {
+		WR(t->thr, thr);
+	} else {
+		WR(t->target, ev->sigev_notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? ev->_sigev_un._tid
+										   : pt_pid);
+		WR(t->sent_tid, 0);
+	}
+}
+
 int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 {
 	int wanted = -1, err;
@@ -236,41 +268,18 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		goto out_id;
 	}
 
+	if (!sev) {
+		/* The kernel's default: SIGALRM with the timer ID as value. */
+		memset(&ev, 0, sizeof(ev));
+		ev.sigev_notify = SIGEV_SIGNAL;
+		ev.sigev_signo = SIGALRM;
+		ev.sigev_value.sival_int = id;
+	}
 	/* Built under the lock: a late reader of the timer this memory was
 	 * may hold it, and must see the old state or the new one. */
 	pt_spin_lock(&t->lock);
 	seq_begin(t);
-	WR(t->id, id);
-	WR(t->clockid, clockid);
-	WR(t->cbase, cbase);
-	WR(t->base, pt_clock_base(clockid, cbase, false));
-	WR(t->status, PT_DISARMED);
-	WR(t->flags, 0);
-	WR(t->expires, 0);
-	WR(t->interval, 0);
-	WR(t->overrun, -1);
-	WR(t->overrun_last, 0);
-	t->signal_seq = t->sigq_seq = 0;
-	t->stamp = t->probe_stamp = 0;
-	union sigval value = { .sival_ptr = NULL };
-	if (!sev) {
-		/* The kernel's default: SIGALRM with the timer ID as value. */
-		WR(t->notify, SIGEV_SIGNAL);
-		WR(t->signo, SIGALRM);
-		value.sival_int = id;
-	} else {
-		WR(t->notify, (uint8_t)ev.sigev_notify);
-		WR(t->signo, (uint8_t)ev.sigev_signo);
-		value = ev.sigev_value;
-	}
-	WR(t->value.sival_ptr, value.sival_ptr);
-	if (thr) {
-		WR(t->thr, thr);
-	} else {
-		WR(t->target, sev && ev.sigev_notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? ev._sigev_un._tid
-										     : pt_pid);
-		WR(t->sent_tid, 0);
-	}
+	init_fields(t, id, clockid, cbase, &ev, thr);
 	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
 	seq_end(t);
 	pt_spin_unlock(&t->lock);
@@ -875,25 +884,9 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		struct pt_timer *x = t[i];
 		pt_spin_lock(&x->lock);
 		seq_begin(x);
-		WR(x->id, it[i].id);
-		WR(x->clockid, it[i].clockid);
-		WR(x->cbase, cbase);
-		WR(x->notify, (uint8_t)it[i].notify);
-		WR(x->signo, (uint8_t)it[i].signo);
-		WR(x->value.sival_ptr, it[i].value.sival_ptr);
-		if (thr) {
-			WR(x->thr, thr);
-		} else {
-			WR(x->target, it[i].notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) ? it[i].target : pt_pid);
-			WR(x->sent_tid, 0);
-		}
-		WR(x->status, PT_DISARMED);
-		WR(x->flags, 0);
+		init_fields(x, it[i].id, it[i].clockid, cbase, &ev, thr);
 		WR(x->interval, it[i].interval_ns);
-		WR(x->overrun, -1);
 		WR(x->overrun_last, it[i].overrun);
-		x->signal_seq = x->sigq_seq = 0;
-		x->stamp = x->probe_stamp = 0;
 		WR(x->base, pt_clock_base(it[i].clockid, cbase, it[i].absolute));
 		seq_end(x);
 		pt_spin_unlock(&x->lock);

@@ -339,18 +339,9 @@ static int write_image(int fd, const struct img_timer *t, size_t n, int source,
 	}
 	/* Out in one go where possible: a pipe's reader sees it whole. */
 	const struct out *parts[] = { &head, &rest };
-	for (int p = 0; p < 2 && !err; p++) {
-		for (size_t done = 0; done < parts[p]->len;) {
-			ssize_t w = pt_sys_write(fd, parts[p]->buf + done, parts[p]->len - done);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				err = w < 0 ? -errno : -EIO;
-				break;
-			}
-			done += (size_t)w;
-		}
-	}
+	for (int p = 0; p < 2 && !err; p++)
+		if (pt_sys_write_all(fd, parts[p]->buf, parts[p]->len) != 0)
+			err = -errno;
 	free(first.buf);
 	free(rest.buf);
 	free(head.buf);

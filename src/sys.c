@@ -20,6 +20,24 @@ pid_t pt_gettid(void)
 	return tid_cache;
 }
 
+int pt_sys_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t w = pt_sys_write(fd, p, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			if (w == 0)
+				errno = EIO;
+			return -1;
+		}
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
 void pt_sys_fork_child(void)
 {
 	pt_pid = (pid_t)syscall(SYS_getpid);

@@ -47,6 +47,10 @@ static inline ssize_t pt_sys_write(int fd, const void *buf, size_t len)
 	return syscall(SYS_write, fd, buf, len);
 }
 
+/* All of buf to fd, through EINTR and short writes: 0, or -1 with errno
+ * (EIO when the file takes nothing). */
+int pt_sys_write_all(int fd, const void *buf, size_t len);
+
 static inline int pt_sys_close(int fd)
 {
 	return (int)syscall(SYS_close, fd);

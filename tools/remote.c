@@ -24,6 +24,7 @@
 
 #include "image.h"
 #include "remote.h"
+#include "sys.h"
 
 int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
 
@@ -37,6 +38,21 @@ struct reply {
 };
 
 /* Send one request; read the whole answer.  0, or -1 with *why. */
+/* At least want bytes free in r (and one more for a closing NUL),
+ * doubling from first: 0, or -1 out of memory. */
+static int reply_room(struct reply *r, size_t want, size_t first)
+{
+	if (r->cap - r->len >= want)
+		return 0;
+	size_t cap = r->cap ? r->cap * 2 : first;
+	char *b = realloc(r->buf, cap + 1);
+	if (!b)
+		return -1;
+	r->buf = b;
+	r->cap = cap;
+	return 0;
+}
+
 static int request(pid_t pid, const char *req, struct reply *r, char *why, size_t why_size)
 {
 	int fd = ptimer__control_connect(pid, why, why_size);
@@ -50,16 +66,10 @@ static int request(pid_t pid, const char *req, struct reply *r, char *why, size_
 	(void)send(fd, req, strlen(req), MSG_NOSIGNAL);
 	r->len = 0;
 	for (;;) {
-		if (r->cap - r->len < 65536) {
-			size_t cap = r->cap ? r->cap * 2 : 1 << 20;
-			char *b = realloc(r->buf, cap + 1);
-			if (!b) {
-				snprintf(why, why_size, "out of memory reading the answer");
-				close(fd);
-				return -1;
-			}
-			r->buf = b;
-			r->cap = cap;
+		if (reply_room(r, 65536, 1 << 20) != 0) {
+			snprintf(why, why_size, "out of memory reading the answer");
+			close(fd);
+			return -1;
 		}
 		ssize_t n = recv(fd, r->buf + r->len, r->cap - r->len, 0);
 		if (n < 0 && errno == EINTR)
@@ -306,16 +316,10 @@ static int read_proc(pid_t pid, struct reply *r, char *why, size_t why_size)
 	}
 	r->len = 0;
 	for (;;) {
-		if (r->cap - r->len < 4096) {
-			size_t cap = r->cap ? r->cap * 2 : 65536;
-			char *b = realloc(r->buf, cap + 1);
-			if (!b) {
-				close(fd);
-				snprintf(why, why_size, "out of memory");
-				return -1;
-			}
-			r->buf = b;
-			r->cap = cap;
+		if (reply_room(r, 4096, 65536) != 0) {
+			close(fd);
+			snprintf(why, why_size, "out of memory");
+			return -1;
 		}
 		ssize_t n = read(fd, r->buf + r->len, r->cap - r->len);
 		if (n < 0 && errno == EINTR)
@@ -472,21 +476,6 @@ static void usage_checkpoint(FILE *f)
 		"Exit status: 0, 1 when it cannot be done, 2 for bad arguments.\n");
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *c = p;
-	while (n) {
-		ssize_t w = write(fd, c, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int cmd_checkpoint(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -549,7 +538,7 @@ int cmd_checkpoint(int argc, char **argv)
 	}
 	int rc = 0;
 	if (!strcmp(out, "-")) {
-		if (write_all(STDOUT_FILENO, body, len) != 0) {
+		if (pt_sys_write_all(STDOUT_FILENO, body, len) != 0) {
 			fprintf(stderr, "ptimers checkpoint: writing standard output: %s\n", strerror(errno));
 			rc = 1;
 		}
@@ -560,7 +549,7 @@ int cmd_checkpoint(int argc, char **argv)
 			return 1;
 		}
 		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || write_all(fd, body, len) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
+		if (fd < 0 || pt_sys_write_all(fd, body, len) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
 		    rename(tmp, out) != 0) {
 			fprintf(stderr, "ptimers checkpoint: cannot write %s: %s\n", out, strerror(errno));
 			if (fd >= 0)

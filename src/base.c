@@ -12,7 +12,7 @@
 #include "dispatch.h"
 #include "sys.h"
 
-#define PROGRAMMING INT64_MIN /* the dispatcher is setting the kernel timer */
+#define PROGRAMMING PT_BASE_PROGRAMMING
 #define KICK_EVERY 4096       /* pushes between wakeups that keep batches small */
 #define EXPIRE_BATCH 1024     /* expiries per base before the inbox gets a look */
 #define RETRY_NS 10000000     /* after a failed allocation */
@@ -25,7 +25,6 @@
 static struct {
 	struct pt_qnode *inbox;    /* lock-free stack */
 	unsigned long pushes;
-	struct pt_base *base[PT_MAX_BASES];
 	unsigned nbases;           /* highest index + 1 */
 	pt_lock_t lock;            /* registration */
 	const struct pt_queue_ops *ops;
@@ -35,6 +34,8 @@ static struct {
 	int64_t late[LEAD_SAMPLES];
 	unsigned nlate;
 } q = { .lock = PT_LOCK_INIT, .lead = LEAD_START };
+
+struct pt_base *pt_base_table[PT_MAX_BASES];
 
 int64_t pt_queue_lead(void)
 {
@@ -82,7 +83,7 @@ int pt_base_register(struct pt_base *b, const struct pt_base_ops *ops, int fixed
 		idx = fixed;
 	} else {
 		for (unsigned i = 0; i < PT_MAX_BASES; i++) {
-			if (!q.base[i]) {
+			if (!pt_base_table[i]) {
 				idx = (int)i;
 				break;
 			}
@@ -90,17 +91,12 @@ int pt_base_register(struct pt_base *b, const struct pt_base_ops *ops, int fixed
 	}
 	if (idx >= 0) {
 		b->index = (uint16_t)idx;
-		__atomic_store_n(&q.base[idx], b, __ATOMIC_RELEASE);
+		__atomic_store_n(&pt_base_table[idx], b, __ATOMIC_RELEASE);
 		if ((unsigned)idx >= q.nbases)
 			__atomic_store_n(&q.nbases, (unsigned)idx + 1, __ATOMIC_RELEASE);
 	}
 	pt_unlock(&q.lock);
 	return idx;
-}
-
-struct pt_base *pt_base_get(uint16_t index)
-{
-	return __atomic_load_n(&q.base[index], __ATOMIC_ACQUIRE);
 }
 
 int64_t pt_base_now(uint16_t index)
@@ -136,7 +132,7 @@ static void program_kernel(struct pt_base *b, int64_t when)
 	pt_slice_resume();
 }
 
-void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
+void pt_queue_update_slow(struct pt_qnode *n, uint16_t base, int64_t key)
 {
 	if (link_of(n) == NULL) {
 		struct pt_qnode *head = __atomic_load_n(&q.inbox, __ATOMIC_RELAXED);
@@ -175,7 +171,7 @@ void pt_queue_settle(struct pt_qnode *n)
 	int64_t key = 0;
 	uint16_t want = q.ops->want(n, &key);
 	if (n->hn.pos != 0) {
-		struct pt_base *cur = q.base[n->in_base];
+		struct pt_base *cur = pt_base_table[n->in_base];
 		if (want == n->in_base) {
 			/* Still queued means it came off the inbox: a new arming,
 			 * behind others at that key, as the kernel's re-queue
@@ -186,7 +182,7 @@ void pt_queue_settle(struct pt_qnode *n)
 		pt_heap_remove(&cur->heap, &n->hn);
 	}
 	if (want != PT_BASE_NONE) {
-		struct pt_base *b = q.base[want];
+		struct pt_base *b = pt_base_table[want];
 		if (pt_heap_insert(&b->heap, &n->hn, key) == 0) {
 			n->in_base = want;
 		} else {
@@ -291,7 +287,7 @@ static struct pt_base *due_soon(unsigned nb, int64_t *head)
 	int64_t best = PT_NEVER;
 
 	for (unsigned i = 0; i < nb; i++) {
-		struct pt_base *b = q.base[i];
+		struct pt_base *b = pt_base_table[i];
 		if (!b || !b->ops->leads || pt_heap_empty(&b->heap))
 			continue;
 		int64_t now = b->ops->now(b), key = pt_heap_top(&b->heap).key;
@@ -321,7 +317,7 @@ void pt_queue_run(void)
 		drain();
 		bool more = false;
 		for (unsigned i = 0; i < nb; i++)
-			if (q.base[i] && run_due(q.base[i]))
+			if (pt_base_table[i] && run_due(pt_base_table[i]))
 				more = true;
 		if (more || __atomic_load_n(&q.inbox, SEQ))
 			continue;
@@ -334,8 +330,8 @@ void pt_queue_run(void)
 		}
 		bool settled = true;
 		for (unsigned i = 0; i < nb && settled; i++)
-			if (q.base[i])
-				settled = program(q.base[i]);
+			if (pt_base_table[i])
+				settled = program(pt_base_table[i]);
 		if (settled)
 			break;
 	}
@@ -373,7 +369,7 @@ void pt_queue_fork_child(void)
 	q.pushes = 0;
 	pt_lock_reset(&q.lock);
 	for (unsigned i = 0; i < q.nbases; i++) {
-		struct pt_base *b = q.base[i];
+		struct pt_base *b = pt_base_table[i];
 		if (!b)
 			continue;
 		pt_heap_release(&b->heap);

@@ -105,13 +105,38 @@ void pt_queue_settle(struct pt_qnode *n);
 /* A provider's base, ready for use: returns its index, or -EAGAIN when
  * every slot is taken.  fixed >= 0 asks for that index. */
 int pt_base_register(struct pt_base *b, const struct pt_base_ops *ops, int fixed);
-struct pt_base *pt_base_get(uint16_t index);
 int64_t pt_base_now(uint16_t index);
+
+/* The registered bases by index (base.c's; read through pt_base_get). */
+extern struct pt_base *pt_base_table[PT_MAX_BASES];
+
+static inline struct pt_base *pt_base_get(uint16_t index)
+{
+	return __atomic_load_n(&pt_base_table[index], __ATOMIC_ACQUIRE);
+}
+
+#define PT_BASE_PROGRAMMING INT64_MIN /* the dispatcher is setting the kernel timer */
+
+void pt_queue_update_slow(struct pt_qnode *n, uint16_t base, int64_t key);
 
 /* Owner, under its lock, after a change of what want() reports: have the
  * dispatcher look at n, and make sure `base` wakes by `key` (PT_BASE_NONE:
- * n leaves its queue; nothing to wake for). */
-void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key);
+ * n leaves its queue; nothing to wake for).  Inline, the case of every
+ * re-arming and disarming before the dispatcher has looked: n is on the
+ * inbox already, and the base's kernel timer is set no later than key
+ * (the same reads, in the same order, as the slow path makes). */
+static inline void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t key)
+{
+	if (__atomic_load_n(&n->next, __ATOMIC_RELAXED) != NULL) {
+		if (base == PT_BASE_NONE)
+			return;
+		struct pt_base *b = pt_base_get(base);
+		int64_t p = __atomic_load_n(&b->programmed, __ATOMIC_SEQ_CST);
+		if (p != PT_BASE_PROGRAMMING && key >= p && !b->ops->armed)
+			return;
+	}
+	pt_queue_update_slow(n, base, key);
+}
 
 /* Is n still referenced by the queue (queued, or on the inbox)? */
 bool pt_queue_busy(const struct pt_qnode *n);

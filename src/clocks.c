@@ -95,29 +95,6 @@ void pt_clock_put(uint16_t cpu_base)
 		pt_cpu_detach(cpu_base);
 }
 
-uint16_t pt_clock_base(clockid_t clockid, uint16_t cpu_base, bool absolute)
-{
-	if (cpu_base != PT_BASE_NONE)
-		return cpu_base;
-	switch (clockid) {
-	case CLOCK_REALTIME:
-		/* The kernel runs relative CLOCK_REALTIME timers on the
-		 * monotonic base: they do not move when the clock is set. */
-		return absolute ? PT_BASE_REALTIME : PT_BASE_MONOTONIC;
-	case CLOCK_REALTIME_ALARM:
-		/* Alarm timers are absolute on their clock even when armed
-		 * relative: they follow a clock change. */
-		return PT_BASE_REALTIME;
-	case CLOCK_BOOTTIME:
-	case CLOCK_BOOTTIME_ALARM:
-		return PT_BASE_BOOTTIME;
-	case CLOCK_TAI:
-		return PT_BASE_TAI;
-	default:
-		return PT_BASE_MONOTONIC;
-	}
-}
-
 /* ---- the fixed bases ---- */
 
 static int64_t fixed_now(struct pt_base *b)
@@ -238,14 +215,8 @@ void pt_clocks_fork_child(void)
 
 __attribute__((constructor(102))) static void clocks_init(void)
 {
-	static const clockid_t clk[PT_NR_FIXED] = {
-		[PT_BASE_MONOTONIC] = CLOCK_MONOTONIC,
-		[PT_BASE_REALTIME] = CLOCK_REALTIME,
-		[PT_BASE_BOOTTIME] = CLOCK_BOOTTIME,
-		[PT_BASE_TAI] = CLOCK_TAI,
-	};
 	for (int i = 0; i < PT_NR_FIXED; i++) {
-		fixed[i].clock = clk[i];
+		fixed[i].clock = pt_fixed_clock((uint16_t)i);
 		fixed[i].src = (struct pt_source){ .fd = -1, .ready = fixed_ready };
 		pt_base_register(&fixed[i].b, &fixed_ops, i);
 	}

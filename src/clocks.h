@@ -12,6 +12,9 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "base.h"
+#include "sys.h"
+
 enum {
 	PT_BASE_MONOTONIC, /* CLOCK_MONOTONIC, and relative CLOCK_REALTIME as the kernel does */
 	PT_BASE_REALTIME,  /* absolute CLOCK_REALTIME: follows clock changes */
@@ -29,8 +32,51 @@ int pt_clock_check(clockid_t clockid);
 int pt_clock_get(clockid_t clockid, uint16_t *cpu_base);
 void pt_clock_put(uint16_t cpu_base);
 
-/* The base a timer on this clock is armed on. */
-uint16_t pt_clock_base(clockid_t clockid, uint16_t cpu_base, bool absolute);
+/* The base a timer on this clock is armed on (inline: every arming asks). */
+static inline uint16_t pt_clock_base(clockid_t clockid, uint16_t cpu_base, bool absolute)
+{
+	if (cpu_base != PT_BASE_NONE)
+		return cpu_base;
+	switch (clockid) {
+	case CLOCK_REALTIME:
+		/* The kernel runs relative CLOCK_REALTIME timers on the
+		 * monotonic base: they do not move when the clock is set. */
+		return absolute ? PT_BASE_REALTIME : PT_BASE_MONOTONIC;
+	case CLOCK_REALTIME_ALARM:
+		/* Alarm timers are absolute on their clock even when armed
+		 * relative: they follow a clock change. */
+		return PT_BASE_REALTIME;
+	case CLOCK_BOOTTIME:
+	case CLOCK_BOOTTIME_ALARM:
+		return PT_BASE_BOOTTIME;
+	case CLOCK_TAI:
+		return PT_BASE_TAI;
+	default:
+		return PT_BASE_MONOTONIC;
+	}
+}
+
+/* The clock a fixed base (PT_BASE_MONOTONIC..PT_BASE_TAI) runs on. */
+static inline clockid_t pt_fixed_clock(uint16_t base)
+{
+	static const clockid_t clock[PT_NR_FIXED] = {
+		[PT_BASE_MONOTONIC] = CLOCK_MONOTONIC,
+		[PT_BASE_REALTIME] = CLOCK_REALTIME,
+		[PT_BASE_BOOTTIME] = CLOCK_BOOTTIME,
+		[PT_BASE_TAI] = CLOCK_TAI,
+	};
+	return clock[base];
+}
+
+/* A base's clock now, in ns (-1: a CPU clock whose thread is gone).  The
+ * fixed bases read their clock directly, not through the base's
+ * operations: the arming path's one clock read, kept to the vDSO call. */
+static inline int64_t pt_clock_now(uint16_t base)
+{
+	if (base < PT_NR_FIXED)
+		return pt_clock_ns(pt_fixed_clock(base));
+	return pt_base_now(base);
+}
 
 /* Start the dispatcher and the fixed bases' kernel timers: 0 or -errno. */
 int pt_clocks_start(void);

@@ -40,9 +40,9 @@
 #include "lock.h"
 #include "rcu.h"
 
-#define LEAF_BITS 10
-#define MID_BITS 11
-#define TOP_BITS 10
+#define LEAF_BITS PT_IDS_LEAF_BITS
+#define MID_BITS PT_IDS_MID_BITS
+#define TOP_BITS PT_IDS_TOP_BITS
 #define LEAF_SLOTS (1u << LEAF_BITS)
 #define MID_SLOTS (1u << MID_BITS)
 #define TOP_SLOTS (1u << TOP_BITS)
@@ -53,7 +53,7 @@
 #define REL __ATOMIC_RELEASE
 #define RLX __ATOMIC_RELAXED
 
-enum { DENSE = 1, SPARSE = 2 };
+enum { DENSE = PT_IDS_DENSE, SPARSE = 2 };
 
 struct dense {
 	uint32_t kind;
@@ -83,7 +83,6 @@ struct mid {
 
 static struct {
 	pt_lock_t lock;
-	struct mid *top[TOP_SLOTS];
 	uint64_t top_full[TOP_SLOTS / 64];
 	unsigned counter;  /* Linux policy: next ID to try (masked at use) */
 	unsigned hot;      /* leaf key (id >> LEAF_BITS) last allocated into */
@@ -92,6 +91,18 @@ static struct {
 	int policy;
 	bool restore;
 } ids = { .lock = PT_LOCK_INIT };
+
+/* The top level, read by the inline lookup (ids.h) through its views. */
+struct pt_ids_mid_view *pt_ids_top[TOP_SLOTS];
+#define top_slot(ti) (((struct mid **)pt_ids_top)[ti])
+
+_Static_assert(offsetof(struct mid, leaf) == offsetof(struct pt_ids_mid_view, leaf) &&
+		       sizeof(((struct mid *)0)->leaf) == sizeof(((struct pt_ids_mid_view *)0)->leaf),
+	       "ids.h's view of a mid level");
+_Static_assert(offsetof(struct dense, kind) == offsetof(struct pt_ids_dense_view, kind) &&
+		       offsetof(struct dense, slot) == offsetof(struct pt_ids_dense_view, slot) &&
+		       sizeof(((struct dense *)0)->slot) == sizeof(((struct pt_ids_dense_view *)0)->slot),
+	       "ids.h's view of a dense leaf");
 
 static inline unsigned ti_of(unsigned id) { return id >> (MID_BITS + LEAF_BITS); }
 static inline unsigned mi_of(unsigned id) { return (id >> LEAF_BITS) & (MID_SLOTS - 1); }
@@ -218,16 +229,16 @@ static void fix_leaf_hint(unsigned ti, struct mid *m, unsigned mi, struct dense 
 
 static struct mid *get_mid(unsigned ti, bool create)
 {
-	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+	struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);
 
 	if (m || !create)
 		return m;
 	pt_lock(&ids.lock);
-	m = ids.top[ti];
+	m = top_slot(ti);
 	if (!m) {
 		m = alloc_bytes(sizeof(*m));
 		if (m)
-			__atomic_store_n(&ids.top[ti], m, REL);
+			__atomic_store_n(&top_slot(ti), m, REL);
 	}
 	pt_unlock(&ids.lock);
 	return m;
@@ -237,13 +248,13 @@ static struct mid *get_mid(unsigned ti, bool create)
 static void mid_emptied(unsigned ti)
 {
 	pt_lock(&ids.lock);
-	struct mid *m = ids.top[ti];
+	struct mid *m = top_slot(ti);
 	bool gone = false;
 	if (m) {
 		pt_lock(&m->lock);
 		if (m->nleaves == 0 && !m->dead) {
 			m->dead = true;
-			__atomic_store_n(&ids.top[ti], NULL, REL);
+			__atomic_store_n(&top_slot(ti), NULL, REL);
 			gone = true;
 		}
 		pt_unlock(&m->lock);
@@ -275,7 +286,7 @@ static bool unlink_leaf(struct mid *m, unsigned ti, unsigned mi)
 static void try_free_dense(unsigned key)
 {
 	unsigned ti = key >> MID_BITS, mi = key & (MID_SLOTS - 1);
-	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+	struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);
 	bool empty_mid = false;
 
 	if (!m)
@@ -524,7 +535,7 @@ static long next_free(unsigned from)
 	for (unsigned ti = ti_of(from); ti < TOP_SLOTS; ti++, from = ti << (MID_BITS + LEAF_BITS)) {
 		if (test_bit(ids.top_full, ti))
 			continue;
-		struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+		struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);
 		if (!m)
 			return from;
 		for (unsigned mi = mi_of(from), li = li_of(from); mi < MID_SLOTS; mi++, li = 0) {
@@ -755,7 +766,7 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 void pt_ids_free(int id)
 {
 	unsigned ti = ti_of((unsigned)id), mi = mi_of((unsigned)id), li = li_of((unsigned)id);
-	struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+	struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);
 	void *leaf = __atomic_load_n(&m->leaf[mi], ACQ);
 
 	__atomic_sub_fetch(&ids.count, 1, SEQ);
@@ -794,19 +805,8 @@ void pt_ids_free(int id)
 		mid_emptied(ti);
 }
 
-void *pt_ids_lookup(int id)
+void *pt_ids_lookup_sparse(void *leaf, unsigned li)
 {
-	if (id < 0)
-		return NULL;
-	struct mid *m = __atomic_load_n(&ids.top[ti_of((unsigned)id)], ACQ);
-	if (!m)
-		return NULL;
-	void *leaf = __atomic_load_n(&m->leaf[mi_of((unsigned)id)], ACQ);
-	if (!leaf)
-		return NULL;
-	unsigned li = li_of((unsigned)id);
-	if (kind_of(leaf) == DENSE)
-		return __atomic_load_n(&((struct dense *)leaf)->slot[li], ACQ);
 	int pos = sparse_find(leaf, li);
 	return pos < 0 ? NULL : __atomic_load_n(&((struct sparse *)leaf)->obj[pos], ACQ);
 }
@@ -850,7 +850,7 @@ void *pt_ids_next(int *idp)
 		return NULL;
 	unsigned from = (unsigned)*idp;
 	for (unsigned ti = ti_of(from); ti < TOP_SLOTS; ti++, from = ti << (MID_BITS + LEAF_BITS)) {
-		struct mid *m = __atomic_load_n(&ids.top[ti], ACQ);
+		struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);
 		if (!m)
 			continue;
 		for (unsigned mi = mi_of(from), li = li_of(from); mi < MID_SLOTS; mi++, li = 0) {
@@ -923,7 +923,7 @@ void pt_ids_set_counter(unsigned next)
 
 size_t pt_ids_bytes(void)
 {
-	return __atomic_load_n(&ids.bytes, RLX) + sizeof(ids);
+	return __atomic_load_n(&ids.bytes, RLX) + sizeof(ids) + sizeof(pt_ids_top);
 }
 
 void pt_ids_fork_prepare(void)
@@ -939,7 +939,7 @@ void pt_ids_fork_parent(void)
 void pt_ids_fork_child(void)
 {
 	for (unsigned ti = 0; ti < TOP_SLOTS; ti++) {
-		struct mid *m = ids.top[ti];
+		struct mid *m = top_slot(ti);
 		if (!m)
 			continue;
 		for (unsigned mi = 0; mi < MID_SLOTS; mi++)
@@ -949,6 +949,7 @@ void pt_ids_fork_child(void)
 	int policy = ids.policy;
 	size_t max = ids.max;
 	memset(&ids, 0, sizeof(ids));
+	memset(pt_ids_top, 0, sizeof(pt_ids_top));
 	ids.policy = policy; /* settings of the program, not state of its timers */
 	ids.max = max;
 }

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum { PT_IDS_LINUX = 0, PT_IDS_DENSE = 1 };
 
@@ -34,8 +35,49 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 /* Give back an ID allocated to obj. */
 void pt_ids_free(int id);
 
+/* The tree's first two levels and a dense leaf, as far as a lookup reads
+ * them: the start of ids.c's own structures (it asserts so), here so that
+ * the lookup of every call on a timer is inline. */
+#define PT_IDS_LEAF_BITS 10
+#define PT_IDS_MID_BITS 11
+#define PT_IDS_TOP_BITS 10
+#define PT_IDS_DENSE 1
+
+struct pt_ids_mid_view {
+	void *leaf[1u << PT_IDS_MID_BITS];
+};
+
+struct pt_ids_dense_view {
+	uint32_t kind;
+	uint32_t count;
+	uint64_t used[(1u << PT_IDS_LEAF_BITS) / 64];
+	void *slot[1u << PT_IDS_LEAF_BITS];
+};
+
+extern struct pt_ids_mid_view *pt_ids_top[1u << PT_IDS_TOP_BITS];
+
+/* A sparse leaf's object at offset li, or NULL. */
+void *pt_ids_lookup_sparse(void *leaf, unsigned li);
+
 /* The object with this ID, or NULL.  Caller in an RCU read-side section. */
-void *pt_ids_lookup(int id);
+static inline void *pt_ids_lookup(int id)
+{
+	if (id < 0)
+		return NULL;
+	unsigned u = (unsigned)id;
+	struct pt_ids_mid_view *m =
+		__atomic_load_n(&pt_ids_top[u >> (PT_IDS_MID_BITS + PT_IDS_LEAF_BITS)], __ATOMIC_ACQUIRE);
+	if (!m)
+		return NULL;
+	void *leaf = __atomic_load_n(&m->leaf[(u >> PT_IDS_LEAF_BITS) & ((1u << PT_IDS_MID_BITS) - 1)],
+				     __ATOMIC_ACQUIRE);
+	if (!leaf)
+		return NULL;
+	unsigned li = u & ((1u << PT_IDS_LEAF_BITS) - 1);
+	if (*(const uint32_t *)leaf == PT_IDS_DENSE)
+		return __atomic_load_n(&((struct pt_ids_dense_view *)leaf)->slot[li], __ATOMIC_ACQUIRE);
+	return pt_ids_lookup_sparse(leaf, li);
+}
 
 /* The object with the lowest ID >= *id (which is updated), or NULL.
  * Caller in an RCU read-side section. */

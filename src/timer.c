@@ -89,9 +89,9 @@ static void add_overrun(struct pt_timer *t, int64_t n)
 	WR(t->overrun, clamp_overrun((int64_t)t->overrun + n));
 }
 
-static int64_t base_now(uint16_t base)
+static inline int64_t base_now(uint16_t base)
 {
-	return pt_base_now(base);
+	return pt_clock_now(base);
 }
 
 /*
@@ -113,7 +113,7 @@ static int64_t forward(struct pt_timer *t, int64_t now, bool inclusive)
 
 /* ---- the queue's view of a timer ---- */
 
-static uint16_t want(struct pt_timer *t, int64_t *key)
+static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, int64_t *key)
 {
 	if (!t->valid || t->status == PT_DISARMED || t->notify == SIGEV_NONE ||
 	    (t->flags & PT_F_IGNORED))
@@ -146,7 +146,7 @@ static uint16_t want(struct pt_timer *t, int64_t *key)
 /* Tell the queue the timer's wishes changed.  t->lock held.  A timer
  * that neither was nor is to be queued (never armed, say) has nothing to
  * tell: a create/delete cycle never touches the queue. */
-static void queued_changed(struct pt_timer *t)
+static inline __attribute__((always_inline)) void queued_changed(struct pt_timer *t)
 {
 	int64_t key = 0;
 	uint16_t b = want(t, &key);
@@ -161,25 +161,25 @@ static void queued_changed(struct pt_timer *t)
 
 /* Look up and lock a live timer.  On success the caller holds t->lock and
  * the RCU read lock; release both with unlock_timer(). */
-static struct pt_timer *lock_timer(int id)
+static inline __attribute__((always_inline)) struct pt_timer *lock_timer(int id)
 {
-	pt_rcu_read_lock();
+	pt_rcu_read_lock(); /* an engine section: it covers the lock's hold */
 	struct pt_timer *t = pt_ids_lookup(id);
 	if (t) {
-		pt_spin_lock(&t->lock);
+		pt_spin_take(&t->lock.v);
 		/* Deleted (and maybe reused) while we looked: the pool keeps the
 		 * memory a timer, so these two say whether it is ours. */
 		if (t->valid && t->id == id)
 			return t;
-		pt_spin_unlock(&t->lock);
+		pt_spin_give(&t->lock.v);
 	}
 	pt_rcu_read_unlock();
 	return NULL;
 }
 
-static void unlock_timer(struct pt_timer *t)
+static inline __attribute__((always_inline)) void unlock_timer(struct pt_timer *t)
 {
-	pt_spin_unlock(&t->lock);
+	pt_spin_give(&t->lock.v);
 	pt_rcu_read_unlock();
 }
 

@@ -57,6 +57,11 @@ static void sift_down(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
 		if (first >= h->n)
 			break;
 		uint32_t last = first + ARITY < h->n ? first + ARITY : h->n;
+		/* Ask for the grandchildren's lines (one per child) while
+		 * these four are compared: in a big heap each step down is
+		 * otherwise a cache miss waited for. */
+		for (uint32_t c = first; c < last && c * ARITY + 1 < h->n; c++)
+			__builtin_prefetch(ent(h, c * ARITY + 1));
 		uint32_t best = first;
 		struct pt_heap_ent *b = ent(h, first);
 		for (uint32_t c = first + 1; c < last; c++) {

@@ -33,7 +33,7 @@ struct fixed_base {
 
 static struct fixed_base fixed[PT_NR_FIXED];
 static pt_lock_t start_lock = PT_LOCK_INIT;
-static bool started;
+bool pt_clocks_started;
 
 /*
  * _ALARM clocks need a wake-capable RTC (EOPNOTSUPP without, checked
@@ -172,20 +172,18 @@ static void fixed_ready(struct pt_source *s)
 		pt_queue_woke(fixed_now(&fb->b) - set_for);
 }
 
-int pt_clocks_start(void)
+int pt_clocks_start_slow(void)
 {
 	int err = 0;
 
-	if (__atomic_load_n(&started, __ATOMIC_ACQUIRE))
-		return 0;
 	pt_lock(&start_lock);
-	if (started)
+	if (pt_clocks_started)
 		goto out;
 	err = pt_dispatch_start();
 	for (int i = 0; i < PT_NR_FIXED && !err; i++)
 		pt_base_spent(&fixed[i].b); /* its timerfd made and set on the next run */
 	if (!err)
-		__atomic_store_n(&started, true, __ATOMIC_RELEASE);
+		__atomic_store_n(&pt_clocks_started, true, __ATOMIC_RELEASE);
 	pt_dispatch_kick();
 out:
 	pt_unlock(&start_lock);
@@ -209,7 +207,7 @@ void pt_clocks_fork_child(void)
 			pt_sys_close(fixed[i].src.fd);
 		fixed[i].src.fd = -1;
 	}
-	started = false;
+	pt_clocks_started = false;
 	pt_lock_reset(&start_lock);
 }
 

@@ -78,8 +78,17 @@ static inline int64_t pt_clock_now(uint16_t base)
 	return pt_base_now(base);
 }
 
-/* Start the dispatcher and the fixed bases' kernel timers: 0 or -errno. */
-int pt_clocks_start(void);
+/* Start the dispatcher and the fixed bases' kernel timers: 0 or -errno.
+ * Inline, the check every creation makes once they are running. */
+extern bool pt_clocks_started;
+int pt_clocks_start_slow(void);
+
+static inline int pt_clocks_start(void)
+{
+	if (__atomic_load_n(&pt_clocks_started, __ATOMIC_ACQUIRE))
+		return 0;
+	return pt_clocks_start_slow();
+}
 
 void pt_clocks_fork_prepare(void);
 void pt_clocks_fork_parent(void);

@@ -332,7 +332,10 @@ static void dense_put(unsigned ti, struct mid *m, unsigned mi, struct dense *d)
 
 	if (c == LEAF_SLOTS - 1)
 		fix_leaf_hint(ti, m, mi, d);
-	if (c == 0)
+	/* Empty: free it, unless allocation is going on in it (checked again
+	 * under the lock; looking first spares a create/delete cycle the
+	 * lock). */
+	if (c == 0 && ((ti << MID_BITS) | mi) != __atomic_load_n(&ids.hot, RLX))
 		try_free_dense((ti << MID_BITS) | mi);
 }
 

@@ -13,7 +13,9 @@
  *    its measured step;
  *  - timer_settime's cost (the calling thread's CPU time per call) with
  *    and without a `ptimers ls` reader polling the process through its
- *    control socket in a loop.
+ *    control socket in a loop, and, as the control, beside a process that
+ *    only spins: on this machine's two virtual CPUs any busy neighbour
+ *    slows the other CPU, reader or not.
  *
  * Every restore runs in a new process (fork) from an image in memory, and
  * is timed from the call to its return; the figure is the median of the
@@ -46,7 +48,7 @@ int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
 /* Results from the children. */
 static struct shared {
 	double v[ROUNDS];
-	double x, y, z;
+	double x, y, z, w;
 	long count;
 	char err[256];
 } *sh;
@@ -295,9 +297,16 @@ static void reader(pid_t target)
 	}
 }
 
-/* Alone and beside the reader in turns (the reader stopped and let go
- * again), PHASES times each, so that both see the same minutes of this
- * machine, whose speed drifts. */
+/* A neighbour that only burns CPU, the control for the reader. */
+static void spinner(void)
+{
+	for (;;)
+		__asm__ volatile("" ::: "memory");
+}
+
+/* Alone, beside the reader and beside the spinner in turns (each
+ * neighbour stopped and let go again), PHASES times each, so that all
+ * three see the same minutes of this machine, whose speed drifts. */
 #define PHASES 8
 #define PHASE_MS 60
 #define SAMPLES_MAX 8192
@@ -312,13 +321,18 @@ static int settime_beside_reader(void *arg)
 		if (ptimer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || ptimer_settime(t, 0, &its, NULL) != 0)
 			return fail("timer: %s", strerror(errno));
 	}
-	static double alone[SAMPLES_MAX], beside[SAMPLES_MAX];
-	int na = 0, nb = 0;
+	static double alone[SAMPLES_MAX], beside[SAMPLES_MAX], busy[SAMPLES_MAX];
+	int na = 0, nb = 0, nc = 0;
 	settime_batches(t, 20, alone, 0, SAMPLES_MAX); /* the dispatcher done with the creations */
 	sh->count = 0;
 	pid_t me = getpid(), r = fork();
 	if (r == 0)
 		reader(me);
+	pid_t spin = r > 0 ? fork() : -1;
+	if (spin == 0)
+		spinner();
+	if (spin > 0)
+		kill(spin, SIGSTOP);
 	/* Wait until the reader has read once: it is running. */
 	for (int i = 0; i < 2000 && !__atomic_load_n(&sh->count, __ATOMIC_RELAXED); i++)
 		usleep(1000);
@@ -332,14 +346,24 @@ static int settime_beside_reader(void *arg)
 		reads += __atomic_load_n(&sh->count, __ATOMIC_RELAXED) - c0;
 		kill(r, SIGSTOP);
 		na = settime_batches(t, PHASE_MS, alone, na, SAMPLES_MAX);
+		if (spin > 0) {
+			kill(spin, SIGCONT);
+			nc = settime_batches(t, PHASE_MS, busy, nc, SAMPLES_MAX);
+			kill(spin, SIGSTOP);
+		}
 		kill(r, SIGCONT);
 	}
 	kill(r, SIGKILL);
 	waitpid(r, NULL, 0);
-	if (reads <= 0 || na == 0 || nb == 0)
-		return fail("the reader read nothing");
+	if (spin > 0) {
+		kill(spin, SIGKILL);
+		waitpid(spin, NULL, 0);
+	}
+	if (reads <= 0 || na == 0 || nb == 0 || nc == 0)
+		return fail(nc == 0 ? "no spinner: %s" : "the reader read nothing", strerror(errno));
 	sh->x = median(alone, na);
 	sh->y = median(beside, nb);
+	sh->w = median(busy, nc);
 	sh->z = (double)reads / secs;
 	return 0;
 }
@@ -472,6 +496,8 @@ int bench_restore(const struct bench_opts *o, struct bench_report *r)
 	snprintf(note, sizeof(note), "thread CPU per call; against: alone; the reader listed %ld timers %.0f times/s", timers,
 		 sh->z);
 	bench_add(r, "settime_with_ls_reader", "ns", sh->y, sh->x, "alone", false, note);
+	bench_add(r, "settime_with_ls_reader_vs_busy", "ns", sh->y, sh->w, "busy neighbour", false,
+		  "the same calls beside a process that only spins, in turns: the reader's own share");
 	rc = 0;
 out:
 	free(ids);

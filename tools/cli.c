@@ -90,6 +90,7 @@ static void usage_bench(FILE *f)
 		"              kernel's prctl, the kernel's walk), a million random sparse\n"
 		"              IDs (engine; the kernel as many as RLIMIT_SIGPENDING allows,\n"
 		"              extrapolated; the walk estimated), settime beside an ls reader\n"
+		"              (against alone, and against beside a process that only spins)\n"
 		"  slice       time-slice extension: begin+end on this kernel (against the\n"
 		"              2 ns target) and on the enabled path (emulated); a contended\n"
 		"              spinlock under emulated preemption, with and without it, for\n"

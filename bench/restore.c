@@ -13,7 +13,7 @@
  *    its measured step;
  *  - timer_settime's cost (the calling thread's CPU time per call) with
  *    and without a `ptimers ls` reader polling the process through its
- *    control socket in a loop, and, as the control, beside a process that
+ *    control socket in a loop, and, as the control, beside a thread that
  *    only spins: on this machine's two virtual CPUs any busy neighbour
  *    slows the other CPU, reader or not.
  *
@@ -23,6 +23,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -297,11 +299,20 @@ static void reader(pid_t target)
 	}
 }
 
-/* A neighbour that only burns CPU, the control for the reader. */
-static void spinner(void)
+/* A neighbour that only burns CPU, the control for the reader: a thread
+ * that spins while spin_on is set and otherwise naps. */
+static int spin_on, spin_quit;
+
+static void *spinner(void *arg)
 {
-	for (;;)
-		__asm__ volatile("" ::: "memory");
+	(void)arg;
+	while (!__atomic_load_n(&spin_quit, __ATOMIC_RELAXED)) {
+		if (__atomic_load_n(&spin_on, __ATOMIC_RELAXED))
+			__builtin_ia32_pause();
+		else
+			usleep(1000);
+	}
+	return NULL;
 }
 
 /* Alone, beside the reader and beside the spinner in turns (each
@@ -328,11 +339,8 @@ static int settime_beside_reader(void *arg)
 	pid_t me = getpid(), r = fork();
 	if (r == 0)
 		reader(me);
-	pid_t spin = r > 0 ? fork() : -1;
-	if (spin == 0)
-		spinner();
-	if (spin > 0)
-		kill(spin, SIGSTOP);
+	pthread_t spin;
+	bool spinning = r > 0 && pthread_create(&spin, NULL, spinner, NULL) == 0;
 	/* Wait until the reader has read once: it is running. */
 	for (int i = 0; i < 2000 && !__atomic_load_n(&sh->count, __ATOMIC_RELAXED); i++)
 		usleep(1000);
@@ -346,18 +354,18 @@ static int settime_beside_reader(void *arg)
 		reads += __atomic_load_n(&sh->count, __ATOMIC_RELAXED) - c0;
 		kill(r, SIGSTOP);
 		na = settime_batches(t, PHASE_MS, alone, na, SAMPLES_MAX);
-		if (spin > 0) {
-			kill(spin, SIGCONT);
+		if (spinning) {
+			__atomic_store_n(&spin_on, 1, __ATOMIC_RELAXED);
 			nc = settime_batches(t, PHASE_MS, busy, nc, SAMPLES_MAX);
-			kill(spin, SIGSTOP);
+			__atomic_store_n(&spin_on, 0, __ATOMIC_RELAXED);
 		}
 		kill(r, SIGCONT);
 	}
 	kill(r, SIGKILL);
 	waitpid(r, NULL, 0);
-	if (spin > 0) {
-		kill(spin, SIGKILL);
-		waitpid(spin, NULL, 0);
+	if (spinning) {
+		__atomic_store_n(&spin_quit, 1, __ATOMIC_RELAXED);
+		pthread_join(spin, NULL);
 	}
 	if (reads <= 0 || na == 0 || nb == 0 || nc == 0)
 		return fail(nc == 0 ? "no spinner: %s" : "the reader read nothing", strerror(errno));
@@ -497,7 +505,7 @@ int bench_restore(const struct bench_opts *o, struct bench_report *r)
 		 sh->z);
 	bench_add(r, "settime_with_ls_reader", "ns", sh->y, sh->x, "alone", false, note);
 	bench_add(r, "settime_with_ls_reader_vs_busy", "ns", sh->y, sh->w, "busy neighbour", false,
-		  "the same calls beside a process that only spins, in turns: the reader's own share");
+		  "the same calls beside a thread that only spins, in turns: the reader's own share");
 	rc = 0;
 out:
 	free(ids);

@@ -607,6 +607,9 @@ int pt_ids_alloc(void *obj, int wanted)
 		return -EAGAIN;
 	}
 	int r;
+	/* A read-side section: a claim may meet a leaf or mid that a free
+	 * elsewhere is retiring, and must not touch freed memory. */
+	pt_rcu_read_lock();
 	if (wanted >= 0) {
 		r = claim((unsigned)wanted, obj, true);
 		if (r == 0) {
@@ -618,6 +621,7 @@ int pt_ids_alloc(void *obj, int wanted)
 	} else {
 		r = alloc_policy(obj);
 	}
+	pt_rcu_read_unlock();
 	if (r < 0)
 		__atomic_sub_fetch(&ids.count, 1, SEQ);
 	return r;
@@ -751,7 +755,9 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 		size_t g = k + 1;
 		while (g < n && id_at(idv, stride, g) >> LEAF_BITS == key)
 			g++;
+		pt_rcu_read_lock(); /* as in pt_ids_alloc */
 		int r = claim_group(objs, idv, stride, k, g, bad);
+		pt_rcu_read_unlock();
 		if (r) {
 			/* Give back what was claimed: all or nothing. */
 			for (size_t j = 0; j < k; j++) {

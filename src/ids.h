@@ -8,9 +8,11 @@
  * finds an object sees what was written to it before the allocation.  The
  * object is not yet in use then (the caller publishes its own "valid"
  * flag when it is fully built); lookups and iteration run under
- * rcu_read_lock() and take no lock.  Allocation and freeing are lock-free
- * for IDs the policies hand out; only restore-mode IDs in sparse regions
- * and the creation or removal of whole tree nodes take a lock.
+ * rcu_read_lock() and take no lock.  Allocation runs in a read-side
+ * section of its own too: it may meet a node that a free elsewhere is
+ * retiring.  Allocation and freeing are lock-free for IDs the policies
+ * hand out; only restore-mode IDs in sparse regions and the creation or
+ * removal of whole tree nodes take a lock.
  */
 #ifndef PTIMERS_IDS_H
 #define PTIMERS_IDS_H

@@ -772,7 +772,19 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 	return 0;
 }
 
+static void free_id(int id);
+
+/* In a read-side section as allocation is: once this ID's leaf count is
+ * given back, another thread may empty the leaf and its mid, and the
+ * emptiness check that follows here must not find them freed. */
 void pt_ids_free(int id)
+{
+	pt_rcu_read_lock();
+	free_id(id);
+	pt_rcu_read_unlock();
+}
+
+static void free_id(int id)
 {
 	unsigned ti = ti_of((unsigned)id), mi = mi_of((unsigned)id), li = li_of((unsigned)id);
 	struct mid *m = __atomic_load_n(&top_slot(ti), ACQ);

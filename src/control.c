@@ -92,6 +92,16 @@ static int read_request(int fd, char *req, size_t size)
 	return -1;
 }
 
+/* End a connection for every copy of it: a fork the program makes while
+ * a request is served gives the child a copy of the socket, and a plain
+ * close would leave the client waiting for an end of file until that
+ * child exits. */
+static void hang_up(int fd)
+{
+	shutdown(fd, SHUT_RDWR);
+	pt_sys_close(fd);
+}
+
 static void *serve(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
@@ -119,7 +129,7 @@ static void *serve(void *arg)
 	} else {
 		say(fd, "ERR unknown request (LIST, IMAGE or STATS)\n");
 	}
-	pt_sys_close(fd);
+	hang_up(fd);
 	__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
 	return NULL;
 }
@@ -128,7 +138,7 @@ static void refuse_peer(int fd, const struct ucred *cr)
 {
 	say(fd, "ERR permission denied: uid %d may not read process %d (uid %d)\n", (int)cr->uid,
 	    (int)pt_pid, (int)geteuid());
-	pt_sys_close(fd);
+	hang_up(fd);
 }
 
 /* On the dispatcher: take every waiting connection. */
@@ -151,7 +161,7 @@ static void accept_ready(struct pt_source *s)
 		if (__atomic_add_fetch(&ctl.serving, 1, __ATOMIC_RELAXED) > MAX_SERVING) {
 			__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
 			say(fd, "ERR busy: %d requests being served\n", MAX_SERVING);
-			pt_sys_close(fd);
+			hang_up(fd);
 			continue;
 		}
 		/* Threads started here inherit the dispatcher's mask: every
@@ -163,7 +173,7 @@ static void accept_ready(struct pt_source *s)
 		if (pthread_create(&th, &attr, serve, (void *)(intptr_t)fd) != 0) {
 			__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
 			say(fd, "ERR cannot serve now\n");
-			pt_sys_close(fd);
+			hang_up(fd);
 		}
 		pthread_attr_destroy(&attr);
 	}

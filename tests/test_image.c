@@ -1442,6 +1442,81 @@ static void test_control(void **state)
 	assert_int_equal(ptimer_delete(t), 0);
 }
 
+/* A listing served while the program forks: the child gets a copy of the
+ * connection, and must not keep the reader waiting for the end of the
+ * reply until it exits.  A reader lists in a loop (each read bounded by a
+ * 3 s timeout) while the owner forks children that only sleep. */
+static void test_control_fork(void **state)
+{
+	(void)state;
+	owner = getpid();
+	struct sigevent none = { .sigev_notify = SIGEV_NONE };
+	enum { TIMERS = 2000, SLEEPERS = 150 };
+	static timer_t t[TIMERS];
+	struct itimerspec its = { { 0, 0 }, { 100, 0 } };
+	for (int i = 0; i < TIMERS; i++) {
+		assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t[i]), 0);
+		assert_int_equal(ptimer_settime(t[i], 0, &its, NULL), 0);
+	}
+	int res[2];
+	assert_int_equal(pipe(res), 0);
+	pid_t reader = fork();
+	assert_true(reader >= 0);
+	if (reader == 0) {
+		long reads = 0, stuck = 0;
+		struct timespec end, now;
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += 2;
+		do {
+			char w[128], buf[65536];
+			int fd = ptimer__control_connect(owner, w, sizeof(w));
+			if (fd < 0) {
+				usleep(1000);
+			} else {
+				struct timeval tv = { 3, 0 };
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+				ssize_t r = send(fd, "LIST\n", 5, MSG_NOSIGNAL) == 5 ? 1 : -1;
+				while (r > 0)
+					r = recv(fd, buf, sizeof(buf), 0);
+				if (r < 0)
+					stuck++;
+				else
+					reads++;
+				close(fd);
+			}
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		} while (now.tv_sec < end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
+		long out[2] = { reads, stuck };
+		_exit(write(res[1], out, sizeof(out)) == sizeof(out) ? 0 : 1);
+	}
+	static pid_t sleepers[SLEEPERS];
+	for (int i = 0; i < SLEEPERS; i++) {
+		sleepers[i] = fork();
+		if (sleepers[i] == 0) {
+			sleep(60);
+			_exit(0);
+		}
+		usleep(10000);
+	}
+	long got[2] = { -1, -1 };
+	assert_int_equal(read(res[0], got, sizeof(got)), (ssize_t)sizeof(got));
+	int st;
+	assert_int_equal(waitpid(reader, &st, 0), reader);
+	for (int i = 0; i < SLEEPERS; i++) {
+		if (sleepers[i] > 0) {
+			kill(sleepers[i], SIGKILL);
+			waitpid(sleepers[i], NULL, 0);
+		}
+	}
+	close(res[0]);
+	close(res[1]);
+	for (int i = 0; i < TIMERS; i++)
+		assert_int_equal(ptimer_delete(t[i]), 0);
+	printf("# %ld listings while the owner forked, %ld left waiting\n", got[0], got[1]);
+	assert_true(got[0] > 0);
+	assert_int_equal(got[1], 0);
+}
+
 static void ignore_sig(int sig)
 {
 	(void)sig;
@@ -1487,6 +1562,7 @@ int main(void)
 		cmocka_unit_test(test_refuse_bad_opts),
 		cmocka_unit_test(test_empty_image),
 		cmocka_unit_test(test_control),
+		cmocka_unit_test(test_control_fork),
 	};
 	for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
 		tests[n++] = rest[i];

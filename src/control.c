@@ -95,11 +95,13 @@ static int read_request(int fd, char *req, size_t size)
 /* End a connection for every copy of it: a fork the program makes while
  * a request is served gives the child a copy of the socket, and a plain
  * close would leave the client waiting for an end of file until that
- * child exits. */
+ * child exits.  Closed through libc, as the serving thread's dup of it
+ * is (the hooks only forget the number; ThreadSanitizer, which tracks
+ * descriptors, must see the number become free before accept reuses it). */
 static void hang_up(int fd)
 {
 	shutdown(fd, SHUT_RDWR);
-	pt_sys_close(fd);
+	close(fd);
 }
 
 static void *serve(void *arg)

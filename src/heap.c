@@ -117,12 +117,13 @@ static int grow_blocks(struct pt_heap *h)
 		if (!t)
 			return -ENOMEM;
 		h->block = t;
-		h->cap_blocks = cap;
+		__atomic_store_n(&h->cap_blocks, cap, __ATOMIC_RELAXED); /* pt_heap_bytes reads it */
 	}
 	struct pt_heap_ent *b = aligned_alloc(64, BLOCK_ENTS * sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	h->block[h->nblocks++] = b;
+	h->block[h->nblocks] = b;
+	__atomic_store_n(&h->nblocks, h->nblocks + 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -133,7 +134,10 @@ static void shrink(struct pt_heap *h)
 	if (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW) {
 		pt_slice_pause();
 		while (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW)
-			free(h->block[--h->nblocks]);
+		{
+			__atomic_store_n(&h->nblocks, h->nblocks - 1, __ATOMIC_RELAXED);
+			free(h->block[h->nblocks]);
+		}
 		pt_slice_resume();
 	}
 }
@@ -175,6 +179,8 @@ void pt_heap_release(struct pt_heap *h)
 
 uint64_t pt_heap_bytes(const struct pt_heap *h)
 {
-	return (uint64_t)h->nblocks * BLOCK_ENTS * sizeof(struct pt_heap_ent) +
-	       (uint64_t)h->cap_blocks * sizeof(struct pt_heap_ent *);
+	/* Any thread (the statistics): the owner changes these as it runs. */
+	return (uint64_t)__atomic_load_n(&h->nblocks, __ATOMIC_RELAXED) * BLOCK_ENTS *
+		       sizeof(struct pt_heap_ent) +
+	       (uint64_t)__atomic_load_n(&h->cap_blocks, __ATOMIC_RELAXED) * sizeof(struct pt_heap_ent *);
 }

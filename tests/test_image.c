@@ -975,12 +975,27 @@ static void test_kernel_glibc_thread_refused(void **state)
 
 struct img {
 	uint8_t *buf;
-	size_t len;
+	size_t len, cap;
 };
+
+/* Room for n more bytes, doubling: a 100,000-entry image is built one
+ * field at a time, and growing by the field would copy it quadratically
+ * (minutes under the sanitizers). */
+static void img_room(struct img *m, size_t n)
+{
+	if (m->len + n <= m->cap)
+		return;
+	size_t cap = m->cap ? m->cap : 4096;
+	while (cap < m->len + n)
+		cap *= 2;
+	m->buf = realloc(m->buf, cap);
+	assert_non_null(m->buf);
+	m->cap = cap;
+}
 
 static void img_u32(struct img *m, uint32_t v)
 {
-	m->buf = realloc(m->buf, m->len + 4);
+	img_room(m, 4);
 	memcpy(m->buf + m->len, &v, 4);
 	m->len += 4;
 }
@@ -989,14 +1004,14 @@ static void img_entry(struct img *m, const PtimersEntry *e)
 {
 	size_t n = ptimers_entry__get_packed_size(e);
 	img_u32(m, (uint32_t)n);
-	m->buf = realloc(m->buf, m->len + n);
+	img_room(m, n);
 	ptimers_entry__pack(e, m->buf + m->len);
 	m->len += n;
 }
 
 static struct img img_start(void)
 {
-	struct img m = { NULL, 0 };
+	struct img m = { NULL, 0, 0 };
 	img_u32(&m, 0x54564319u);
 	img_u32(&m, 0x52603957u);
 	return m;

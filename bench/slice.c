@@ -133,7 +133,7 @@ static int contended(bool extension, double seconds, double *per_s, double *p99_
 	while (__atomic_load_n(&ready, __ATOMIC_SEQ_CST) < 2)
 		sched_yield();
 	struct emu_thread *all[2] = { &w[0].emu, &w[1].emu };
-	struct emu_sched sched = { all, 2, PERIOD_NS, 0, 0 };
+	struct emu_sched sched = { .threads = all, .n = 2, .period_ns = PERIOD_NS };
 	int64_t t0 = bench_now();
 	if (emu_sched_start(&sched) != 0) {
 		stop = 1;

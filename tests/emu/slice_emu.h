@@ -35,6 +35,9 @@ struct emu_thread {
 	pid_t tid;
 	bool extension;   /* the "kernel" advertises the extension to this thread */
 	int granted;      /* the stand-in's own view */
+	int suspect_no_yield; /* granted past the limit, out of its sections, once */
+	int64_t suspect_cpu;  /* its CPU clock then */
+	uint64_t sections; /* the test's: the thread's sections, from ptimer_slice_stats() */
 	int64_t grant_ns; /* when granted, on the thread's CPU clock */
 	clockid_t cpu_clock;
 	/* counters (written on the thread, by its handlers) */
@@ -78,6 +81,18 @@ struct emu_sched {
 	volatile int stop;
 	pthread_t thread;
 };
+
+/* Overstays a thread may show without any fault of its sections.  A grant
+ * is measured on the thread's CPU clock, which also runs while this
+ * machine's host takes its virtual CPU away, or while a clock read waits
+ * for the host to update its copy of the clock (tens of microseconds on a
+ * busy host): nothing in the machine tells those from the section's own
+ * time.  And the interrupts that grant land more often in the longest
+ * sections, so on a busy machine many grants can overstay.  Counted
+ * against the thread's sections instead: one in a thousand, and the odd
+ * one.  (Sections that were all too long would overstay at most grants,
+ * and a grant lands every few sections when they are long.) */
+unsigned long emu_overstays_allowed(unsigned long sections);
 int emu_sched_start(struct emu_sched *s);
 void emu_sched_stop(struct emu_sched *s);
 

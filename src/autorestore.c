@@ -197,7 +197,7 @@ void pt_autorestore(bool kernel)
 	uint64_t held = hold ? image_signals(fd) : 0;
 	sigset_t all, old;
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pt_sys_sigmask(SIG_BLOCK, &all, &old);
 	char why[256] = "";
 	struct ptimer_restore_opts o = {
 		.size = sizeof(o), .flags = walk ? PTIMER_RESTORE_WALK : 0, .map_tid = map_to_main,
@@ -230,5 +230,5 @@ void pt_autorestore(bool kernel)
 	unset();
 	if (kernel)
 		unpreload("libptimers-restore.so");
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pt_sys_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -1,17 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Clocks (clocks.h) and the fixed bases: one timerfd each, armed at the
- * base's earliest expiry.
- *
- * CLOCK_TAI has no timerfd: its deadlines are converted to CLOCK_REALTIME
- * (TAI = REALTIME + the TAI offset).  It and the REALTIME base use
- * TFD_TIMER_CANCEL_ON_SET, so a step of the wall clock wakes the
- * dispatcher, which then looks at their expiries against the new time.
+ * Clocks (clocks.h) and the fixed bases: one kernel POSIX timer each,
+ * armed (absolute, on the base's own clock) at the base's earliest
+ * expiry, whose signal wakes the dispatcher (dispatch.h).  A kernel timer
+ * on CLOCK_REALTIME or CLOCK_TAI armed absolute follows every setting of
+ * the wall clock, as the engine's absolute timers on those clocks must.
+ * Being kernel timers and not descriptors, nothing the program does to
+ * its descriptor table reaches them.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -26,9 +25,9 @@
 
 struct fixed_base {
 	struct pt_base b;
-	struct pt_source src;
 	clockid_t clock;
-	int64_t set_for;  /* when the timerfd was set to go off (its clock), 0: not */
+	int kid;          /* its kernel timer, -1 until first needed */
+	int64_t set_for;  /* when the kernel timer was set to go off (its clock), 0: not */
 };
 
 static struct fixed_base fixed[PT_NR_FIXED];
@@ -102,52 +101,43 @@ static int64_t fixed_now(struct pt_base *b)
 	return pt_clock_ns(((struct fixed_base *)b)->clock);
 }
 
+/* b->plock held. */
 static void fixed_program(struct pt_base *b, int64_t when)
 {
 	struct fixed_base *fb = (struct fixed_base *)b;
 	struct itimerspec its = { 0 };
 
-	if (fb->src.fd < 0) {
+	if (fb->kid < 0) {
 		/* Made when first needed (by whoever programs the base
 		 * first): a process that never arms a timer on this clock
-		 * never has it, and starting the engine does not wait for it. */
+		 * never has it. */
 		if (when == PT_NEVER)
 			return;
-		clockid_t tfd_clock = fb->clock == CLOCK_TAI ? CLOCK_REALTIME : fb->clock;
-		int fd = timerfd_create(tfd_clock, TFD_CLOEXEC | TFD_NONBLOCK);
-		if (fd >= 0) {
-			fb->src.fd = fd;
-			if (pt_dispatch_add(&fb->src) != 0) {
-				pt_sys_close(fd);
-				fb->src.fd = -1;
-			}
-		}
-		if (fb->src.fd < 0) {
-			/* Out of descriptors: try again soon, and meanwhile
-			 * wake to run the heap anyway. */
+		int kid;
+		if (pt_dispatch_ktimer(fb->clock, PT_SRC_BASE + b->index, false, &kid) != 0) {
+			/* The kernel refused a timer (the user's signal queue
+			 * is full, say): the dispatcher looks again soon, and
+			 * meanwhile wakes to run the heap anyway. */
 			pt_base_spent(b);
-			pt_dispatch_wake_within(PT_NSEC_PER_SEC / 100);
+			if (pt_dispatch_is_self())
+				pt_dispatch_wake_within(PT_NSEC_PER_SEC / 100);
+			else
+				pt_dispatch_kick();
 			return;
 		}
+		__atomic_store_n(&fb->kid, kid, __ATOMIC_RELEASE);
 	}
 	if (when != PT_NEVER) {
 		/* Early by the dispatcher's wakeup delay: it spins the rest. */
 		when -= pt_queue_lead();
 		__atomic_store_n(&fb->set_for, when, __ATOMIC_RELAXED);
-	} else {
-		__atomic_store_n(&fb->set_for, 0, __ATOMIC_RELAXED);
-	}
-	if (when != PT_NEVER && fb->clock == CLOCK_TAI)
-		when -= pt_clock_ns(CLOCK_TAI) - pt_clock_ns(CLOCK_REALTIME);
-	if (when != PT_NEVER) {
 		/* it_value zero would disarm: an expiry at or before the epoch
 		 * is simply due, so ask for the smallest non-zero time. */
 		its.it_value = when > 0 ? pt_ns_to_ts(when) : (struct timespec){ 0, 1 };
+	} else {
+		__atomic_store_n(&fb->set_for, 0, __ATOMIC_RELAXED);
 	}
-	int flags = TFD_TIMER_ABSTIME;
-	if (fb->clock == CLOCK_REALTIME || fb->clock == CLOCK_TAI)
-		flags |= TFD_TIMER_CANCEL_ON_SET;
-	timerfd_settime(fb->src.fd, flags, &its, NULL);
+	syscall(SYS_timer_settime, fb->kid, TIMER_ABSTIME, &its, NULL);
 }
 
 static const struct pt_base_ops fixed_ops = {
@@ -156,19 +146,21 @@ static const struct pt_base_ops fixed_ops = {
 	.leads = true,
 };
 
-static void fixed_ready(struct pt_source *s)
+/* A fixed base's kernel timer went off: it is spent, set again on the
+ * dispatcher's next look.  Or a CPU clock's (cpu.c). */
+static void source_fired(int value, pid_t via, const sigset_t *mask)
 {
-	struct fixed_base *fb = (struct fixed_base *)((char *)s - offsetof(struct fixed_base, src));
-	uint64_t ticks;
-
-	/* Went off, or ECANCELED (the wall clock was set: the heap order
-	 * holds, every absolute expiry moved alike, but the timerfd must be
-	 * set for the new time).  Either way it is spent. */
-	pt_base_spent(&fb->b);
-	if (pt_sys_read(s->fd, &ticks, sizeof(ticks)) < 0)
+	if (value >= PT_SRC_CPU) {
+		pt_cpu_fired(value - PT_SRC_CPU, via, mask);
 		return;
+	}
+	int i = value - PT_SRC_BASE;
+	if (i < 0 || i >= PT_NR_FIXED || !pt_dispatch_is_self())
+		return;
+	struct fixed_base *fb = &fixed[i];
+	pt_base_spent(&fb->b);
 	int64_t set_for = __atomic_load_n(&fb->set_for, __ATOMIC_RELAXED);
-	if (set_for > 0 && ticks == 1)
+	if (set_for > 0)
 		pt_queue_woke(fixed_now(&fb->b) - set_for);
 }
 
@@ -181,7 +173,7 @@ int pt_clocks_start_slow(void)
 		goto out;
 	err = pt_dispatch_start();
 	for (int i = 0; i < PT_NR_FIXED && !err; i++)
-		pt_base_spent(&fixed[i].b); /* its timerfd made and set on the next run */
+		pt_base_spent(&fixed[i].b); /* its kernel timer made and set on the next run */
 	if (!err)
 		__atomic_store_n(&pt_clocks_started, true, __ATOMIC_RELEASE);
 	pt_dispatch_kick();
@@ -202,11 +194,9 @@ void pt_clocks_fork_parent(void)
 
 void pt_clocks_fork_child(void)
 {
-	for (int i = 0; i < PT_NR_FIXED; i++) {
-		if (fixed[i].src.fd >= 0)
-			pt_sys_close(fixed[i].src.fd);
-		fixed[i].src.fd = -1;
-	}
+	/* The parent's kernel timers are not the child's. */
+	for (int i = 0; i < PT_NR_FIXED; i++)
+		fixed[i].kid = -1;
 	pt_clocks_started = false;
 	pt_lock_reset(&start_lock);
 }
@@ -215,7 +205,8 @@ __attribute__((constructor(102))) static void clocks_init(void)
 {
 	for (int i = 0; i < PT_NR_FIXED; i++) {
 		fixed[i].clock = pt_fixed_clock((uint16_t)i);
-		fixed[i].src = (struct pt_source){ .fd = -1, .ready = fixed_ready };
+		fixed[i].kid = -1;
 		pt_base_register(&fixed[i].b, &fixed_ops, i);
 	}
+	pt_dispatch_set_source_hook(source_fired);
 }

@@ -32,6 +32,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "dispatch.h"
@@ -40,17 +41,32 @@
 
 #define MAX_SERVING 8
 
+/* The serving side runs on threads whose descriptor table is the
+ * dispatcher's own (dispatch.c): its socket calls are the system calls
+ * themselves, which ThreadSanitizer, keeping one table per process, does
+ * not mistake for the program's descriptors of the same numbers. */
+static ssize_t sys_send(int fd, const void *p, size_t n)
+{
+	return syscall(SYS_sendto, fd, p, n, MSG_NOSIGNAL, NULL, 0);
+}
+
+static ssize_t sys_recv(int fd, void *p, size_t n)
+{
+	return syscall(SYS_recvfrom, fd, p, n, 0, NULL, NULL);
+}
+
 static struct {
-	struct pt_source src;
+	int fd;      /* the listening socket, -1: none */
+	pid_t pid;   /* the process it was made for */
 	int serving; /* requests being served */
-} ctl = { .src = { .fd = -1 } };
+} ctl = { .fd = -1 };
 
 /* Write all of it, or give up (a reader that went away, or timed out). */
 static int send_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;
 	while (n) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+		ssize_t w = sys_send(fd, c, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -78,7 +94,7 @@ static int read_request(int fd, char *req, size_t size)
 {
 	size_t n = 0;
 	while (n < size - 1) {
-		ssize_t r = recv(fd, req + n, 1, 0);
+		ssize_t r = sys_recv(fd, req + n, 1);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -100,8 +116,8 @@ static int read_request(int fd, char *req, size_t size)
  * descriptors, must see the number become free before accept reuses it). */
 static void hang_up(int fd)
 {
-	shutdown(fd, SHUT_RDWR);
-	close(fd);
+	syscall(SYS_shutdown, fd, SHUT_RDWR);
+	pt_sys_close(fd);
 }
 
 static void *serve(void *arg)
@@ -113,10 +129,14 @@ static void *serve(void *arg)
 		say(fd, "ERR expected one request line (LIST, IMAGE or STATS) within 2 s\n");
 	} else if (!strcmp(req, "LIST")) {
 		say(fd, "OK LIST %d\n", (int)pt_pid);
-		FILE *f = fdopen(dup(fd), "w");
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f = open_memstream(&text, &len);
 		if (f) {
 			ptimer_readout(f, PTIMER_READOUT_EXTENDED);
 			fclose(f);
+			send_all(fd, text, len);
+			free(text);
 		}
 	} else if (!strcmp(req, "IMAGE")) {
 		say(fd, "OK IMAGE %d\n", (int)pt_pid);
@@ -143,23 +163,30 @@ static void refuse_peer(int fd, const struct ucred *cr)
 	hang_up(fd);
 }
 
-/* On the dispatcher: take every waiting connection. */
-static void accept_ready(struct pt_source *s)
+/* The control thread: take each connection as it comes.  The socket is
+ * a descriptor the program may close or replace (the engine itself holds
+ * none): then the thread ends, and the process can no longer be asked. */
+static void *accept_loop(void *arg)
 {
+	int lfd = (int)(intptr_t)arg;
 	for (;;) {
-		int fd = accept4(s->fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			return;
+		int fd = (int)syscall(SYS_accept4, lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				continue;
+			return NULL;
+		}
 		struct ucred cr;
 		socklen_t len = sizeof(cr);
-		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
+		if (syscall(SYS_getsockopt, fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 ||
 		    (cr.uid != 0 && cr.uid != geteuid())) {
 			refuse_peer(fd, &cr);
 			continue;
 		}
 		struct timeval tv = { 2, 0 };
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		syscall(SYS_setsockopt, fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if (__atomic_add_fetch(&ctl.serving, 1, __ATOMIC_RELAXED) > MAX_SERVING) {
 			__atomic_sub_fetch(&ctl.serving, 1, __ATOMIC_RELAXED);
 			say(fd, "ERR busy: %d requests being served\n", MAX_SERVING);
@@ -195,30 +222,36 @@ static void control_start(void)
 	const char *env = getenv("PTIMERS_CONTROL");
 	if (env && !strcmp(env, "0"))
 		return;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = (int)syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a;
 	socklen_t len = address(&a, pt_pid);
 	if (fd < 0)
 		return;
-	if (bind(fd, (struct sockaddr *)&a, len) != 0 || listen(fd, 16) != 0) {
+	if (syscall(SYS_bind, fd, (struct sockaddr *)&a, len) != 0 || syscall(SYS_listen, fd, 16) != 0) {
 		pt_sys_close(fd); /* taken (a process of another namespace?): no control */
 		return;
 	}
-	ctl.src.fd = fd;
-	ctl.src.ready = accept_ready;
-	if (pt_dispatch_add(&ctl.src) != 0) {
+	/* Its own thread, started from the dispatcher's: every signal
+	 * blocked, none taken from the program. */
+	pthread_attr_t attr;
+	pthread_t th;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, accept_loop, (void *)(intptr_t)fd) != 0) {
 		pt_sys_close(fd);
-		ctl.src.fd = -1;
+	} else {
+		ctl.fd = fd;
+		ctl.pid = pt_pid;
 	}
+	pthread_attr_destroy(&attr);
 }
 
-/* The parent's socket is not the child's: the child listens on its own
- * when its engine starts. */
+/* The socket lives in the dispatcher's descriptor table, which a fork
+ * child (made by a program thread) does not have: nothing to close.  The
+ * child listens on its own when its engine starts. */
 static void control_fork_child(void)
 {
-	if (ctl.src.fd >= 0)
-		pt_sys_close(ctl.src.fd);
-	ctl.src.fd = -1;
+	ctl.fd = -1;
 	ctl.serving = 0;
 }
 

@@ -5,19 +5,19 @@
  * Only the kernel sees CPU time pass, so each CPU clock in use is a base
  * whose kernel timer is a kernel CPU timer, armed at the earliest expiry
  * among the engine's timers on that clock, however many there are.  Its
- * signal is a real-time signal the engine takes from glibc's pool
- * (__libc_allocate_rtsig, so SIGRTMAX moves down by one for the program),
- * sent process-directed: the kernel then hands it to the thread whose CPU
- * time made it expire, if that thread does not block it, exactly as it
- * picks the receiver of a process-CPU timer's signal.  The handler notes
- * that thread and its signal mask in the base and wakes the dispatcher,
- * which fires what is due; the core sends each timer's own signal to the
- * same thread (or to the process, when that thread blocks it), as the
- * kernel would.
+ * signal is the engine's (dispatch.h), sent process-directed: the kernel
+ * then hands it to the thread whose CPU time made it expire, exactly as
+ * it picks the receiver of a process-CPU timer's signal.  The engine's
+ * handler notes that thread and its signal mask in the base and wakes the
+ * dispatcher, which fires what is due; the core sends each timer's own
+ * signal to the same thread (or to the process, when that thread blocks
+ * it), as the kernel would.  The hooks keep the engine's signal out of
+ * every mask the program sets through libc, so that thread always takes
+ * it, whatever it blocks of its own.
  *
- * The dispatcher waits with this signal unblocked, so a signal no program
- * thread accepts still arrives (the receiver is then unknown and the
- * timers' signals go to the process).
+ * A signal no program thread accepts still arrives: the dispatcher waits
+ * for it too (the receiver is then unknown and the timers' signals go to
+ * the process).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,7 +54,6 @@ static struct {
 	pt_lock_t lock;           /* users, slots */
 	struct cpu_clock *slot[MAX_CLOCKS]; /* never freed: the handler reads them */
 	unsigned nslots;
-	int signo;                /* 0 until the first CPU timer */
 } cpu = { .lock = PT_LOCK_INIT };
 
 bool pt_cpu_is_clock(clockid_t c)
@@ -127,68 +126,24 @@ static const struct pt_base_ops cpu_ops = {
 	.armed = cpu_armed,
 };
 
-/* ---- the engine's signal ---- */
+/* ---- the kernel timer went off ---- */
 
-static void on_cpu_signal(int sig, siginfo_t *si, void *ucv)
+void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask)
 {
-	(void)sig;
-	int saved = errno;
-	pt_cpu_signal(si, ucv ? &((ucontext_t *)ucv)->uc_sigmask : NULL);
-	errno = saved;
-}
-
-bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask)
-{
-	int signo = __atomic_load_n(&cpu.signo, __ATOMIC_ACQUIRE);
-
-	if (signo == 0 || si->si_signo != signo || si->si_code != SI_TIMER)
-		return false;
-	int idx = si->si_value.sival_int;
-	struct cpu_clock *c = idx >= 0 && idx < (int)MAX_CLOCKS
-			      ? __atomic_load_n(&cpu.slot[idx], __ATOMIC_ACQUIRE) : NULL;
+	struct cpu_clock *c = slot >= 0 && slot < (int)MAX_CLOCKS
+			      ? __atomic_load_n(&cpu.slot[slot], __ATOMIC_ACQUIRE) : NULL;
 	if (c) {
-		/* Waited for (sigwaitinfo, signalfd): that says nothing of who
+		/* Taken by the dispatcher or a wait: that says nothing of who
 		 * used the time, so the timers' signals go to the process. */
 		uint64_t m = 0;
 		if (mask)
 			memcpy(&m, mask, sizeof(m));
 		__atomic_store_n(&c->b.via_mask, m, __ATOMIC_RELAXED);
-		__atomic_store_n(&c->b.via, mask ? pt_gettid() : 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&c->b.via, via, __ATOMIC_RELEASE);
+		pt_base_spent(&c->b);
 	}
-	pt_dispatch_kick();
-	return true;
-}
-
-int pt_cpu_signo(void)
-{
-	return __atomic_load_n(&cpu.signo, __ATOMIC_ACQUIRE);
-}
-
-extern int __libc_allocate_rtsig(int high);
-
-/* cpu.lock held. */
-static int signal_init(void)
-{
-	if (cpu.signo)
-		return 0;
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_cpu_signal;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	sigfillset(&sa.sa_mask);
-	/* From the top: SIGRTMAX moves down.  A signal that cannot be had
-	 * (valgrind keeps the topmost for itself) is passed over. */
-	int sig;
-	for (int tries = 0;; tries++) {
-		sig = __libc_allocate_rtsig(0);
-		if (sig < 0 || tries == 4)
-			return -EAGAIN;
-		if (pt_sys_sigaction(sig, &sa, NULL) == 0)
-			break;
-	}
-	__atomic_store_n(&cpu.signo, sig, __ATOMIC_RELEASE);
-	pt_dispatch_allow_signal(sig);
-	return 0;
+	if (via)
+		pt_dispatch_kick();
 }
 
 /* ---- clocks in use ---- */
@@ -200,11 +155,8 @@ int pt_cpu_attach(clockid_t clockid)
 	unsigned free_idx = 0;
 	int err;
 
-	pt_slice_pause(); /* kernel timers and a signal are set up under the lock */
+	pt_slice_pause(); /* kernel timers are set up under the lock */
 	pt_lock(&cpu.lock);
-	err = signal_init();
-	if (err)
-		goto out;
 	for (unsigned i = 0; i < cpu.nslots; i++) {
 		struct cpu_clock *s = cpu.slot[i];
 		if (s->users && s->clock == clock) {
@@ -231,15 +183,11 @@ int pt_cpu_attach(clockid_t clockid)
 				goto out;
 			}
 		}
-		struct sigevent sev;
-		memset(&sev, 0, sizeof(sev));
-		sev.sigev_notify = SIGEV_SIGNAL;
-		sev.sigev_signo = cpu.signo;
-		sev.sigev_value.sival_int = (int)free_idx;
 		int kid = 0;
-		if (pt_sys_timer_create(clock, &sev, &kid) != 0) {
+		err = pt_dispatch_ktimer(clock, PT_SRC_CPU + (int)free_idx, true, &kid);
+		if (err) {
 			/* Kept, if fresh: its base index is taken for good. */
-			err = errno == EINVAL ? -EINVAL : -EAGAIN;
+			err = err == -EINVAL ? -EINVAL : -EAGAIN;
 			if (fresh) {
 				__atomic_store_n(&cpu.slot[free_idx], free_slot, __ATOMIC_RELEASE);
 				__atomic_store_n(&cpu.nslots, cpu.nslots + 1, __ATOMIC_RELEASE);

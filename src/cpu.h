@@ -26,11 +26,10 @@ int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid);
 /* Is kernel timer id one of the engine's own (a CPU clock's)? */
 bool pt_cpu_owns_ktimer(int id);
 
-/* A signal is being taken: was it the engine's CPU-clock signal?  Then it
- * is noted (mask: the receiving handler's signal mask, NULL when it was
- * waited for rather than handled) and must not reach the program. */
-bool pt_cpu_signal(const siginfo_t *si, const sigset_t *mask);
-int pt_cpu_signo(void); /* 0 until the first CPU timer */
+/* The kernel timer of the clock in this slot went off: via is the thread
+ * whose handler took its signal (0: the dispatcher or a wait took it),
+ * mask that thread's signal mask.  Async-signal-safe. */
+void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask);
 
 void pt_cpu_fork_prepare(void);
 void pt_cpu_fork_parent(void);

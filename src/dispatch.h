@@ -1,36 +1,66 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The dispatcher: the engine's one thread.  It sleeps in epoll_pwait() on
- * the event sources registered with it (a clock base's timerfd, a control
- * socket, ...), calls each ready source's handler, then the work function
- * (the bases' expiry runs), and sleeps again.
+ * The dispatcher: the engine's one thread, and the engine's signal.
  *
- * It blocks every signal except those named by pt_dispatch_allow_signal(),
- * and those only while it waits: process-directed signals must go to the
- * program's threads, and its sigpending() then shows the process's shared
- * queue.  Started on first need; the fork child starts its own.
+ * The engine holds no file descriptor.  What wakes its thread is a
+ * signal of its own (a real-time signal taken from glibc's pool when the
+ * library is loaded: SIGRTMAX is one lower for the program from its
+ * start), sent by kernel POSIX timers -- one per clock base in use, one
+ * per CPU clock in use, one to be woken on request -- and the thread
+ * waits for it with rt_sigtimedwait().  Kernel timers are not
+ * descriptors: a program that closes or replaces every descriptor it did
+ * not open (close_range, closefrom, a close loop, dup2 onto low numbers,
+ * the raw system calls, in a fork child, after exec) cannot reach them.
+ *
+ * Each such kernel timer carries a value in its signal saying what fired
+ * (PT_SRC_*).  Those aimed at the dispatcher (SIGEV_THREAD_ID) are taken
+ * by its wait; a CPU clock's is process-directed, so that the kernel
+ * hands it to the thread whose CPU time made it expire, where the
+ * engine's handler notes that thread.
+ *
+ * The thread blocks every signal but its own, which it only waits for:
+ * process-directed signals go to the program's threads.  Started on
+ * first need; the fork child starts its own.
  */
 #ifndef PTIMERS_DISPATCH_H
 #define PTIMERS_DISPATCH_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
-struct pt_source {
-	int fd;
-	void (*ready)(struct pt_source *s); /* on the dispatcher thread */
-};
+/* What an engine signal's value says fired. */
+#define PT_SRC_KICK 0          /* pt_dispatch_kick() */
+#define PT_SRC_BASE 1          /* + a fixed base's index */
+#define PT_SRC_CPU 64          /* + a CPU clock's slot */
+
+/* The engine's signal, 0 if none could be had (then the engine cannot
+ * start: every timer that would fire is refused with EAGAIN). */
+int pt_dispatch_signo(void);
 
 /* Start the thread (idempotent): 0 or -errno. */
 int pt_dispatch_start(void);
 bool pt_dispatch_started(void);
 
-/* Watch a source (the dispatcher must be started): 0 or -errno. */
-int pt_dispatch_add(struct pt_source *s);
+/* A kernel timer on clock whose signal is the engine's, carrying value;
+ * aimed at the dispatcher (which must be started) or, with
+ * to_process, at the process (a CPU clock's).  0 and *kid, or -errno. */
+int pt_dispatch_ktimer(clockid_t clock, int value, bool to_process, int *kid);
 
-/* Run fn on the dispatcher thread when it starts, before it first waits
- * (a control socket's listening, say).  Register at start-up; at most a
- * few. */
+/* What the dispatcher (or the handler) does with a source's signal:
+ * value as above; via the thread that took it in a handler (0: the
+ * dispatcher, or a wait), mask that thread's signal mask.  Set once, at
+ * init.  Called in a signal handler too: async-signal-safe. */
+void pt_dispatch_set_source_hook(void (*fn)(int value, pid_t via, const sigset_t *mask));
+
+/* A program thread took the engine's signal (the handler, or a wait the
+ * hooks see): pass it on.  False if si is not the engine's. */
+bool pt_dispatch_signal(const siginfo_t *si, const sigset_t *mask);
+
+/* Run fn on the dispatcher thread when it starts, before it first waits.
+ * Register at start-up; at most a few. */
 void pt_dispatch_on_start(void (*fn)(void));
 
 /* What the dispatcher does after every wakeup (set once, at init). */
@@ -43,12 +73,10 @@ void pt_dispatch_wake_within(int64_t ns);
 /* Wake it to run its work now.  Async-signal-safe; from any thread. */
 void pt_dispatch_kick(void);
 
-/* Let sig in while the dispatcher waits (the CPU clocks' signal). */
-void pt_dispatch_allow_signal(int sig);
-
 /* Is the caller the dispatcher thread? */
 bool pt_dispatch_is_self(void);
 
+void pt_dispatch_fork_quiesce(void); /* before every other engine lock */
 void pt_dispatch_fork_prepare(void);
 void pt_dispatch_fork_parent(void);
 void pt_dispatch_fork_child(void);

@@ -11,8 +11,8 @@
  * before fork, in the engine's lock order, so that the child finds each
  * structure in a consistent state:
  *
- *   clocks start -> cpu -> dispatch -> base registry -> ids -> pool ->
- *   notify line -> liburcu (its registry and call_rcu worker)
+ *   dispatcher's work -> clocks start -> cpu -> dispatch -> base registry -> ids -> pool ->
+ *   notify line -> workers -> liburcu (its registry and call_rcu worker)
  *
  * (the per-object locks -- a timer's, a mid's, a base's program lock --
  * are not taken: the child frees or resets what they guard).
@@ -35,12 +35,16 @@
 #include "sys.h"
 #include "timer.h"
 #include "uaccess.h"
+#include "workers.h"
 
 /* ---- the dispatcher's work ---- */
 
 static void engine_work(void)
 {
 	pt_queue_run();
+	/* Sends the full queue put off, first come first served (an expiry
+	 * just run went behind them), and a wakeup while any wait. */
+	pt_timer_send_waiting();
 	if (pt_pool_trim_wanted())
 		pt_pool_trim(pt_timer_busy);
 }
@@ -49,6 +53,7 @@ static void engine_work(void)
 
 static void fork_prepare(void)
 {
+	pt_dispatch_fork_quiesce();
 	pt_clocks_fork_prepare();
 	pt_cpu_fork_prepare();
 	pt_dispatch_fork_prepare();
@@ -56,12 +61,14 @@ static void fork_prepare(void)
 	pt_ids_fork_prepare();
 	pt_pool_fork_prepare();
 	pt_notify_fork_prepare();
+	pt_workers_fork_prepare();
 	pt_rcu_fork_prepare();
 }
 
 static void fork_parent(void)
 {
 	pt_rcu_fork_parent();
+	pt_workers_fork_parent();
 	pt_notify_fork_parent();
 	pt_pool_fork_parent();
 	pt_ids_fork_parent();
@@ -78,6 +85,7 @@ static void fork_child(void)
 	pt_rcu_fork_child();
 	pt_timer_fork_child(); /* before the tree it walks is gone */
 	pt_notify_fork_child();
+	pt_workers_fork_child();
 	pt_pool_fork_child();
 	pt_ids_fork_child();
 	pt_queue_fork_child();
@@ -109,7 +117,7 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 	pt_notify_stats(&n);
 	s.timers = pt_ids_count();
 	s.signals_sent = n.signals;
-	s.threads_started = n.threads;
+	s.threads_started = pt_workers_calls();
 	s.sends_put_off = n.full;
 	s.bytes = pt_pool_bytes() + pt_ids_bytes() + pt_queue_bytes();
 	if (pt_copy_to_user(stats, &s, size < sizeof(s) ? size : sizeof(s)) != 0) {
@@ -124,7 +132,7 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 int ptimer__taken(siginfo_t *si, const sigset_t *mask)
 {
 	pt_timer_signal_taken(si->si_signo); /* a standard signal's slot is free again */
-	if (pt_cpu_signal(si, mask))
+	if (pt_dispatch_signal(si, mask))
 		return 0;
 	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
 }
@@ -157,9 +165,9 @@ int ptimer__fault_action(int sig, const struct sigaction *act, struct sigaction 
 	return pt_fault_set_action(sig, act, old);
 }
 
-int ptimer__cpu_signo(void)
+int ptimer__engine_signo(void)
 {
-	return pt_cpu_signo();
+	return pt_dispatch_signo();
 }
 
 bool ptimer__is_engine_signal(const siginfo_t *si)

@@ -30,8 +30,9 @@ void ptimer__disposition(int sig, void *old_handler, void *new_handler);
  * passes other faults to act.  Like sigaction(): 0, or -1 with errno. */
 int ptimer__fault_action(int sig, const struct sigaction *act, struct sigaction *old);
 
-/* The engine's CPU-clock signal (0: none yet): the program may not have it. */
-int ptimer__cpu_signo(void);
+/* The engine's own signal (dispatch.h; 0: none): the program may neither
+ * set its action nor block it. */
+int ptimer__engine_signo(void);
 
 /* Is this signal one of the engine's?  (si_errno carries its marker.) */
 bool ptimer__is_engine_signal(const siginfo_t *si);

@@ -79,7 +79,7 @@ static void pass_on(int sig, siginfo_t *si, void *ucv)
 	sigset_t mask = act.sa_mask;
 	if (!(act.sa_flags & SA_NODEFER))
 		sigaddset(&mask, sig);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	pt_sys_sigmask(SIG_BLOCK, &mask, NULL);
 	if (act.sa_flags & SA_RESETHAND) {
 		struct sigaction dfl;
 		memset(&dfl, 0, sizeof(dfl));

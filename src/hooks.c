@@ -9,11 +9,19 @@
  * is visible only where the program takes the signal, so the hooks sit in
  * those places:
  *
- *   - handlers: sigaction(), signal(), bsd_signal() and sysv_signal()
- *     install the program's handler behind a trampoline;
+ *   - handlers: sigaction(), signal(), bsd_signal(), sysv_signal(),
+ *     sigset(), sigignore() and siginterrupt() install the program's
+ *     handler behind a trampoline (and say when a signal is ignored);
  *   - sigwaitinfo(), sigtimedwait() and sigwait();
- *   - signalfd(): read() on a signalfd (dup(), dup2(), dup3() and close()
- *     keep track of which descriptors are signalfds).
+ *   - signalfd(): read() on a signalfd (dup(), dup2(), dup3(),
+ *     fcntl(F_DUPFD), close(), close_range() and closefrom() keep track
+ *     of which descriptors are signalfds).
+ *
+ * And the engine's own signal (src/dispatch.h) is kept out of the
+ * program's way: sigaction() refuses it as glibc refuses its own, and
+ * pthread_sigmask(), sigprocmask() and sigaction()'s sa_mask never block
+ * it (as glibc's never block its internal signals), so that a CPU-clock
+ * expiry is always taken by the thread whose time made it expire.
  *
  * Each sees every signal and passes anything not sent by the engine
  * through untouched.  A stale engine signal is swallowed: a handler is not
@@ -33,15 +41,21 @@
  * tell the engine with ptimer_signal_delivered().
  */
 #define _GNU_SOURCE
+/* fcntl and fcntl64 are two of libc's names, both wrapped: without
+ * large-file redirection, each is its own symbol here. */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <ucontext.h>
@@ -68,6 +82,12 @@ static struct {
 	int (*dup)(int);
 	int (*dup2)(int, int);
 	int (*dup3)(int, int, int);
+	int (*close_range)(unsigned, unsigned, int);
+	void (*closefrom)(int);
+	int (*fcntl)(int, int, ...);
+	int (*fcntl64)(int, int, ...);
+	int (*pthread_sigmask)(int, const sigset_t *, sigset_t *);
+	int (*sigprocmask)(int, const sigset_t *, sigset_t *);
 } next;
 
 static void *lookup(const char *name)
@@ -112,6 +132,12 @@ __attribute__((constructor(104))) static void hooks_init(void)
 	(void)NEXT(dup);
 	(void)NEXT(dup2);
 	(void)NEXT(dup3);
+	(void)NEXT(close_range);
+	(void)NEXT(closefrom);
+	(void)NEXT(fcntl);
+	(void)NEXT(fcntl64);
+	(void)NEXT(pthread_sigmask);
+	(void)NEXT(sigprocmask);
 	ptimer__set_exit_hook(resend_deferred);
 	pthread_atfork(NULL, NULL, hooks_fork_child);
 }
@@ -126,7 +152,6 @@ int ptimer_hooks_linked(void)
 /* The program's handler per signal, while the trampoline stands in. */
 static struct {
 	void *fn;
-	bool siginfo;
 	struct sigaction act; /* as the program gave it, for oldact */
 } user[NSIG_KERNEL + 1];
 
@@ -162,10 +187,10 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 	errno = saved_errno;
 	if (fn == (void *)SIG_IGN || fn == (void *)SIG_DFL || !fn)
 		return; /* changed under us while this signal was on its way */
-	if (user[sig].siginfo)
-		((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
-	else
-		((void (*)(int))fn)(sig);
+	/* With or without SA_SIGINFO, as the kernel calls a handler on
+	 * x86-64: the siginfo and context are in the argument registers
+	 * either way (some programs read them from a one-argument handler). */
+	((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
 	/* The interrupted code finds errno as it left it, whatever the
 	 * handler's calls (into the engine, too) did to it. */
 	errno = saved_errno;
@@ -196,11 +221,18 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 {
 	struct sigaction kact, kold;
 
-	if (act && sig > 0 && sig == ptimer__cpu_signo()) {
-		/* The engine's own (cpu.c), outside SIGRTMIN..SIGRTMAX now:
+	int esig = ptimer__engine_signo();
+	if (act && sig > 0 && sig == esig) {
+		/* The engine's own (dispatch.c), outside SIGRTMIN..SIGRTMAX:
 		 * refused as glibc refuses its own. */
 		errno = EINVAL;
 		return -1;
+	}
+	struct sigaction stripped;
+	if (act && esig && sigismember(&act->sa_mask, esig) == 1) {
+		stripped = *act;
+		sigdelset(&stripped.sa_mask, esig);
+		act = &stripped;
 	}
 	if (sig == SIGSEGV || sig == SIGBUS) {
 		/* The engine's fault handler stays in front (bad pointers it is
@@ -218,7 +250,6 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 		kact.sa_flags |= SA_SIGINFO;
 		/* Publish the handler before the trampoline can run for it. */
 		user[sig].act = *act;
-		user[sig].siginfo = act->sa_flags & SA_SIGINFO;
 		__atomic_store_n(&user[sig].fn, (void *)act->sa_handler, __ATOMIC_RELEASE);
 	}
 	int r = NEXT(sigaction)(sig, wrap ? &kact : act, &kold);
@@ -272,6 +303,101 @@ sighandler_t sysv_signal(int sig, sighandler_t handler)
 	return signal_with(sig, handler, SA_RESETHAND | SA_NODEFER);
 }
 
+/* glibc's System V and BSD calls set dispositions with its internal
+ * sigaction, which the hooks would not see: written again on top of the
+ * hooked one, as glibc writes them. */
+sighandler_t sigset(int sig, sighandler_t disp)
+{
+	sigset_t set, oset;
+	if (disp == SIG_ERR || sig < 1 || sig > NSIG_KERNEL) {
+		errno = EINVAL;
+		return SIG_ERR;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	if (disp == SIG_HOLD) {
+		struct sigaction oact;
+		if (NEXT(sigprocmask)(SIG_BLOCK, &set, &oset) < 0)
+			return SIG_ERR;
+		if (sigismember(&oset, sig))
+			return SIG_HOLD;
+		if (sigaction(sig, NULL, &oact) < 0)
+			return SIG_ERR;
+		return oact.sa_handler;
+	}
+	struct sigaction act, oact;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = disp;
+	sigemptyset(&act.sa_mask);
+	if (sigaction(sig, &act, &oact) < 0 || NEXT(sigprocmask)(SIG_UNBLOCK, &set, &oset) < 0)
+		return SIG_ERR;
+	return sigismember(&oset, sig) ? SIG_HOLD : oact.sa_handler;
+}
+
+int sigignore(int sig)
+{
+	struct sigaction act;
+	memset(&act, 0, sizeof(act));
+	act.sa_handler = SIG_IGN;
+	sigemptyset(&act.sa_mask);
+	return sigaction(sig, &act, NULL);
+}
+
+int siginterrupt(int sig, int interrupt)
+{
+	struct sigaction act;
+	if (sigaction(sig, NULL, &act) < 0)
+		return -1;
+	if (interrupt)
+		act.sa_flags &= ~SA_RESTART;
+	else
+		act.sa_flags |= SA_RESTART;
+	return sigaction(sig, &act, NULL);
+}
+
+/* ---- signal masks ---- */
+
+/* The mask a program's call asks for, with the engine's signal as it is
+ * now in the thread: never blocked newly (SIG_BLOCK), never changed by
+ * a SIG_SETMASK.  Program threads thus never block it, and the engine's
+ * own threads, which block it, keep it blocked when a library restores a
+ * mask it saved (liburcu does, on the engine's threads). */
+static const sigset_t *engine_as_is(int how, const sigset_t *set, sigset_t *buf)
+{
+	int esig = ptimer__engine_signo();
+	if (!set || !esig || how == SIG_UNBLOCK || sigismember(set, esig) != 1)
+		return set;
+	*buf = *set;
+	uint64_t cur = 0;
+	if (how == SIG_BLOCK || syscall(SYS_rt_sigprocmask, SIG_BLOCK, NULL, &cur, sizeof(cur)) != 0 ||
+	    !(cur >> (esig - 1) & 1))
+		sigdelset(buf, esig);
+	return buf;
+}
+
+int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t buf;
+	return NEXT(pthread_sigmask)(how, engine_as_is(how, set, &buf), old);
+}
+
+int sigprocmask(int how, const sigset_t *set, sigset_t *old)
+{
+	sigset_t buf;
+	return NEXT(sigprocmask)(how, engine_as_is(how, set, &buf), old);
+}
+
+/* set without the engine's signal, in *buf if it had it. */
+static const sigset_t *without_engine(const sigset_t *set, sigset_t *buf)
+{
+	int esig = ptimer__engine_signo();
+	if (!set || !esig || sigismember(set, esig) != 1)
+		return set;
+	*buf = *set;
+	sigdelset(buf, esig);
+	return buf;
+}
+
 /* ---- sigwaitinfo and friends ---- */
 
 static int64_t mono_ns(void)
@@ -292,6 +418,8 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 		end = mono_ns() + (timeout->tv_sec > INT32_MAX ? INT64_MAX / 2
 						: (int64_t)timeout->tv_sec * NSEC + timeout->tv_nsec);
 	const struct timespec *ts = timeout;
+	sigset_t buf;
+	set = without_engine(set, &buf); /* the engine's signal is never waited for */
 	for (;;) {
 		int r = NEXT(sigtimedwait)(set, si, ts);
 		if (r <= 0 || ptimer__taken(si, NULL))
@@ -385,17 +513,30 @@ static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 	return out * sizeof(*rec);
 }
 
+/* A signalfd closed behind libc's back (the raw close_range system call)
+ * leaves its bit set for a number the program may since have given to
+ * another file: only an anonymous inode, as a signalfd is, is read as
+ * signal records. */
+static bool still_signalfd(int fd)
+{
+	struct stat st;
+	if (syscall(SYS_fstat, fd, &st) == 0 && (st.st_mode & S_IFMT) == 0)
+		return true;
+	sfd_set(fd, false);
+	return false;
+}
+
 ssize_t read(int fd, void *buf, size_t count)
 {
 	for (;;) {
 		ssize_t r = NEXT(read)(fd, buf, count);
-		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo))
+		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo) || !still_signalfd(fd))
 			return r;
 		size_t kept = filter_records(buf, (size_t)r / sizeof(struct signalfd_siginfo));
 		if (kept)
 			return (ssize_t)kept;
 		/* Every record was stale: the kernel would have had nothing. */
-		int fl = fcntl(fd, F_GETFL);
+		int fl = NEXT(fcntl)(fd, F_GETFL);
 		if (fl >= 0 && (fl & O_NONBLOCK)) {
 			errno = EAGAIN;
 			return -1;
@@ -407,6 +548,60 @@ int close(int fd)
 {
 	sfd_set(fd, false);
 	return NEXT(close)(fd);
+}
+
+static void sfd_clear_range(unsigned first, unsigned last)
+{
+	for (unsigned fd = first; fd <= last && fd < MAX_TRACKED_FD; fd++)
+		if (__atomic_load_n(&sfd_bits[fd / BITS_PER], __ATOMIC_RELAXED))
+			sfd_set((int)fd, false);
+		else
+			fd |= BITS_PER - 1; /* the whole word is clear */
+}
+
+int close_range(unsigned first, unsigned last, int flags)
+{
+	int r = NEXT(close_range)(first, last, flags);
+	/* With CLOSE_RANGE_CLOEXEC nothing is closed now. */
+	if (r == 0 && !(flags & CLOSE_RANGE_CLOEXEC))
+		sfd_clear_range(first, last);
+	return r;
+}
+
+void closefrom(int lowfd)
+{
+	NEXT(closefrom)(lowfd);
+	if (lowfd >= 0)
+		sfd_clear_range((unsigned)lowfd, ~0u);
+}
+
+/* fcntl's third argument, whatever the command, as glibc reads it. */
+static int fcntl_with(int (*fn)(int, int, ...), int fd, int cmd, va_list ap)
+{
+	void *arg = va_arg(ap, void *);
+	int r = fn(fd, cmd, arg);
+	if (r >= 0 && (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC))
+		sfd_set(r, sfd_is(fd));
+	return r;
+}
+
+int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_with(NEXT(fcntl), fd, cmd, ap);
+	va_end(ap);
+	return r;
+}
+
+int fcntl64(int fd, int cmd, ...);
+int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	va_start(ap, cmd);
+	int r = fcntl_with(NEXT(fcntl64), fd, cmd, ap);
+	va_end(ap);
+	return r;
 }
 
 int dup(int fd)

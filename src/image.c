@@ -706,9 +706,9 @@ static int parse_image(const uint8_t *buf, size_t len, struct image *img,
 	if (njobs == 2) {
 		sigset_t all, old;
 		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
+		pt_sys_sigmask(SIG_BLOCK, &all, &old);
 		helper = pthread_create(&th, NULL, decode_run, &jobs[1]) == 0;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pt_sys_sigmask(SIG_SETMASK, &old, NULL);
 	}
 	decode_run(&jobs[0]);
 	if (njobs == 2) {

@@ -11,6 +11,7 @@
 
 #include "lock.h"
 #include "rcu.h"
+#include "sys.h"
 
 #ifdef __SANITIZE_THREAD__
 char pt_rcu_tsan_sync;
@@ -132,9 +133,9 @@ void pt_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
 		sigset_t all, old;
 		sigfillset(&all);
 		pt_slice_pause(); /* a new thread: outside the extension */
-		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pt_sys_sigmask(SIG_SETMASK, &all, &old);
 		(void)urcu_bp_get_default_call_rcu_data();
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pt_sys_sigmask(SIG_SETMASK, &old, NULL);
 		pt_slice_resume();
 		__atomic_store_n(&call_rcu_used, 1, __ATOMIC_RELEASE);
 	}
@@ -165,8 +166,8 @@ void pt_rcu_fork_child(void)
 		/* liburcu starts the child's worker here: same mask rule. */
 		sigset_t all, old;
 		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
+		pt_sys_sigmask(SIG_SETMASK, &all, &old);
 		urcu_bp_call_rcu_after_fork_child();
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		pt_sys_sigmask(SIG_SETMASK, &old, NULL);
 	}
 }

@@ -16,7 +16,8 @@
  *
  * When the kernel refuses a real-time signal because the user's queue is
  * full (RLIMIT_SIGPENDING, shared by every process of the user), the send
- * is put off, not lost: the caller tries again, and while the queue stays
+ * is put off, not lost: the timer waits in a line, first come first
+ * served, and the dispatcher sends from its front; while the queue stays
  * full this file refuses further sends for a millisecond at a time without
  * asking the kernel, so a full queue costs one system call per millisecond.
  */
@@ -37,14 +38,13 @@
 #define FULL_BACKOFF_NS 1000000
 
 static struct {
-	unsigned long signals, threads, full;
+	unsigned long signals, full;
 } stats;
 #define COUNT(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
 
 void pt_notify_stats(struct pt_notify_stats *out)
 {
 	out->signals = __atomic_load_n(&stats.signals, __ATOMIC_RELAXED);
-	out->threads = __atomic_load_n(&stats.threads, __ATOMIC_RELAXED);
 	out->full = __atomic_load_n(&stats.full, __ATOMIC_RELAXED);
 }
 
@@ -91,53 +91,6 @@ int pt_notify_check(const struct sigevent *sev)
 	}
 }
 
-int pt_notify_thread_new(const struct sigevent *sev, struct pt_thread_notify **out)
-{
-	struct pt_thread_notify *thr = calloc(1, sizeof(*thr));
-	const pthread_attr_t *src = sev->sigev_notify_attributes;
-
-	if (!thr || pthread_attr_init(&thr->attr) != 0) {
-		free(thr);
-		return -ENOMEM;
-	}
-	thr->fn = sev->sigev_notify_function;
-	if (src) {
-		size_t size;
-		int v;
-		struct sched_param sp;
-		if (pthread_attr_getstacksize(src, &size) == 0)
-			pthread_attr_setstacksize(&thr->attr, size);
-		if (pthread_attr_getguardsize(src, &size) == 0)
-			pthread_attr_setguardsize(&thr->attr, size);
-		if (pthread_attr_getinheritsched(src, &v) == 0)
-			pthread_attr_setinheritsched(&thr->attr, v);
-		if (pthread_attr_getschedpolicy(src, &v) == 0)
-			pthread_attr_setschedpolicy(&thr->attr, v);
-		if (pthread_attr_getschedparam(src, &sp) == 0)
-			pthread_attr_setschedparam(&thr->attr, &sp);
-		if (pthread_attr_getscope(src, &v) == 0)
-			pthread_attr_setscope(&thr->attr, v);
-	}
-	pthread_attr_setdetachstate(&thr->attr, PTHREAD_CREATE_DETACHED);
-	*out = thr;
-	return 0;
-}
-
-static void thread_free_rcu(struct rcu_head *h)
-{
-	PT_RCU_CALLBACK();
-	struct pt_thread_notify *thr = (void *)((char *)h - offsetof(struct pt_thread_notify, rcu));
-	pthread_attr_destroy(&thr->attr);
-	free(thr);
-}
-
-void pt_notify_thread_free(struct pt_thread_notify *thr)
-{
-	/* The dispatcher may be starting a thread with these attributes
-	 * (it holds the RCU read lock while it does). */
-	pt_call_rcu(&thr->rcu, thread_free_rcu);
-}
-
 /* ---- asking the kernel ---- */
 
 /* Is bit signo set in the hex mask of a line ("\nSigPnd:") of a thread's
@@ -151,7 +104,9 @@ static bool task_sigmask(pid_t tid, const char *field, int signo)
 	/* Three system calls, and callers hold a timer's lock: outside the
 	 * time-slice extension, as every question to the kernel here. */
 	pt_slice_pause();
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* The system call itself: on the dispatcher, whose descriptor table
+	 * is its own, a sanitizer's view of the program's must not see it. */
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
 		n = pt_sys_read(fd, buf, sizeof(buf) - 1);
 		pt_sys_close(fd);
@@ -321,9 +276,82 @@ bool pt_notify_ignored(const struct pt_timer *t)
 	return !task_sigmask(t->target, "\nSigBlk:", t->signo);
 }
 
+/* ---- the line of timers whose send the full queue put off ---- */
+
+/* First come, first served: a timer that waits here is sent before any
+ * timer whose expiry comes later, and a fresh expiry joins the back
+ * while anyone waits, so that every waiting timer gets its turn however
+ * busy the machine.  A ring of (timer, signal_seq) under its own lock;
+ * the dispatcher takes from the front. */
+static struct {
+	pt_lock_t lock;
+	struct line_ent *ent;
+	unsigned head, len, cap;
+} waiting = { .lock = PT_LOCK_INIT };
+
+bool pt_notify_wait_push(struct pt_timer *t, bool front)
+{
+	bool ok = true;
+
+	pt_lock(&waiting.lock);
+	if (waiting.len == waiting.cap) {
+		unsigned cap = waiting.cap ? waiting.cap * 2 : 64;
+		struct line_ent *e = malloc(cap * sizeof(*e));
+		if (!e) {
+			ok = false;
+			goto out;
+		}
+		for (unsigned i = 0; i < waiting.len; i++)
+			e[i] = waiting.ent[(waiting.head + i) % waiting.cap];
+		free(waiting.ent);
+		waiting.ent = e;
+		waiting.head = 0;
+		waiting.cap = cap;
+	}
+	struct line_ent e = { t, t->signal_seq };
+	if (front) {
+		waiting.head = (waiting.head + waiting.cap - 1) % waiting.cap;
+		waiting.ent[waiting.head] = e;
+	} else {
+		waiting.ent[(waiting.head + waiting.len) % waiting.cap] = e;
+	}
+	__atomic_store_n(&waiting.len, waiting.len + 1, __ATOMIC_RELAXED);
+out:
+	pt_unlock(&waiting.lock);
+	return ok;
+}
+
+bool pt_notify_waiting(void)
+{
+	return __atomic_load_n(&waiting.len, __ATOMIC_RELAXED) != 0;
+}
+
+struct pt_timer *pt_notify_wait_pop(uint32_t *seq)
+{
+	struct pt_timer *t = NULL;
+
+	if (!pt_notify_waiting())
+		return NULL;
+	pt_lock(&waiting.lock);
+	if (waiting.len) {
+		struct line_ent e = waiting.ent[waiting.head];
+		waiting.head = (waiting.head + 1) % waiting.cap;
+		__atomic_store_n(&waiting.len, waiting.len - 1, __ATOMIC_RELAXED);
+		t = e.t;
+		*seq = e.seq;
+	}
+	pt_unlock(&waiting.lock);
+	return t;
+}
+
 /* ---- sending ---- */
 
 static int64_t full_until; /* CLOCK_MONOTONIC: the queue was full until then */
+
+int64_t pt_notify_full_until(void)
+{
+	return __atomic_load_n(&full_until, __ATOMIC_RELAXED);
+}
 
 static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
 {
@@ -389,40 +417,15 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
 	return r;
 }
 
-static void *thread_trampoline(void *arg)
-{
-	void **a = arg;
-	void (*fn)(union sigval) = (void (*)(union sigval))a[0];
-	union sigval v = { .sival_ptr = a[1] };
-
-	free(a);
-	fn(v);
-	return NULL;
-}
-
-void pt_notify_spawn(void (*fn)(union sigval), union sigval value, const pthread_attr_t *attr)
-{
-	void **a = malloc(2 * sizeof(void *));
-	pthread_t th;
-
-	if (!a)
-		return; /* as glibc: an expiry whose thread cannot start is lost */
-	COUNT(threads);
-	a[0] = (void *)fn;
-	a[1] = value.sival_ptr;
-	/* Called on the dispatcher, which blocks every signal: the thread
-	 * inherits that mask, as glibc's notify threads do from its helper. */
-	if (pthread_create(&th, attr, thread_trampoline, a) != 0)
-		free(a);
-}
-
 void pt_notify_fork_prepare(void)
 {
 	pt_lock(&line.lock);
+	pt_lock(&waiting.lock);
 }
 
 void pt_notify_fork_parent(void)
 {
+	pt_unlock(&waiting.lock);
 	pt_unlock(&line.lock);
 }
 
@@ -433,6 +436,10 @@ void pt_notify_fork_child(void)
 		line.ent[i] = NULL;
 		line.head[i] = line.len[i] = line.cap[i] = 0;
 	}
+	free(waiting.ent);
+	waiting.ent = NULL;
+	waiting.head = waiting.len = waiting.cap = 0;
+	pt_lock_reset(&waiting.lock);
 	full_until = 0;
 	pt_lock_reset(&line.lock);
 }

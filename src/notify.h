@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Notification: sending a timer's signal, starting a SIGEV_THREAD call,
- * and asking the kernel about a signal already sent.  notify.c reports
+ * Notification by signal: sending a timer's signal, and asking the kernel
+ * about a signal already sent (SIGEV_THREAD calls: workers.h).  notify.c reports
  * what happened and writes no field of a timer (timer.c does).
  */
 #ifndef PTIMERS_NOTIFY_H
@@ -38,11 +38,6 @@ static inline uint16_t pt_notify_stamp(const siginfo_t *si)
 /* The kernel's checks of a sigevent, in its order: 0 or -errno. */
 int pt_notify_check(const struct sigevent *sev);
 
-/* SIGEV_THREAD: copy the caller's function and attributes (as glibc
- * does, threads forced detached).  0 or -ENOMEM. */
-int pt_notify_thread_new(const struct sigevent *sev, struct pt_thread_notify **out);
-void pt_notify_thread_free(struct pt_thread_notify *thr); /* after a grace period */
-
 /* Send t's signal, stamped t->stamp (t->lock held).  via: the thread
  * whose CPU time made a CPU-clock timer expire (0: none), via_mask its
  * signal mask. */
@@ -69,13 +64,20 @@ void pt_notify_unline(const struct pt_timer *t);
  * (the pool keeps its memory a timer): check under its lock. */
 struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq);
 
-/* Run fn(value) in a new detached thread with attr (SIGEV_THREAD). */
-void pt_notify_spawn(void (*fn)(union sigval), union sigval value, const pthread_attr_t *attr);
+/* The line of timers whose send the full queue put off (t->lock held
+ * for a push): first come, first served.  push: false when out of
+ * memory; front: back where it was (its retry failed again).  pop: the
+ * first, with the signal_seq it had when it got in line (the timer may
+ * have been re-armed or deleted since: check under its lock). */
+bool pt_notify_wait_push(struct pt_timer *t, bool front);
+bool pt_notify_waiting(void);
+struct pt_timer *pt_notify_wait_pop(uint32_t *seq);
+/* CLOCK_MONOTONIC until which sends are put off without asking (0: none). */
+int64_t pt_notify_full_until(void);
 
 /* What the engine did, for --stats. */
 struct pt_notify_stats {
 	unsigned long signals; /* sent */
-	unsigned long threads; /* SIGEV_THREAD calls started */
 	unsigned long full;    /* sends put off because the queue was full */
 };
 void pt_notify_stats(struct pt_notify_stats *out);

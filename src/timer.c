@@ -19,6 +19,7 @@
 
 #include "clocks.h"
 #include "cpu.h"
+#include "dispatch.h"
 #include "ids.h"
 #include "notify.h"
 #include "pool.h"
@@ -119,7 +120,10 @@ static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, i
 	    (t->flags & PT_F_IGNORED))
 		return PT_BASE_NONE;
 	if (t->flags & PT_F_RETRY) {
-		/* In real time whatever its clock: a CPU clock may not move. */
+		if (t->flags & PT_F_WAITS)
+			return PT_BASE_NONE; /* its turn comes in the line */
+		/* No memory for the line: tried again shortly, in real time
+		 * whatever its clock (a CPU clock may not move). */
 		*key = pt_clock_ns(CLOCK_MONOTONIC) + RETRY_NS;
 		return PT_BASE_MONOTONIC;
 	}
@@ -256,7 +260,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	err = pt_notify_check(sev ? &ev : NULL);
 	struct pt_thread_notify *thr = NULL;
 	if (!err && sev && ev.sigev_notify == SIGEV_THREAD)
-		err = pt_notify_thread_new(&ev, &thr);
+		err = pt_workers_notify_new(&ev, &thr);
 	if (!err)
 		err = pt_clocks_start(); /* the dispatcher, the clocks, the control socket */
 	/* The kernel copies the ID out before the timer becomes valid. */
@@ -264,7 +268,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		err = -EFAULT;
 	if (err) {
 		if (thr)
-			pt_notify_thread_free(thr);
+			pt_workers_notify_free(thr);
 		goto out_id;
 	}
 
@@ -347,7 +351,7 @@ static void forget_signal(struct pt_timer *t)
 {
 	if (t->flags & PT_F_LINED)
 		pt_notify_unline(t);
-	set_flag(t, PT_F_LINED | PT_F_IGNORED | PT_F_RETRY | PT_F_PROBE_TOOK, false);
+	set_flag(t, PT_F_LINED | PT_F_IGNORED | PT_F_RETRY | PT_F_WAITS | PT_F_PROBE_TOOK, false);
 	/* A signal still pending for the old arming is dropped when it is
 	 * delivered: it carries the old sequence number.  (If it is still
 	 * pending at the next expiry, it stands for that one, as the
@@ -553,7 +557,7 @@ int ptimer_delete(timer_t timerid)
 	pt_ids_free(id);
 	pt_clock_put(cbase);
 	if (thr)
-		pt_notify_thread_free(thr);
+		pt_workers_notify_free(thr);
 	pt_pool_free(t); /* reusable at once: late readers check valid and id */
 	return 0;
 }
@@ -562,15 +566,30 @@ int ptimer_delete(timer_t timerid)
 
 static unsigned long parked; /* timers parked because their signal is ignored */
 
+/* The kernel's queue is full: wait for a turn (front: where it was, its
+ * retry having failed again), a periodic timer's missed periods becoming
+ * the overruns of that signal.  t->lock held, inside the seqcount. */
+static void put_off(struct pt_timer *t, bool front)
+{
+	set_flag(t, PT_F_SIG_QUEUED, false);
+	set_flag(t, PT_F_RETRY, true);
+	set_flag(t, PT_F_WAITS, pt_notify_wait_push(t, front));
+	if (!t->interval)
+		WR(t->status, PT_ARMED);
+	if (!pt_dispatch_is_self())
+		pt_dispatch_kick(); /* it sends from the line */
+}
+
 /* The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
- * signal timer, t->lock held.  via: see pt_notify_send(). */
-static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
+ * signal timer, t->lock held.  via: see pt_notify_send().  retry: it
+ * comes from the front of the line of put-off sends. */
+static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry)
 {
 	seq_begin(t);
 	WR(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
 	/* PT_F_PROBE_TOOK stays: a late report of the signal a probe took
 	 * is still that delivery, whatever was sent since. */
-	set_flag(t, PT_F_RETRY, false);
+	set_flag(t, PT_F_RETRY | PT_F_WAITS, false);
 	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
 	if (in_flight) {
 		/* At most one signal per timer: the one pending now stands for
@@ -585,6 +604,9 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
 			set_flag(t, PT_F_IGNORED, true);
 			__atomic_fetch_add(&parked, 1, __ATOMIC_RELAXED);
 		}
+	} else if (!retry && pt_notify_waiting()) {
+		/* Others wait for room in the queue: behind them. */
+		put_off(t, false);
 	} else {
 		pid_t sent = 0;
 		t->stamp++;
@@ -598,12 +620,7 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
 			WR(t->sent_tid, sent);
 			break;
 		case PT_FULL:
-			/* Not lost: sent again shortly, and a periodic timer's
-			 * missed periods become the overruns of that signal. */
-			set_flag(t, PT_F_SIG_QUEUED, false);
-			set_flag(t, PT_F_RETRY, true);
-			if (!t->interval)
-				WR(t->status, PT_ARMED);
+			put_off(t, retry);
 			break;
 		case PT_GONE:
 			/* The target thread is gone: like the kernel, stop
@@ -615,20 +632,50 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask)
 	seq_end(t);
 }
 
+void pt_timer_send_waiting(void)
+{
+	while (pt_notify_waiting()) {
+		int64_t until = pt_notify_full_until();
+		if (until) {
+			int64_t now = pt_clock_ns(CLOCK_MONOTONIC);
+			if (now < until) {
+				pt_dispatch_wake_within(until - now);
+				return;
+			}
+		}
+		uint32_t seq;
+		pt_rcu_read_lock();
+		struct pt_timer *t = pt_notify_wait_pop(&seq);
+		bool full = false;
+		if (t) {
+			pt_spin_lock(&t->lock);
+			if (t->valid && (t->flags & PT_F_WAITS) && seq == t->signal_seq) {
+				fire_signal(t, 0, 0, true);
+				full = t->flags & PT_F_WAITS;
+				queued_changed(t);
+			}
+			pt_spin_unlock(&t->lock);
+		}
+		pt_rcu_read_unlock();
+		if (full) {
+			/* Still full: it is first in line again. */
+			pt_dispatch_wake_within(RETRY_NS);
+			return;
+		}
+	}
+}
+
 static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 {
 	struct pt_timer *t = (struct pt_timer *)n;
-	void (*fn)(union sigval) = NULL;
-	union sigval value;
-	const pthread_attr_t *attr = NULL;
 
-	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's attributes */
+	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's call */
 	pt_spin_lock(&t->lock);
 	if (!t->valid)
 		goto out;
 	if (t->flags & PT_F_RETRY) {
-		if (b->index == PT_BASE_MONOTONIC)
-			fire_signal(t, 0, 0);
+		if (b->index == PT_BASE_MONOTONIC && !(t->flags & PT_F_WAITS))
+			fire_signal(t, 0, 0, false);
 		goto out;
 	}
 	if (b->index != t->base)
@@ -644,9 +691,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	if (t->status != PT_ARMED || t->expires > now)
 		goto out;
 	if (t->notify == SIGEV_THREAD) {
-		fn = t->thr->fn;
-		attr = &t->thr->attr;
-		value = t->value;
+		pt_workers_run(t->thr, t->value);
 		seq_begin(t);
 		if (t->interval) {
 			/* glibc's helper thread takes the signal at once, so the
@@ -661,13 +706,11 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		seq_end(t);
 	} else {
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
-			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED));
+			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
 	}
 out:
 	pt_queue_settle(&t->q);
 	pt_spin_unlock(&t->lock);
-	if (fn)
-		pt_notify_spawn(fn, value, attr);
 	pt_rcu_read_unlock();
 }
 
@@ -716,7 +759,7 @@ void pt_timer_unignore(int sig)
 			__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
 			seq_end(t);
 			if (t->status == PT_REQUEUE_PENDING)
-				fire_signal(t, 0, 0);
+				fire_signal(t, 0, 0, false);
 			queued_changed(t);
 		}
 		pt_spin_unlock(&t->lock);
@@ -832,7 +875,7 @@ static void restore_undo(struct pt_timer **t, const struct pt_restore_item *it, 
 			pt_ids_free(it[i].id);
 		pt_clock_put(t[i]->cbase);
 		if (t[i]->notify == SIGEV_THREAD && t[i]->thr)
-			pt_notify_thread_free(t[i]->thr);
+			pt_workers_notify_free(t[i]->thr);
 		pt_pool_free(t[i]);
 	}
 }
@@ -873,7 +916,7 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		err = pt_clock_get(it[i].clockid, &cbase);
 		struct pt_thread_notify *thr = NULL;
 		if (!err && it[i].notify == SIGEV_THREAD) {
-			err = pt_notify_thread_new(&ev, &thr);
+			err = pt_workers_notify_new(&ev, &thr);
 			if (err)
 				pt_clock_put(cbase);
 		}
@@ -973,10 +1016,8 @@ void pt_timer_fork_child(void)
 {
 	int id = 0;
 	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
-		if (t->valid && t->notify == SIGEV_THREAD) {
-			pthread_attr_destroy(&t->thr->attr);
+		if (t->valid && t->notify == SIGEV_THREAD)
 			free(t->thr);
-		}
 		if (id == INT_MAX)
 			break;
 	}

@@ -26,6 +26,7 @@
 #include "base.h"
 #include "lock.h"
 #include "rcu.h"
+#include "workers.h"
 
 /* The kernel's timer states (kernel/time/posix-timers.c). */
 enum pt_status {
@@ -43,13 +44,7 @@ enum {
 	PT_F_RETRY = 1 << 4,      /* the kernel's signal queue was full: send again soon */
 	PT_F_QUEUED = 1 << 5,     /* last told the queue it wants to be queued */
 	PT_F_ABSOLUTE = 1 << 6,   /* armed with TIMER_ABSTIME */
-};
-
-/* SIGEV_THREAD: a function and thread attributes, not data. */
-struct pt_thread_notify {
-	void (*fn)(union sigval);
-	pthread_attr_t attr;
-	struct rcu_head rcu;
+	PT_F_WAITS = 1 << 7,      /* PT_F_RETRY, and in the line of put-off sends (notify.c) */
 };
 
 struct pt_timer {
@@ -100,6 +95,10 @@ void pt_timer_signal_taken(int sig);
 
 /* The program stopped ignoring sig: parked timers get their signal. */
 void pt_timer_unignore(int sig);
+
+/* The dispatcher: send what the full queue put off, in order, as far as
+ * the queue takes them now. */
+void pt_timer_send_waiting(void);
 
 /* A timer as a checkpoint sees it. */
 struct pt_saved {

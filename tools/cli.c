@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "enterable.h"
 #include "image.h"
 #include "ptimers.h"
 #include "remote.h"
@@ -45,7 +46,8 @@ static void usage_main(FILE *f)
 static void usage_exec(FILE *f)
 {
 	fprintf(f,
-		"usage: ptimers exec [--ids=linux|dense] [--max-timers=N] [--stats] [--] PROGRAM [ARGS...]\n"
+		"usage: ptimers exec [--ids=linux|dense] [--max-timers=N] [--stats] [--require-engine]\n"
+		"                    [--] PROGRAM [ARGS...]\n"
 		"\n"
 		"Run PROGRAM with the drop-in (%s) preloaded: its timer_create,\n"
 		"timer_settime, timer_gettime, timer_getoverrun, timer_delete and\n"
@@ -62,6 +64,14 @@ static void usage_exec(FILE *f)
 		"  --max-timers=N    refuse timer_create with EAGAIN beyond N timers\n"
 		"  --stats           at exit, each process prints to stderr how many timers\n"
 		"                    it made on the engine and what they sent\n"
+		"  --require-engine  refuse (127) a program the drop-in cannot enter, instead\n"
+		"                    of running it on the kernel's timers with a warning\n"
+		"\n"
+		"The drop-in cannot enter a statically linked program, one for another\n"
+		"machine (32-bit), or one the kernel runs in secure mode (set-user-ID or\n"
+		"set-group-ID to another user, or with file capabilities), where LD_PRELOAD\n"
+		"is ignored; a script is as its interpreter.  Such a program is checked for\n"
+		"before it runs: it runs on the kernel's timers, and ptimers says so.\n"
 		"\n"
 		"The library is looked up in $PTIMERS_PRELOAD, next to this program's build\n"
 		"directory, then at %s.\n"
@@ -181,8 +191,10 @@ static int cmd_exec(int argc, char **argv)
 		{ "ids", required_argument, NULL, 'i' },
 		{ "max-timers", required_argument, NULL, 'm' },
 		{ "stats", no_argument, NULL, 's' },
+		{ "require-engine", no_argument, NULL, 'r' },
 		{ 0 },
 	};
+	bool require = false;
 	int c;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -190,6 +202,9 @@ static int cmd_exec(int argc, char **argv)
 		case 'h':
 			usage_exec(stdout);
 			return 0;
+		case 'r':
+			require = true;
+			break;
 		case 'i':
 			if (strcmp(optarg, "linux") && strcmp(optarg, "dense")) {
 				fprintf(stderr, "%s exec: --ids takes linux or dense, not '%s'\n", prog, optarg);
@@ -219,6 +234,15 @@ static int cmd_exec(int argc, char **argv)
 		fprintf(stderr, "%s exec: no program given\n", prog);
 		usage_exec(stderr);
 		return 2;
+	}
+	char why[512];
+	if (pt_program_enterable(argv[optind], why, sizeof(why)) != 0) {
+		if (require) {
+			fprintf(stderr, "%s exec: %s cannot run on the engine: %s\n", prog, argv[optind], why);
+			return 127;
+		}
+		fprintf(stderr, "%s exec: warning: %s runs on the kernel's timers, not the engine's: %s\n",
+			prog, argv[optind], why);
 	}
 	char buf[PATH_MAX + 64];
 	return exec_with("exec", find_preload(buf, sizeof(buf)), &argv[optind]);
@@ -259,8 +283,10 @@ static void usage_restore(FILE *f)
 		"data): use ptimer_restore() with a thread_notify callback.\n"
 		"\n"
 		"Exit status: PROGRAM's; 127 when the image cannot be restored (nothing is\n"
-		"then created and PROGRAM's main never runs) or PROGRAM cannot be run; 2 for\n"
-		"bad arguments.\n");
+		"then created and PROGRAM's main never runs), PROGRAM cannot be run, or it is\n"
+		"a program the preloaded library cannot enter (statically linked, for another\n"
+		"machine, or run by the kernel in secure mode: see `ptimers exec --help`);\n"
+		"2 for bad arguments.\n");
 }
 
 static int cmd_restore(int argc, char **argv)
@@ -319,6 +345,13 @@ static int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "%s restore: no program given\n", prog);
 		usage_restore(stderr);
 		return 2;
+	}
+	/* A program the preloaded library cannot enter would run with no
+	 * timer restored: refused before anything starts. */
+	char nowhy[512];
+	if (pt_program_enterable(argv[optind], nowhy, sizeof(nowhy)) != 0) {
+		fprintf(stderr, "%s restore: %s cannot be restored into: %s\n", prog, argv[optind], nowhy);
+		return 127;
 	}
 	/* The image is checked here first, for a clear word before anything
 	 * starts; the program's own restore checks it again. */

@@ -121,6 +121,7 @@ extern int64_t seen_at[MAX_SEEN];
 extern timer_t seen_timer;
 extern long handler_busy_ms;
 void install_handler(int signo);
+void seen_handler(int sig, siginfo_t *si, void *uc); /* what install_handler() installs */
 void wait_seen(int n, long timeout_ms); /* sleep until seen >= n or the timeout */
 
 /* ---- threads and processes ---- */

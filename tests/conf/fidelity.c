@@ -155,3 +155,121 @@ CONF_CASE(cpu_signal_to_consumer)
 	__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
 	pthread_join(th, NULL);
 }
+
+/* sigignore() and sigset() are obsolete, and programs still call them. */
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+/* Ignore sig (how: 0 signal(), 1 sigaction(), 2 sigignore(), 3 sigset()),
+ * then catch it again the same way. */
+static void ignore_with(int how, int sig)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	switch (how) {
+	case 0: CHECK(signal(sig, SIG_IGN) != SIG_ERR); break;
+	case 1: CHECK_OK(sigaction(sig, &sa, NULL)); break;
+	case 2: CHECK_OK(sigignore(sig)); break;
+	default: CHECK(sigset(sig, SIG_IGN) != SIG_ERR); break;
+	}
+}
+
+static void catch_with(int how, int sig)
+{
+	if (how == 3)
+		CHECK(sigset(sig, (void (*)(int))(void *)seen_handler) != SIG_ERR);
+	else
+		install_handler(sig);
+}
+
+/* A periodic timer's signal is ignored for a second or two, then caught:
+ * the first signal caught counts every period since the last one
+ * delivered, whichever of libc's calls ignored it. */
+static void ignored_periods(int how, long ms)
+{
+	set_seen(0);
+	struct sigevent sev = sig_event(SIGUSR1, 4);
+	seen_timer = make_timer(CLOCK_MONOTONIC, &sev);
+	install_handler(SIGUSR1);
+	struct itimerspec its = its_ms(10, 10);
+	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
+	wait_seen(1, 5000);
+	CHECK_EQ(seen, 1);
+	ignore_with(how, SIGUSR1);
+	int64_t last = seen_at[0];
+	nap_ms(ms);
+	int64_t periods = (now_ns(CLOCK_MONOTONIC) - last) / 10000000;
+	catch_with(how, SIGUSR1);
+	wait_seen(2, 5000);
+	CHECK_EQ(seen, 2);
+	if (seen_getoverrun[1] < periods - 15 || seen_getoverrun[1] > periods + 2)
+		failf(__LINE__, "ignored %ld ms with call %d: overrun %d, expected about %lld", ms, how,
+		      seen_getoverrun[1], (long long)periods - 1);
+	CHECK_OK(B->del(seen_timer));
+	signal(SIGUSR1, SIG_DFL);
+}
+
+CONF_CASE(ignored_one_second)
+{
+	for (int how = 0; how < 4; how++)
+		ignored_periods(how, 1000);
+}
+
+CONF_CASE(ignored_two_seconds)
+{
+	ignored_periods(1, 2000);
+}
+
+/* A thread that burns CPU with every signal blocked but the timer's,
+ * until the timer's signal has been taken. */
+static void *masked_burner(void *arg)
+{
+	(void)arg;
+	sigset_t all;
+	sigfillset(&all);
+	sigdelset(&all, SIGRTMIN + 3);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	__atomic_store_n(&burner_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	int64_t end = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+	while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST) && now_ns(CLOCK_MONOTONIC) < end)
+		;
+	return NULL;
+}
+
+/* The same as a profiler sets it up: the worker blocks everything but
+ * the timer's signal, the main thread waits in pthread_join().  The
+ * kernel signals the worker, the first expiry included, every time. */
+CONF_CASE(cpu_signal_to_masked_consumer)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_cpu;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
+	CHECK_OK(sem_init(&cpu_got, 0, 0));
+	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
+	for (int i = 0; i < 20; i++) {
+		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
+		timer_t t = 0;
+		struct itimerspec its = its_ms(10, 10);
+		if (i & 1) { /* the timer made before the thread, or after */
+			t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
+			CHECK_OK(B->settime(t, 0, &its, NULL));
+		}
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, masked_burner, NULL), 0);
+		if (!(i & 1)) {
+			while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+				sched_yield();
+			t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
+			CHECK_OK(B->settime(t, 0, &its, NULL));
+		}
+		pthread_join(th, NULL);
+		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+			failf(__LINE__, "round %d: the first signal was taken by %d, not the burning thread %d",
+			      i, (int)by, (int)burner_tid);
+		CHECK_OK(B->del(t));
+	}
+}

@@ -172,7 +172,7 @@ int64_t seen_at[MAX_SEEN];
 timer_t seen_timer;
 long handler_busy_ms;
 
-static void on_timer_signal(int sig, siginfo_t *si, void *uc)
+void seen_handler(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
@@ -198,7 +198,7 @@ void install_handler(int signo)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_timer_signal;
+	sa.sa_sigaction = seen_handler;
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	sigemptyset(&sa.sa_mask);
 	CHECK_OK(sigaction(signo, &sa, NULL));

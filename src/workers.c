@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * SIGEV_THREAD workers (workers.h).
+ *
+ * The calls waiting to run are a ring under the pool's lock; idle workers
+ * sleep on a futex word that every new call bumps.  The dispatcher only
+ * queues and wakes.  A worker that takes a call when no other is idle
+ * first starts a spare (a worker runs in the program's descriptor table,
+ * so its threads do too).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "sys.h"
+#include "workers.h"
+
+#define IDLE_NS 1000000000LL /* a worker idle this long ends (but the last) */
+
+struct call {
+	void (*fn)(union sigval);
+	union sigval value;
+	struct pt_thread_attrs attrs;
+};
+
+static struct {
+	pt_lock_t lock;
+	struct call *ring;
+	unsigned head, len, cap;
+	unsigned workers;    /* alive */
+	unsigned idle;       /* asleep, waiting for a call */
+	unsigned starting;   /* being started */
+	unsigned needed;     /* SIGEV_THREAD timers alive: keep one worker */
+	uint32_t bell;       /* futex word: bumped for each call queued */
+	unsigned long calls;
+} w = { .lock = PT_LOCK_INIT };
+
+unsigned long pt_workers_calls(void)
+{
+	return __atomic_load_n(&w.calls, __ATOMIC_RELAXED);
+}
+
+static void *worker(void *arg);
+
+/* Start one worker, from a thread of the program or a worker.  Every
+ * signal blocked in it from its first instruction, as in glibc's notify
+ * threads.  0 or -EAGAIN. */
+static int start_worker(void)
+{
+	sigset_t all, old;
+	pthread_attr_t attr;
+	pthread_t th;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	sigfillset(&all);
+	pt_sys_sigmask(SIG_SETMASK, &all, &old);
+	int r = pthread_create(&th, &attr, worker, NULL);
+	pt_sys_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	return r == 0 ? 0 : -EAGAIN;
+}
+
+/* A new thread with the timer's attributes, for one call. */
+struct lone {
+	void (*fn)(union sigval);
+	union sigval value;
+};
+
+static void *lone_thread(void *arg)
+{
+	struct lone l = *(struct lone *)arg;
+	free(arg);
+	l.fn(l.value);
+	return NULL;
+}
+
+static void run_with_attrs(const struct call *c)
+{
+	pthread_attr_t attr;
+	pthread_t th;
+	struct lone *l = malloc(sizeof(*l));
+
+	if (!l)
+		return; /* as glibc: an expiry whose thread cannot start is lost */
+	l->fn = c->fn;
+	l->value = c->value;
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, c->attrs.stack);
+	pthread_attr_setguardsize(&attr, c->attrs.guard);
+	pthread_attr_setinheritsched(&attr, c->attrs.inherit);
+	pthread_attr_setschedpolicy(&attr, c->attrs.policy);
+	pthread_attr_setschedparam(&attr, &c->attrs.param);
+	pthread_attr_setscope(&attr, c->attrs.scope);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&th, &attr, lone_thread, l) != 0)
+		free(l);
+	pthread_attr_destroy(&attr);
+}
+
+/* A worker leaves (idle too long, or its function called pthread_exit). */
+static void worker_gone(void *arg)
+{
+	(void)arg;
+	pt_lock(&w.lock);
+	w.workers--;
+	/* The last one of a pool still needed: the program's function ended
+	 * it, so it starts its successor on its way out. */
+	bool replace = w.workers + w.starting == 0 && (w.needed || w.len);
+	if (replace)
+		w.starting++;
+	pt_unlock(&w.lock);
+	if (replace && start_worker() != 0) {
+		pt_lock(&w.lock);
+		w.starting--;
+		pt_unlock(&w.lock);
+	}
+}
+
+static void run_call(struct call *c)
+{
+	if (c->attrs.given) {
+		run_with_attrs(c);
+		return;
+	}
+	pthread_cleanup_push(worker_gone, NULL);
+	c->fn(c->value);
+	pthread_cleanup_pop(0);
+}
+
+static void *worker(void *arg)
+{
+	(void)arg;
+	pt_lock(&w.lock);
+	w.starting--;
+	w.workers++;
+	for (;;) {
+		int64_t idle_since = pt_clock_ns(CLOCK_MONOTONIC);
+		while (w.len == 0) {
+			int64_t idle = pt_clock_ns(CLOCK_MONOTONIC) - idle_since;
+			if (idle >= IDLE_NS && w.workers > (w.needed ? 1u : 0u)) {
+				w.workers--;
+				pt_unlock(&w.lock);
+				return NULL;
+			}
+			uint32_t bell = w.bell;
+			w.idle++;
+			pt_unlock(&w.lock);
+			struct timespec ts = pt_ns_to_ts(IDLE_NS - (idle < IDLE_NS ? idle : 0) + 1);
+			syscall(SYS_futex, &w.bell, FUTEX_WAIT_PRIVATE, bell, &ts, NULL, 0);
+			pt_lock(&w.lock);
+			w.idle--;
+		}
+		struct call c = w.ring[w.head];
+		w.head = (w.head + 1) % w.cap;
+		w.len--;
+		/* Nobody else idle: a spare, for a call that comes while this
+		 * one runs. */
+		bool spare = w.idle == 0 && w.starting == 0;
+		if (spare)
+			w.starting++;
+		pt_unlock(&w.lock);
+		if (spare && start_worker() != 0) {
+			pt_lock(&w.lock);
+			w.starting--;
+			pt_unlock(&w.lock);
+		}
+		run_call(&c);
+		pt_lock(&w.lock);
+	}
+}
+
+/* w.lock held: room for one more call. */
+static bool ring_room(void)
+{
+	if (w.len < w.cap)
+		return true;
+	unsigned cap = w.cap ? w.cap * 2 : 16;
+	struct call *r = malloc(cap * sizeof(*r));
+	if (!r)
+		return false;
+	for (unsigned i = 0; i < w.len; i++)
+		r[i] = w.ring[(w.head + i) % w.cap];
+	free(w.ring);
+	w.ring = r;
+	w.head = 0;
+	w.cap = cap;
+	return true;
+}
+
+void pt_workers_run(const struct pt_thread_notify *thr, union sigval value)
+{
+	bool wake;
+
+	pt_lock(&w.lock);
+	if (!ring_room()) {
+		pt_unlock(&w.lock);
+		return; /* as glibc: an expiry whose thread cannot start is lost */
+	}
+	w.ring[(w.head + w.len) % w.cap] = (struct call){ thr->fn, value, thr->attrs };
+	w.len++;
+	w.bell++;
+	wake = w.idle > 0;
+	pt_unlock(&w.lock);
+	__atomic_fetch_add(&w.calls, 1, __ATOMIC_RELAXED);
+	if (wake) {
+		pt_slice_pause();
+		syscall(SYS_futex, &w.bell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+		pt_slice_resume();
+	}
+}
+
+int pt_workers_notify_new(const struct sigevent *sev, struct pt_thread_notify **out)
+{
+	struct pt_thread_notify *thr = calloc(1, sizeof(*thr));
+	const pthread_attr_t *src = sev->sigev_notify_attributes;
+
+	if (!thr)
+		return -ENOMEM;
+	thr->fn = sev->sigev_notify_function;
+	if (src) {
+		/* glibc copies the attributes a thread can be given; the rest
+		 * (detach state: always detached) is the engine's. */
+		struct pt_thread_attrs *a = &thr->attrs;
+		a->given = true;
+		pthread_attr_t def;
+		pthread_attr_init(&def);
+		if (pthread_attr_getstacksize(src, &a->stack) != 0)
+			pthread_attr_getstacksize(&def, &a->stack);
+		if (pthread_attr_getguardsize(src, &a->guard) != 0)
+			pthread_attr_getguardsize(&def, &a->guard);
+		if (pthread_attr_getinheritsched(src, &a->inherit) != 0)
+			pthread_attr_getinheritsched(&def, &a->inherit);
+		if (pthread_attr_getschedpolicy(src, &a->policy) != 0)
+			pthread_attr_getschedpolicy(&def, &a->policy);
+		if (pthread_attr_getschedparam(src, &a->param) != 0)
+			pthread_attr_getschedparam(&def, &a->param);
+		if (pthread_attr_getscope(src, &a->scope) != 0)
+			pthread_attr_getscope(&def, &a->scope);
+		pthread_attr_destroy(&def);
+	}
+	/* A worker, started here on the caller's thread if there is none. */
+	pt_slice_pause(); /* a thread may be started under the lock */
+	pt_lock(&w.lock);
+	w.needed++;
+	bool start = w.workers + w.starting == 0;
+	if (start)
+		w.starting++;
+	pt_unlock(&w.lock);
+	int err = start ? start_worker() : 0;
+	if (err) {
+		pt_lock(&w.lock);
+		w.starting--;
+		w.needed--;
+		pt_unlock(&w.lock);
+		free(thr);
+	}
+	pt_slice_resume();
+	if (!err)
+		*out = thr;
+	return err;
+}
+
+static void notify_free_rcu(struct rcu_head *h)
+{
+	PT_RCU_CALLBACK();
+	free((char *)h - offsetof(struct pt_thread_notify, rcu));
+}
+
+void pt_workers_notify_free(struct pt_thread_notify *thr)
+{
+	pt_lock(&w.lock);
+	w.needed--;
+	pt_unlock(&w.lock);
+	/* The dispatcher may be reading it (under the RCU read lock). */
+	pt_call_rcu(&thr->rcu, notify_free_rcu);
+}
+
+void pt_workers_fork_prepare(void)
+{
+	pt_lock(&w.lock);
+}
+
+void pt_workers_fork_parent(void)
+{
+	pt_unlock(&w.lock);
+}
+
+/* The child has no timers and no workers. */
+void pt_workers_fork_child(void)
+{
+	free(w.ring);
+	w.ring = NULL;
+	w.head = w.len = w.cap = 0;
+	w.workers = w.idle = w.starting = w.needed = 0;
+	w.bell = 0;
+	pt_lock_reset(&w.lock);
+}

@@ -12,10 +12,10 @@
  *    extrapolated to a million; the walk's time for them, estimated from
  *    its measured step;
  *  - timer_settime's cost (the calling thread's CPU time per call) with
- *    and without a `ptimers ls` reader polling the process through its
- *    control socket in a loop, and, as the control, beside a thread that
- *    only spins: on this machine's two virtual CPUs any busy neighbour
- *    slows the other CPU, reader or not.
+ *    and without a `ptimers ls` reader (the outside reader, src/reader.c)
+ *    reading the process in a loop, and, as the control, beside a thread
+ *    that only spins: on this machine's two virtual CPUs any busy
+ *    neighbour slows the other CPU, reader or not.
  *
  * Every restore runs in a new process (fork) from an image in memory, and
  * is timed from the call to its return; the figure is the median of the
@@ -40,8 +40,7 @@
 
 #include "bench.h"
 #include "ptimers.h"
-
-int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
+#include "reader.h"
 
 #define ROUNDS 15
 #define MILLION 1000000
@@ -279,22 +278,20 @@ static int settime_batches(timer_t t, int ms, double *v, int n, int cap)
 	return n;
 }
 
-/* The reader: `ptimers ls PID` in a loop until killed; counts its reads. */
+/* The reader: what `ptimers ls PID` does, in a loop until killed; counts
+ * its reads. */
 static void reader(pid_t target)
 {
-	char why[128], buf[65536];
+	char why[256];
 	for (;;) {
-		int fd = ptimer__control_connect(target, why, sizeof(why));
-		if (fd < 0 && errno == ECONNREFUSED) {
-			usleep(1000); /* not listening yet */
-			continue;
-		}
-		if (fd < 0)
+		struct pt_remote r;
+		struct pt_saved *s = NULL;
+		size_t n = 0;
+		struct pt_remote_meta meta;
+		if (pt_remote_open(target, &r, why, sizeof(why)) != 0 ||
+		    pt_remote_timers(&r, &s, &n, &meta, why, sizeof(why)) != 0)
 			_exit(1);
-		if (send(fd, "LIST\n", 5, MSG_NOSIGNAL) == 5)
-			while (recv(fd, buf, sizeof(buf), 0) > 0)
-				;
-		close(fd);
+		free(s);
 		__atomic_add_fetch(&sh->count, 1, __ATOMIC_RELAXED);
 	}
 }

@@ -15,8 +15,8 @@ mkdir -p "$out/corpus"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/setup.sh installs it)"; exit 1; }
 protoc-c --proto_path=src --c_out="$out" src/image.proto
 srcs=(src/sys.c src/uaccess.S src/fault.c src/lock.c src/slice.c src/pool.c src/heap.c src/ids.c
-      src/dispatch.c src/base.c src/cpu.c src/clocks.c src/notify.c src/timer.c src/engine.c
-      src/readout.c src/image.c src/control.c "$out/image.pb-c.c" tests/fuzz/image_fuzz.c)
+      src/dispatch.c src/base.c src/cpu.c src/clocks.c src/notify.c src/workers.c src/timer.c
+      src/root.c src/engine.c src/readout.c src/image.c "$out/image.pb-c.c" tests/fuzz/image_fuzz.c)
 bin=$out/image_fuzz
 if [ ! -x "$bin" ] || [ -n "$(find "${srcs[@]}" src/*.h -newer "$bin" 2>/dev/null | head -1)" ]; then
   clang -std=gnu11 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \

@@ -21,6 +21,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,4 +274,9 @@ void pt_cpu_fork_child(void)
 		c->b.via = 0;
 	}
 	pt_lock_reset(&cpu.lock);
+}
+
+uint32_t pt_cpu_clock_offset(void)
+{
+	return offsetof(struct cpu_clock, clock);
 }

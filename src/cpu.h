@@ -31,6 +31,9 @@ bool pt_cpu_owns_ktimer(int id);
  * mask that thread's signal mask.  Async-signal-safe. */
 void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask);
 
+/* Where a CPU base keeps its clock, from the base's start (layout.h). */
+uint32_t pt_cpu_clock_offset(void);
+
 void pt_cpu_fork_prepare(void);
 void pt_cpu_fork_parent(void);
 void pt_cpu_fork_child(void);

@@ -12,7 +12,7 @@
  * structure in a consistent state:
  *
  *   dispatcher's work -> clocks start -> cpu -> dispatch -> base registry -> ids -> pool ->
- *   notify line -> workers -> liburcu (its registry and call_rcu worker)
+ *   notify line -> workers -> root -> liburcu (its registry and call_rcu worker)
  *
  * (the per-object locks -- a timer's, a mid's, a base's program lock --
  * are not taken: the child frees or resets what they guard).
@@ -32,6 +32,7 @@
 #include "pool.h"
 #include "ptimers.h"
 #include "rcu.h"
+#include "root.h"
 #include "sys.h"
 #include "timer.h"
 #include "uaccess.h"
@@ -62,12 +63,14 @@ static void fork_prepare(void)
 	pt_pool_fork_prepare();
 	pt_notify_fork_prepare();
 	pt_workers_fork_prepare();
+	pt_root_fork_prepare();
 	pt_rcu_fork_prepare();
 }
 
 static void fork_parent(void)
 {
 	pt_rcu_fork_parent();
+	pt_root_fork_parent();
 	pt_workers_fork_parent();
 	pt_notify_fork_parent();
 	pt_pool_fork_parent();
@@ -86,6 +89,7 @@ static void fork_child(void)
 	pt_timer_fork_child(); /* before the tree it walks is gone */
 	pt_notify_fork_child();
 	pt_workers_fork_child();
+	pt_root_fork_child();
 	pt_pool_fork_child();
 	pt_ids_fork_child();
 	pt_queue_fork_child();

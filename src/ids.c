@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "ids.h"
+#include "layout.h"
 #include "lock.h"
 #include "rcu.h"
 
@@ -86,7 +87,11 @@ static struct {
 	uint64_t top_full[TOP_SLOTS / 64];
 	unsigned counter;  /* Linux policy: next ID to try (masked at use) */
 	unsigned hot;      /* leaf key (id >> LEAF_BITS) last allocated into */
-	size_t count, max;
+	/* Low half: IDs allocated (and being allocated); high half: allocations
+	 * ever made, the creation number of each (wraps).  One word, one atomic
+	 * add per allocation. */
+	uint64_t count;
+	size_t max;
 	size_t bytes;
 	int policy;
 	bool restore;
@@ -597,11 +602,17 @@ static int alloc_policy(void *obj)
 	}
 }
 
-int pt_ids_alloc(void *obj, int wanted)
+#define COUNT_MASK 0xffffffffull
+#define ONE_MORE (1ull | 1ull << 32) /* one allocated, one made */
+
+int pt_ids_alloc(void *obj, int wanted, uint32_t *gen)
 {
 	size_t max = __atomic_load_n(&ids.max, RLX);
-	size_t n = __atomic_fetch_add(&ids.count, 1, SEQ);
+	uint64_t was = __atomic_fetch_add(&ids.count, ONE_MORE, SEQ);
+	size_t n = (size_t)(was & COUNT_MASK);
 
+	if (gen)
+		*gen = (uint32_t)(was >> 32) + 1;
 	if (max && n >= max) {
 		__atomic_sub_fetch(&ids.count, 1, SEQ);
 		return -EAGAIN;
@@ -740,10 +751,15 @@ static int claim_group(void *const *objs, const int *idv, size_t stride, size_t 
 	}
 }
 
-int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad)
+int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad,
+		       uint32_t *gen)
 {
 	size_t max = __atomic_load_n(&ids.max, RLX);
-	size_t had = __atomic_fetch_add(&ids.count, n, SEQ);
+	uint64_t was = __atomic_fetch_add(&ids.count, (uint64_t)n * ONE_MORE, SEQ);
+	size_t had = (size_t)(was & COUNT_MASK);
+
+	if (gen)
+		*gen = (uint32_t)(was >> 32); /* the first made is *gen + 1 */
 
 	if (max && had + n > max) {
 		__atomic_sub_fetch(&ids.count, n, SEQ);
@@ -911,7 +927,7 @@ int pt_ids_set_policy(int policy)
 {
 	if (policy != PT_IDS_LINUX && policy != PT_IDS_DENSE)
 		return -EINVAL;
-	if (__atomic_load_n(&ids.count, SEQ))
+	if (__atomic_load_n(&ids.count, SEQ) & COUNT_MASK)
 		return -EBUSY;
 	__atomic_store_n(&ids.policy, policy, RLX);
 	return 0;
@@ -929,7 +945,17 @@ void pt_ids_set_max(size_t max)
 
 size_t pt_ids_count(void)
 {
-	return __atomic_load_n(&ids.count, RLX);
+	return (size_t)(__atomic_load_n(&ids.count, RLX) & COUNT_MASK);
+}
+
+uint32_t pt_ids_made(void)
+{
+	return (uint32_t)(__atomic_load_n(&ids.count, SEQ) >> 32);
+}
+
+const uint64_t *pt_ids_count_word(void)
+{
+	return &ids.count;
 }
 
 unsigned pt_ids_counter(void)
@@ -973,4 +999,11 @@ void pt_ids_fork_child(void)
 	memset(pt_ids_top, 0, sizeof(pt_ids_top));
 	ids.policy = policy; /* settings of the program, not state of its timers */
 	ids.max = max;
+}
+
+void pt_ids_describe(struct pt_root *r)
+{
+	r->count_word = (uint64_t)(uintptr_t)&ids.count;
+	r->id_counter = (uint64_t)(uintptr_t)&ids.counter;
+	r->id_policy = (uint64_t)(uintptr_t)&ids.policy;
 }

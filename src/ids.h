@@ -25,14 +25,16 @@ enum { PT_IDS_LINUX = 0, PT_IDS_DENSE = 1 };
 
 /* Allocate an ID for obj under the current policy, or exactly `wanted`
  * when wanted >= 0 (restore mode).  Returns the ID, or -EAGAIN (no ID
- * free, or the cap reached), -EBUSY (wanted is in use), -ENOMEM. */
-int pt_ids_alloc(void *obj, int wanted);
+ * free, or the cap reached), -EBUSY (wanted is in use), -ENOMEM.  *gen
+ * (if not NULL) gets the allocation's creation number: see pt_ids_made(). */
+int pt_ids_alloc(void *obj, int wanted, uint32_t *gen);
 
 /* Allocate ids[k] to objs[k] for every k, or none: the IDs must be
  * ascending (ids[k] at (char *)idv + k * stride).  0, or -EBUSY with *bad
  * the index of an ID in use, -EAGAIN (the cap), -ENOMEM.  Builds each
  * leaf once, where one claim at a time would copy a sparse leaf per ID. */
-int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad);
+int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad,
+		       uint32_t *gen); /* *gen + 1 + k: objs[k]'s creation number */
 
 /* Give back an ID allocated to obj. */
 void pt_ids_free(int id);
@@ -97,6 +99,19 @@ int pt_ids_get_policy(void);
 /* Cap on allocated IDs, 0 for none. */
 void pt_ids_set_max(size_t max);
 size_t pt_ids_count(void);
+
+/* Creation numbers: every allocation takes the next (wrapping at 2^32),
+ * in the same atomic add that counts it.  An object whose number is at
+ * most what pt_ids_made() said when a listing began was being made, or
+ * alive, then: a listing that leaves out later ones never holds more than
+ * were alive at its start.  The word holding both halves (the count low,
+ * the number high) is published for readers outside the process. */
+uint32_t pt_ids_made(void);
+const uint64_t *pt_ids_count_word(void);
+
+/* Where the count word, the counter and the policy are (layout.h). */
+struct pt_root;
+void pt_ids_describe(struct pt_root *r);
 
 /* The Linux policy's counter: the next ID it will try. */
 unsigned pt_ids_counter(void);

@@ -297,8 +297,8 @@ static void to_entry(const struct img_timer *s, PtimersEntry *e, PtimersTimer *x
 /* Write an image of these timers to fd: the first entry carries the
  * header; its checksum covers the first entry without it and every later
  * record as written. */
-static int write_image(int fd, const struct img_timer *t, size_t n, int source,
-		       const struct ptimer_restore_opts *o)
+static int write_image(int fd, const struct img_timer *t, size_t n, int source, int id_policy,
+		       unsigned next_id, const struct ptimer_restore_opts *o)
 {
 	struct out first = { 0 }, rest = { 0 }, head = { 0 };
 	PtimersEntry e;
@@ -317,8 +317,8 @@ static int write_image(int fd, const struct img_timer *t, size_t n, int source,
 	h.count = (uint32_t)n;
 	h.crc = 0;
 	h.has_id_policy = h.has_next_id = h.has_source = 1;
-	h.id_policy = (uint32_t)pt_ids_get_policy();
-	h.next_id = pt_ids_counter();
+	h.id_policy = (uint32_t)id_policy;
+	h.next_id = next_id;
 	h.source = (uint32_t)source;
 	if (!err && n) {
 		to_entry(&t[0], &e, &x, true);
@@ -386,6 +386,7 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 	}
 	for (unsigned b = 0; b < PT_MAX_BASES; b++)
 		now[b] = INT64_MIN;
+	uint32_t made = pt_ids_made(), gen; /* the timers alive when it began */
 	while (more) {
 		/* Short read-side sections: a checkpoint of millions of timers
 		 * must not hold up the grace periods that frees wait for. */
@@ -397,7 +398,7 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 				more = false;
 				break;
 			}
-			if (pt_timer_save(x, id, &s, now)) {
+			if (pt_timer_save(x, id, &s, now, &gen) && (int32_t)(gen - made) <= 0) {
 				if (n == cap) {
 					struct img_timer *nt = realloc(t, 2 * cap * sizeof(*t));
 					if (!nt) {
@@ -420,7 +421,21 @@ int ptimer_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 		pt_rcu_read_unlock();
 	}
 	free(now);
-	int r = write_image(fd, t, n, SOURCE_ENGINE, opts);
+	int r = write_image(fd, t, n, SOURCE_ENGINE, pt_ids_get_policy(), pt_ids_counter(), opts);
+	free(t);
+	return r;
+}
+
+int pt_image_write_saved(int fd, const struct pt_saved *s, size_t n, int id_policy, unsigned next_id,
+			 char *why, size_t why_size)
+{
+	struct ptimer_restore_opts o = { .size = sizeof(o), .error = why, .error_size = why_size };
+	struct img_timer *t = malloc((n ? n : 1) * sizeof(*t));
+	if (!t)
+		return refuse(&o, ENOMEM, "no memory for the image");
+	for (size_t i = 0; i < n; i++)
+		t[i] = from_saved(&s[i]);
+	int r = write_image(fd, t, n, SOURCE_ENGINE, id_policy, next_id, &o);
 	free(t);
 	return r;
 }
@@ -1053,7 +1068,7 @@ int ptimer_kernel_checkpoint(int fd, const struct ptimer_restore_opts *opts)
 		t[i].overrun = ov > 0 ? (int)ov : 0;
 	}
 	qsort(t, n, sizeof(*t), cmp_written);
-	int r = write_image(fd, t, n, SOURCE_KERNEL, opts);
+	int r = write_image(fd, t, n, SOURCE_KERNEL, pt_ids_get_policy(), pt_ids_counter(), opts);
 	free(t);
 	return r;
 }

@@ -22,4 +22,11 @@ struct pt_image_summary {
 int pt_image_check(const uint8_t *buf, size_t len, struct pt_image_summary *sum, char *why,
 		   size_t why_size);
 
+/* An image of these timers (ascending IDs), from a process with this ID
+ * policy and next-ID counter, to fd: the number written, or -1 with
+ * errno and why. */
+struct pt_saved;
+int pt_image_write_saved(int fd, const struct pt_saved *s, size_t n, int id_policy, unsigned next_id,
+			 char *why, size_t why_size);
+
 #endif

@@ -60,6 +60,30 @@ void pt_spin_wait(int *v)
 	}
 }
 
+void pt_seqlock_wait(uint32_t *seq)
+{
+	for (unsigned i = 0;; i++) {
+		uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+		if (!(s & 1) &&
+		    __atomic_compare_exchange_n(seq, &s, s + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+			if (i > 100)
+				pt_slice_resume();
+			return;
+		}
+		/* As pt_spin_wait. */
+		if (i < 100) {
+			__builtin_ia32_pause();
+		} else if (i < 200) {
+			if (i == 100)
+				pt_slice_pause();
+			sched_yield();
+		} else {
+			struct timespec nap = { 0, 2000 };
+			nanosleep(&nap, NULL);
+		}
+	}
+}
+
 void pt_lock_wake(int *v)
 {
 	pt_slice_pause(); /* only inside an outer section: the outermost has ended */

@@ -11,6 +11,7 @@
 #define PTIMERS_LOCK_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "section.h"
 #include "slice.h"
@@ -126,5 +127,66 @@ static inline void pt_spin_unlock(pt_spin_t *l)
 static inline void pt_spin_reset(pt_spin_t *l)
 {
 	__atomic_store_n(&l->v, 0, __ATOMIC_RELAXED);
+}
+
+/*
+ * A sequence lock: one word that is both a spinlock and the seqcount that
+ * lock-free readers check, so an object pays four bytes for both.  Even
+ * when free, odd while held; each hold adds two.  A holder may change the
+ * object (a reader that saw the same even value before and after its
+ * reads saw no change); readers never take it, and never make a holder
+ * wait.  Taken and given like pt_spin_t: one compare-and-swap, one store,
+ * an engine section with a time-slice extension asked for while held.
+ */
+typedef struct {
+	uint32_t seq;
+} pt_seqlock_t;
+
+void pt_seqlock_wait(uint32_t *seq);
+
+static inline void pt_seq_take(uint32_t *seq)
+{
+	uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
+	if ((s & 1) || !__atomic_compare_exchange_n(seq, &s, s + 1, false, __ATOMIC_ACQUIRE,
+						    __ATOMIC_RELAXED))
+		pt_seqlock_wait(seq);
+	/* The odd value is seen before any change the holder makes. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	pt_slice_begin();
+}
+
+static inline void pt_seq_give(uint32_t *seq)
+{
+	pt_slice_end();
+	__atomic_store_n(seq, __atomic_load_n(seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+}
+
+static inline void pt_seqlock_lock(pt_seqlock_t *l)
+{
+	pt_section_enter();
+	pt_seq_take(&l->seq);
+}
+
+static inline void pt_seqlock_unlock(pt_seqlock_t *l)
+{
+	pt_seq_give(&l->seq);
+	pt_section_leave();
+}
+
+/* A reader's begin: the even value to compare with at its end (it waits,
+ * briefly, while a holder has it). */
+static inline uint32_t pt_seq_read_begin(const pt_seqlock_t *l)
+{
+	uint32_t s;
+	while ((s = __atomic_load_n(&l->seq, __ATOMIC_ACQUIRE)) & 1)
+		__builtin_ia32_pause();
+	return s;
+}
+
+/* A reader's end: true when what it read between is consistent. */
+static inline bool pt_seq_read_ok(const pt_seqlock_t *l, uint32_t begin)
+{
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return __atomic_load_n(&l->seq, __ATOMIC_RELAXED) == begin;
 }
 #endif

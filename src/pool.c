@@ -28,6 +28,7 @@
 #include <sys/mman.h>
 
 #include "lock.h"
+#include "layout.h"
 #include "pool.h"
 #include "rcu.h"
 
@@ -56,6 +57,7 @@ struct chunk {
 	uint16_t bump;             /* objects from here on were never handed out */
 	uint8_t owned;
 	uint8_t listed;
+	uint32_t magic;            /* PT_CHUNK_MAGIC while a chunk: readers outside check it */
 	struct rcu_head rcu;
 };
 
@@ -158,6 +160,7 @@ static struct chunk *new_chunk(void)
 	munmap(aligned + CHUNK_SIZE, (size_t)(p + CHUNK_SIZE - aligned));
 	struct chunk *c = (struct chunk *)aligned;
 	LSAN_ROOT(c, CHUNK_SIZE);
+	c->magic = PT_CHUNK_MAGIC;
 	c->next = pool.all;
 	if (pool.all)
 		pool.all->prev = c;
@@ -375,4 +378,15 @@ void pt_pool_fork_child(void)
 	current = NULL;
 	pthread_setspecific(pool.key, NULL);
 	pt_lock_reset(&pool.lock);
+}
+
+void pt_pool_describe(struct pt_root *r)
+{
+	r->chunks = (uint64_t)(uintptr_t)&pool.all;
+	r->chunk_size = CHUNK_SIZE;
+	r->chunk_header = HEADER_SIZE;
+	r->chunk_next_off = offsetof(struct chunk, next);
+	r->chunk_bump_off = offsetof(struct chunk, bump);
+	r->chunk_magic_off = offsetof(struct chunk, magic);
+	r->timer_size = (uint32_t)pool.size;
 }

@@ -48,6 +48,10 @@ size_t pt_pool_trim(bool (*busy)(void *obj));
 /* Bytes held from the system, and the object size. */
 size_t pt_pool_bytes(void);
 
+/* Where the chunks are, for readers outside the process (layout.h). */
+struct pt_root;
+void pt_pool_describe(struct pt_root *r);
+
 void pt_pool_fork_prepare(void);
 void pt_pool_fork_parent(void);
 void pt_pool_fork_child(void); /* the child holds no objects: all is freed */

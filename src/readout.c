@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "ids.h"
@@ -23,14 +24,13 @@
 
 #define CHUNK 64
 
-int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int max)
+/* ptimer_list(), leaving out timers made after creation number `made`
+ * (ids.h): a listing never holds more timers than were alive when it
+ * began, whatever is created and deleted while it walks. */
+static int list_made(int from_id, struct ptimer_info *infos, size_t info_size, int max, uint32_t made)
 {
 	int n = 0, id = from_id;
 
-	if (from_id < 0 || max < 0 || info_size == 0 || (max > 0 && !infos)) {
-		errno = EINVAL;
-		return -1;
-	}
 	size_t copy = info_size < sizeof(struct ptimer_info) ? info_size : sizeof(struct ptimer_info);
 	while (n < max) {
 		struct ptimer_info batch[CHUNK];
@@ -40,7 +40,7 @@ int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int ma
 			struct pt_timer *t = pt_ids_next(&id);
 			if (!t)
 				break;
-			if (pt_timer_snapshot(t, id, &batch[got]))
+			if (pt_timer_snapshot(t, id, &batch[got], made))
 				got++;
 			if (id == INT_MAX) {
 				id = -1;
@@ -60,6 +60,15 @@ int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int ma
 			break;
 	}
 	return n;
+}
+
+int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int max)
+{
+	if (from_id < 0 || max < 0 || info_size == 0 || (max > 0 && !infos)) {
+		errno = EINVAL;
+		return -1;
+	}
+	return list_made(from_id, infos, info_size, max, pt_ids_made());
 }
 
 static const char *notify_name(int notify)
@@ -107,7 +116,8 @@ int ptimer_readout(FILE *out, unsigned flags)
 		errno = EFAULT; /* not even a readable FILE */
 		return -1;
 	}
-	while ((n = ptimer_list(from, chunk, sizeof(chunk[0]), CHUNK)) > 0) {
+	uint32_t made = pt_ids_made(); /* one listing, however many pieces */
+	while ((n = list_made(from, chunk, sizeof(chunk[0]), CHUNK, made)) > 0) {
 		for (int i = 0; i < n; i++)
 			if (print_one(out, &chunk[i], flags) < 0)
 				return -1;

@@ -23,6 +23,7 @@
 #include "ids.h"
 #include "notify.h"
 #include "pool.h"
+#include "root.h"
 #include "ptimers.h"
 #include "sys.h"
 #include "timer.h"
@@ -68,17 +69,6 @@ static int clamp_overrun(int64_t v)
 }
 
 /* ---- the seqcount and state writes (t->lock held) ---- */
-
-static void seq_begin(struct pt_timer *t)
-{
-	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-}
-
-static void seq_end(struct pt_timer *t)
-{
-	__atomic_store_n(&t->seq, t->seq + 1, __ATOMIC_RELEASE);
-}
 
 static void set_flag(struct pt_timer *t, unsigned f, bool on)
 {
@@ -170,12 +160,12 @@ static inline __attribute__((always_inline)) struct pt_timer *lock_timer(int id)
 	pt_rcu_read_lock(); /* an engine section: it covers the lock's hold */
 	struct pt_timer *t = pt_ids_lookup(id);
 	if (t) {
-		pt_spin_take(&t->lock.v);
+		pt_seq_take(&t->lock.seq);
 		/* Deleted (and maybe reused) while we looked: the pool keeps the
 		 * memory a timer, so these two say whether it is ours. */
 		if (t->valid && t->id == id)
 			return t;
-		pt_spin_give(&t->lock.v);
+		pt_seq_give(&t->lock.seq);
 	}
 	pt_rcu_read_unlock();
 	return NULL;
@@ -183,7 +173,7 @@ static inline __attribute__((always_inline)) struct pt_timer *lock_timer(int id)
 
 static inline __attribute__((always_inline)) void unlock_timer(struct pt_timer *t)
 {
-	pt_spin_give(&t->lock.v);
+	pt_seq_give(&t->lock.seq);
 	pt_rcu_read_unlock();
 }
 
@@ -191,13 +181,14 @@ static inline __attribute__((always_inline)) void unlock_timer(struct pt_timer *
 
 /* Every field of a timer being made, disarmed, from its sigevent (the
  * caller's, or the kernel's default filled in); thr: its SIGEV_THREAD
- * call.  t->lock held, inside seq_begin/seq_end.  Shared by create and
+ * call.  t->lock held.  Shared by create and
  * restore, which then sets what the image carries. */
 static inline __attribute__((always_inline)) void
 init_fields(struct pt_timer *t, int id, clockid_t clockid, uint16_t cbase, const struct sigevent *ev,
 	    struct pt_thread_notify *thr)
 {
 	WR(t->id, id);
+	WR(t->gen, 0); /* set once the ID is had */
 	WR(t->clockid, clockid);
 	WR(t->cbase, cbase);
 	WR(t->base, pt_clock_base(clockid, cbase, false));
@@ -242,6 +233,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 			return fail(EINVAL);
 		wanted = (int)(intptr_t)req;
 	}
+	pt_root_publish(); /* readers outside the process find it from now on */
 	struct pt_timer *t = pt_pool_alloc();
 	if (!t)
 		return fail(EAGAIN); /* the kernel's answer to a failed allocation */
@@ -250,7 +242,8 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 		goto out_free;
 	/* The ID is reserved from here on but the timer is not valid yet:
 	 * lookups pass it over until it is fully built. */
-	int id = pt_ids_alloc(t, wanted);
+	uint32_t gen = 0;
+	int id = pt_ids_alloc(t, wanted, &gen);
 	if (id < 0) {
 		err = id == -ENOMEM ? -EAGAIN : id;
 		goto out_clock;
@@ -262,7 +255,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	if (!err && sev && ev.sigev_notify == SIGEV_THREAD)
 		err = pt_workers_notify_new(&ev, &thr);
 	if (!err)
-		err = pt_clocks_start(); /* the dispatcher, the clocks, the control socket */
+		err = pt_clocks_start(); /* the dispatcher and the clocks */
 	/* The kernel copies the ID out before the timer becomes valid. */
 	if (!err && pt_copy_to_user(timerid, &(timer_t){ (timer_t)(intptr_t)id }, sizeof(timer_t)))
 		err = -EFAULT;
@@ -281,12 +274,11 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	}
 	/* Built under the lock: a late reader of the timer this memory was
 	 * may hold it, and must see the old state or the new one. */
-	pt_spin_lock(&t->lock);
-	seq_begin(t);
+	pt_seqlock_lock(&t->lock);
 	init_fields(t, id, clockid, cbase, &ev, thr);
+	WR(t->gen, gen);
 	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
-	seq_end(t);
-	pt_spin_unlock(&t->lock);
+	pt_seqlock_unlock(&t->lock);
 	return 0;
 
 out_id:
@@ -316,9 +308,7 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
 	int64_t now = base_now(t->base);
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
-		seq_begin(t);
 		add_overrun(t, forward(t, now, false));
-		seq_end(t);
 	}
 	int64_t remaining = t->expires - now;
 	if (remaining <= 0) {
@@ -385,7 +375,6 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	int64_t value = timespec_to_ns_sat(&nv.it_value);
 	int64_t interval = value ? timespec_to_ns_sat(&nv.it_interval) : 0;
 
-	seq_begin(t);
 	forget_signal(t);
 	WR(t->status, PT_DISARMED);
 	WR(t->interval, interval);
@@ -398,7 +387,6 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 		WR(t->expires, absolute ? value : pt_add_sat(base_now(base), value));
 		WR(t->status, PT_ARMED);
 	}
-	seq_end(t);
 	queued_changed(t);
 	unlock_timer(t);
 	/* As the kernel: the new setting stands even if old_value is bad. */
@@ -414,13 +402,11 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
  * since the expiry that sent it.  t->lock held. */
 static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
 {
-	seq_begin(t);
 	add_overrun(t, forward(t, now, inclusive));
 	WR(t->status, PT_ARMED);
 	WR(t->overrun_last, t->overrun < 0 ? 0 : t->overrun);
 	WR(t->overrun, -1);
 	t->signal_seq++;
-	seq_end(t);
 }
 
 /* A signal that went out was taken where the engine could not see it
@@ -545,12 +531,10 @@ int ptimer_delete(timer_t timerid)
 	int id = t->id;
 	uint16_t cbase = t->cbase;
 	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
-	seq_begin(t);
 	__atomic_store_n(&t->valid, 0, __ATOMIC_RELEASE);
 	forget_signal(t);
 	WR(t->status, PT_DISARMED);
 	set_flag(t, PT_F_SIG_QUEUED, false);
-	seq_end(t);
 	queued_changed(t); /* out of its queue */
 	unlock_timer(t);
 
@@ -585,7 +569,6 @@ static void put_off(struct pt_timer *t, bool front)
  * comes from the front of the line of put-off sends. */
 static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry)
 {
-	seq_begin(t);
 	WR(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
 	/* PT_F_PROBE_TOOK stays: a late report of the signal a probe took
 	 * is still that delivery, whatever was sent since. */
@@ -629,7 +612,6 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool r
 			break;
 		}
 	}
-	seq_end(t);
 }
 
 void pt_timer_send_waiting(void)
@@ -648,13 +630,13 @@ void pt_timer_send_waiting(void)
 		struct pt_timer *t = pt_notify_wait_pop(&seq);
 		bool full = false;
 		if (t) {
-			pt_spin_lock(&t->lock);
+			pt_seqlock_lock(&t->lock);
 			if (t->valid && (t->flags & PT_F_WAITS) && seq == t->signal_seq) {
 				fire_signal(t, 0, 0, true);
 				full = t->flags & PT_F_WAITS;
 				queued_changed(t);
 			}
-			pt_spin_unlock(&t->lock);
+			pt_seqlock_unlock(&t->lock);
 		}
 		pt_rcu_read_unlock();
 		if (full) {
@@ -670,7 +652,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	struct pt_timer *t = (struct pt_timer *)n;
 
 	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's call */
-	pt_spin_lock(&t->lock);
+	pt_seqlock_lock(&t->lock);
 	if (!t->valid)
 		goto out;
 	if (t->flags & PT_F_RETRY) {
@@ -692,7 +674,6 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		goto out;
 	if (t->notify == SIGEV_THREAD) {
 		pt_workers_run(t->thr, t->value);
-		seq_begin(t);
 		if (t->interval) {
 			/* glibc's helper thread takes the signal at once, so the
 			 * kernel re-arms right away: overruns are the periods
@@ -703,14 +684,13 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		} else {
 			WR(t->status, PT_DISARMED);
 		}
-		seq_end(t);
 	} else {
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
 			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
 	}
 out:
 	pt_queue_settle(&t->q);
-	pt_spin_unlock(&t->lock);
+	pt_seqlock_unlock(&t->lock);
 	pt_rcu_read_unlock();
 }
 
@@ -723,9 +703,8 @@ void pt_timer_signal_taken(int sig)
 	pt_rcu_read_lock();
 	struct pt_timer *t = pt_notify_line_pop(sig, &seq);
 	if (t) {
-		pt_spin_lock(&t->lock);
+		pt_seqlock_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_LINED) && seq == t->signal_seq) {
-			seq_begin(t);
 			set_flag(t, PT_F_LINED, false);
 			pid_t sent = 0;
 			enum pt_send r = pt_notify_send(t, 0, 0, &sent);
@@ -734,9 +713,8 @@ void pt_timer_signal_taken(int sig)
 			else if (r != PT_SENT)
 				set_flag(t, PT_F_SIG_QUEUED, false);
 			WR(t->sent_tid, sent);
-			seq_end(t);
 		}
-		pt_spin_unlock(&t->lock);
+		pt_seqlock_unlock(&t->lock);
 	}
 	pt_rcu_read_unlock();
 }
@@ -752,17 +730,15 @@ void pt_timer_unignore(int sig)
 	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
 		if (!(RD(t->flags) & PT_F_IGNORED) || RD(t->signo) != sig)
 			continue;
-		pt_spin_lock(&t->lock);
+		pt_seqlock_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_IGNORED)) {
-			seq_begin(t);
 			set_flag(t, PT_F_IGNORED, false);
 			__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
-			seq_end(t);
 			if (t->status == PT_REQUEUE_PENDING)
 				fire_signal(t, 0, 0, false);
 			queued_changed(t);
 		}
-		pt_spin_unlock(&t->lock);
+		pt_seqlock_unlock(&t->lock);
 		if (id == INT_MAX)
 			break;
 	}
@@ -771,84 +747,91 @@ void pt_timer_unignore(int sig)
 
 /* ---- snapshots: the readout, checkpoints ---- */
 
-bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache)
+bool pt_timer_read(const struct pt_timer *t, struct pt_timer_fields *f)
 {
-	unsigned s1, s2;
-	uint8_t status, flags, valid, notify, signo;
-	int32_t tid, clockid, overrun_last;
-	uint16_t base, cbase;
-	int64_t expires, interval;
-	union sigval value;
-	pid_t target = 0;
-
+	uint32_t s1;
 	do {
-		while ((s1 = __atomic_load_n(&t->seq, __ATOMIC_ACQUIRE)) & 1)
-			__builtin_ia32_pause();
-		valid = RD(t->valid);
-		tid = RD(t->id);
-		status = RD(t->status);
-		flags = RD(t->flags);
-		notify = RD(t->notify);
-		signo = RD(t->signo);
-		clockid = RD(t->clockid);
-		base = RD(t->base);
-		cbase = RD(t->cbase);
-		expires = RD(t->expires);
-		interval = RD(t->interval);
-		overrun_last = RD(t->overrun_last);
-		value.sival_ptr = RD(t->value.sival_ptr);
-		if (notify != SIGEV_THREAD)
-			target = RD(t->target);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
-		s2 = __atomic_load_n(&t->seq, __ATOMIC_RELAXED);
-	} while (s1 != s2);
-	if (!valid || tid != id)
-		return false;
+		s1 = pt_seq_read_begin(&t->lock);
+		f->valid = RD(t->valid);
+		f->id = RD(t->id);
+		f->gen = RD(t->gen);
+		f->status = RD(t->status);
+		f->flags = RD(t->flags);
+		f->notify = RD(t->notify);
+		f->signo = RD(t->signo);
+		f->clockid = RD(t->clockid);
+		f->base = RD(t->base);
+		f->cbase = RD(t->cbase);
+		f->expires = RD(t->expires);
+		f->interval = RD(t->interval);
+		f->overrun_last = RD(t->overrun_last);
+		f->value.sival_ptr = RD(t->value.sival_ptr);
+		f->target = f->notify != SIGEV_THREAD ? RD(t->target) : 0;
+	} while (!pt_seq_read_ok(&t->lock, s1));
+	return f->valid != 0;
+}
 
+void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, struct pt_saved *s)
+{
 	memset(s, 0, sizeof(*s));
-	s->id = id;
-	s->clockid = clockid;
-	s->notify = notify;
-	s->signo = signo;
-	s->value = value;
-	s->target = notify == SIGEV_THREAD ? pt_pid : target;
-	s->overrun = overrun_last;
-	s->armed = status != PT_DISARMED;
-	s->absolute = s->armed && (flags & PT_F_ABSOLUTE);
-	s->signal_pending = (flags & PT_F_SIG_QUEUED) != 0;
-	s->interval = interval;
-	if (cbase != PT_BASE_NONE)
-		s->cpu = pt_cpu_describe(cbase, &s->cpu_clock, &s->cpu_tid);
+	s->id = f->id;
+	s->clockid = f->clockid;
+	s->notify = f->notify;
+	s->signo = f->signo;
+	s->value = f->value;
+	s->target = f->notify == SIGEV_THREAD ? pid : f->target;
+	s->overrun = f->overrun_last;
+	s->armed = f->status != PT_DISARMED;
+	s->absolute = s->armed && (f->flags & PT_F_ABSOLUTE);
+	s->signal_pending = (f->flags & PT_F_SIG_QUEUED) != 0;
+	s->interval = f->interval;
 	if (!s->armed)
-		return true;
-	uint16_t b = cbase != PT_BASE_NONE ? cbase : base;
-	int64_t now;
-	if (!now_cache) {
-		now = pt_base_now(b);
-	} else {
-		if (now_cache[b] == INT64_MIN)
-			now_cache[b] = pt_base_now(b);
-		now = now_cache[b];
-	}
+		return;
 	if (now < 0) {
 		s->armed = s->absolute = false; /* a CPU clock whose thread is gone */
 		s->interval = 0;
-		return true;
+		return;
 	}
 	/* What gettime would say, without moving the timer forward. */
-	if (interval && expires <= now && (status != PT_ARMED || notify == SIGEV_NONE))
-		expires += ((now - expires) / interval + 1) * interval;
+	int64_t expires = f->expires;
+	if (f->interval && expires <= now && (f->status != PT_ARMED || f->notify == SIGEV_NONE))
+		expires += ((now - expires) / f->interval + 1) * f->interval;
 	s->deadline = expires;
 	int64_t remaining = expires - now;
-	s->remaining = remaining > 0 ? remaining : notify != SIGEV_NONE ? 1 : 0;
+	s->remaining = remaining > 0 ? remaining : f->notify != SIGEV_NONE ? 1 : 0;
+}
+
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache, uint32_t *gen)
+{
+	struct pt_timer_fields f;
+
+	if (!pt_timer_read(t, &f) || f.id != id)
+		return false;
+	if (gen)
+		*gen = f.gen;
+	uint16_t b = f.cbase != PT_BASE_NONE ? f.cbase : f.base;
+	int64_t now = 0;
+	if (f.status != PT_DISARMED) {
+		if (!now_cache) {
+			now = pt_base_now(b);
+		} else {
+			if (now_cache[b] == INT64_MIN)
+				now_cache[b] = pt_base_now(b);
+			now = now_cache[b];
+		}
+	}
+	pt_timer_fields_save(&f, pt_pid, now, s);
+	if (f.cbase != PT_BASE_NONE)
+		s->cpu = pt_cpu_describe(f.cbase, &s->cpu_clock, &s->cpu_tid);
 	return true;
 }
 
-bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info)
+bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info, uint32_t made)
 {
 	struct pt_saved s;
+	uint32_t gen;
 
-	if (!pt_timer_save(t, id, &s, NULL))
+	if (!pt_timer_save(t, id, &s, NULL, &gen) || (int32_t)(gen - made) > 0)
 		return false;
 	memset(info, 0, sizeof(*info));
 	info->id = id;
@@ -889,6 +872,7 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 
 	if (!t)
 		return -ENOMEM;
+	pt_root_publish();
 	/* Every timer built, but not yet in the ID space: a failure here
 	 * leaves the process as it was. */
 	for (; i < n; i++) {
@@ -925,14 +909,12 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 			break;
 		}
 		struct pt_timer *x = t[i];
-		pt_spin_lock(&x->lock);
-		seq_begin(x);
+		pt_seqlock_lock(&x->lock);
 		init_fields(x, it[i].id, it[i].clockid, cbase, &ev, thr);
 		WR(x->interval, it[i].interval_ns);
 		WR(x->overrun_last, it[i].overrun);
 		WR(x->base, pt_clock_base(it[i].clockid, cbase, it[i].absolute));
-		seq_end(x);
-		pt_spin_unlock(&x->lock);
+		pt_seqlock_unlock(&x->lock);
 		any_fires |= it[i].notify != SIGEV_NONE;
 	}
 	if (err) {
@@ -942,7 +924,8 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		return err;
 	}
 	/* All the IDs at once, or none. */
-	err = n ? pt_ids_alloc_batch((void *const *)t, &it[0].id, sizeof(it[0]), n, &i) : 0;
+	uint32_t gen0 = 0;
+	err = n ? pt_ids_alloc_batch((void *const *)t, &it[0].id, sizeof(it[0]), n, &i, &gen0) : 0;
 	if (err) {
 		restore_undo(t, it, n, false);
 		*bad = i;
@@ -962,8 +945,7 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		now[b] = INT64_MIN;
 	for (i = 0; i < n; i++) {
 		struct pt_timer *x = t[i];
-		pt_spin_lock(&x->lock);
-		seq_begin(x);
+		pt_seqlock_lock(&x->lock);
 		if (it[i].armed) {
 			set_flag(x, PT_F_ABSOLUTE, it[i].absolute);
 			int64_t from = 0;
@@ -977,10 +959,10 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 			WR(x->expires, it[i].absolute ? it[i].value_ns : pt_add_sat(from, it[i].value_ns));
 			WR(x->status, PT_ARMED);
 		}
+		WR(x->gen, gen0 + 1 + (uint32_t)i);
 		__atomic_store_n(&x->valid, 1, __ATOMIC_RELEASE);
-		seq_end(x);
 		queued_changed(x);
-		pt_spin_unlock(&x->lock);
+		pt_seqlock_unlock(&x->lock);
 	}
 	free(t);
 	return 0;
@@ -988,8 +970,8 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 
 /* ---- process life ---- */
 
-static void q_lock(struct pt_qnode *n) { pt_spin_lock(&((struct pt_timer *)n)->lock); }
-static void q_unlock(struct pt_qnode *n) { pt_spin_unlock(&((struct pt_timer *)n)->lock); }
+static void q_lock(struct pt_qnode *n) { pt_seqlock_lock(&((struct pt_timer *)n)->lock); }
+static void q_unlock(struct pt_qnode *n) { pt_seqlock_unlock(&((struct pt_timer *)n)->lock); }
 static uint16_t q_want(struct pt_qnode *n, int64_t *key) { return want((struct pt_timer *)n, key); }
 
 static const struct pt_queue_ops queue_ops = {

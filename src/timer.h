@@ -3,9 +3,9 @@
  * The timer object and the core's calls on it.
  *
  * timer.c is the only writer of a timer's fields (the queue node aside,
- * which is base.c's).  Every field below is written under t->lock, inside
- * the seqcount t->seq where lock-free readers (the readout) look at it;
- * those readers use relaxed atomic loads and retry if the seqcount moved.
+ * which is base.c's).  Every field below is written under t->lock, a
+ * sequence lock (lock.h): lock-free readers (the readout, and readers
+ * outside the process) use relaxed loads and retry if it moved.
  *
  * Timers live in the type-stable pool (pool.h): a deleted timer's memory
  * stays a timer.  Lookups run under rcu_read_lock(), lock the timer, and
@@ -60,8 +60,8 @@ struct pt_timer {
 			uint8_t spare;
 		};
 	};
-	pt_spin_t lock;         /* the kernel's it_lock */
-	uint32_t seq;           /* seqcount for lock-free readers */
+	pt_seqlock_t lock;      /* the kernel's it_lock, and the seqcount readers check */
+	uint32_t gen;           /* creation number (ids.h): readers leave out later ones */
 	int32_t id;
 	int32_t clockid;
 	int64_t expires;        /* ns on its base's clock */
@@ -117,13 +117,35 @@ struct pt_saved {
 	pid_t cpu_tid;          /* the thread of a thread's CPU clock */
 };
 
+/* A timer's fields as a lock-free reader copies them, consistently (the
+ * engine's own readout here; src/reader.c from outside the process). */
+struct pt_timer_fields {
+	uint8_t valid, status, flags, notify, signo;
+	int32_t id, clockid, overrun_last;
+	uint32_t gen;
+	uint16_t base, cbase;
+	int64_t expires, interval;
+	union sigval value;
+	pid_t target;
+};
+
+/* Copy t's fields; false when it is not a live timer.  Never blocks a
+ * writer: retries while one holds the timer. */
+bool pt_timer_read(const struct pt_timer *t, struct pt_timer_fields *f);
+
+/* What a checkpoint keeps of a timer with these fields, its base's clock
+ * reading now (ignored when disarmed; -1: a CPU clock whose thread is
+ * gone), in process pid.  The CPU-clock fields are left for the caller. */
+void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, struct pt_saved *s);
+
 /* Lock-free snapshots for the readout and for checkpoints: false if t is
  * not (or no longer) the live timer with this ID.  now_cache (or NULL):
  * PT_MAX_BASES times, INT64_MIN until read, so that a checkpoint reads
  * each clock once and sees every timer at the same moment of it. */
 struct ptimer_info;
-bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache);
-bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info);
+bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_cache, uint32_t *gen);
+/* made: leave it out if created after that creation number (ids.h). */
+bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info, uint32_t made);
 
 /* A timer to restore (image.c), and the restore itself: every timer of
  * the list is created with its ID and state, or none is.  0, or -errno

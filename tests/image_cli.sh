@@ -154,11 +154,11 @@ if command -v setpriv >/dev/null; then
   check "another user's ls and checkpoint are refused; the process is undisturbed" bash -c "
     out=\$(setpriv --reuid=65534 --regid=65534 --clear-groups '$ptimers' ls $engine 2>&1); rc1=\$?
     out2=\$(setpriv --reuid=65534 --regid=65534 --clear-groups '$ptimers' checkpoint $engine -o /tmp/ptimers-foreign.\$\$ 2>&1); rc2=\$?
-    [ \$rc1 = 1 ] && echo \"\$out\" | grep -q 'permission denied' &&
-    [ \$rc2 = 1 ] && echo \"\$out2\" | grep -q 'permission denied' && [ ! -e /tmp/ptimers-foreign.\$\$ ] &&
+    [ \$rc1 = 1 ] && echo \"\$out\" | grep -q 'only its own user, or root' &&
+    [ \$rc2 = 1 ] && echo \"\$out2\" | grep -q 'only its own user, or root' && [ ! -e /tmp/ptimers-foreign.\$\$ ] &&
     '$ptimers' ls $engine | grep -q '^process $engine: 3 timers'"
   check "another user cannot read a kernel-timer process either" bash -c "
-    out=\$(setpriv --reuid=65534 --regid=65534 --clear-groups '$ptimers' ls $kernel 2>&1); [ \$? = 1 ] && echo \"\$out\" | grep -q 'permission denied'"
+    out=\$(setpriv --reuid=65534 --regid=65534 --clear-groups '$ptimers' ls $kernel 2>&1); [ \$? = 1 ] && echo \"\$out\" | grep -q 'ptrace access check'"
 else
   skip "another user's ls and checkpoint are refused" "setpriv (util-linux) is missing"
   skip "another user cannot read a kernel-timer process either" "setpriv (util-linux) is missing"

@@ -53,26 +53,26 @@ static void test_linux_counter_skips_and_wraps(void **state)
 	(void)state;
 	assert_int_equal(pt_ids_set_policy(PT_IDS_LINUX), 0);
 	pt_ids_set_counter(0);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 0);
-	assert_int_equal(pt_ids_alloc(OBJ(2), -1), 1);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 0);
+	assert_int_equal(pt_ids_alloc(OBJ(2), -1, NULL), 1);
 	pt_ids_free(0);
-	assert_int_equal(pt_ids_alloc(OBJ(3), -1), 2); /* next, not the freed 0 */
+	assert_int_equal(pt_ids_alloc(OBJ(3), -1, NULL), 2); /* next, not the freed 0 */
 	/* Restored IDs move the counter past them; in-use ones are skipped. */
-	assert_int_equal(pt_ids_alloc(OBJ(4), 100), 100);
-	assert_int_equal(pt_ids_alloc(OBJ(5), 102), 102);
+	assert_int_equal(pt_ids_alloc(OBJ(4), 100, NULL), 100);
+	assert_int_equal(pt_ids_alloc(OBJ(5), 102, NULL), 102);
 	pt_ids_set_counter(100);
-	assert_int_equal(pt_ids_alloc(OBJ(6), -1), 101);
-	assert_int_equal(pt_ids_alloc(OBJ(7), -1), 103);
+	assert_int_equal(pt_ids_alloc(OBJ(6), -1, NULL), 101);
+	assert_int_equal(pt_ids_alloc(OBJ(7), -1, NULL), 103);
 	/* Wrap at INT_MAX to the lowest free ID. */
-	assert_int_equal(pt_ids_alloc(OBJ(8), INT_MAX - 1), INT_MAX - 1);
-	assert_int_equal(pt_ids_alloc(OBJ(9), -1), INT_MAX);
-	assert_int_equal(pt_ids_alloc(OBJ(10), -1), 0);
-	assert_int_equal(pt_ids_alloc(OBJ(11), -1), 3);
+	assert_int_equal(pt_ids_alloc(OBJ(8), INT_MAX - 1, NULL), INT_MAX - 1);
+	assert_int_equal(pt_ids_alloc(OBJ(9), -1, NULL), INT_MAX);
+	assert_int_equal(pt_ids_alloc(OBJ(10), -1, NULL), 0);
+	assert_int_equal(pt_ids_alloc(OBJ(11), -1, NULL), 3);
 	assert_ptr_equal(lookup(INT_MAX), OBJ(9));
 	assert_ptr_equal(lookup(3), OBJ(11));
 	assert_null(lookup(4));
 	assert_null(lookup(-1));
-	assert_int_equal(pt_ids_alloc(OBJ(12), 3), -EBUSY);
+	assert_int_equal(pt_ids_alloc(OBJ(12), 3, NULL), -EBUSY);
 	free_all();
 }
 
@@ -81,19 +81,19 @@ static void test_dense_lowest_free(void **state)
 	(void)state;
 	assert_int_equal(pt_ids_set_policy(PT_IDS_DENSE), 0);
 	for (int i = 0; i < 3000; i++)
-		assert_int_equal(pt_ids_alloc(OBJ(i), -1), i);
+		assert_int_equal(pt_ids_alloc(OBJ(i), -1, NULL), i);
 	assert_int_equal(pt_ids_set_policy(PT_IDS_LINUX), -EBUSY);
 	pt_ids_free(5);
 	pt_ids_free(1500);
 	pt_ids_free(2);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 2);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 5);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 1500);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 3000);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 2);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 5);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 1500);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 3000);
 	/* A full leaf (0..1023) is skipped by its hint and still found free
 	 * again once an ID in it is freed. */
 	pt_ids_free(700);
-	assert_int_equal(pt_ids_alloc(OBJ(1), -1), 700);
+	assert_int_equal(pt_ids_alloc(OBJ(1), -1, NULL), 700);
 	free_all();
 	assert_int_equal(pt_ids_set_policy(PT_IDS_LINUX), 0);
 	assert_int_equal(pt_ids_set_policy(7), -EINVAL);
@@ -124,7 +124,7 @@ static void test_sparse_memory(void **state)
 	for (int i = 0; i < N; i++) {
 		r = r * 6364136223846793005ull + 1442695040888963407ull;
 		int id = (int)((r >> 33) & INT_MAX);
-		int got = pt_ids_alloc(OBJ(id), id);
+		int got = pt_ids_alloc(OBJ(id), id, NULL);
 		if (got == -EBUSY)
 			continue;
 		assert_int_equal(got, id);
@@ -150,15 +150,15 @@ static void test_sparse_to_dense(void **state)
 	(void)state;
 	int base = 5 << 20;
 	for (int i = 0; i < 200; i++)
-		assert_int_equal(pt_ids_alloc(OBJ(i), base + 3 * i), base + 3 * i);
+		assert_int_equal(pt_ids_alloc(OBJ(i), base + 3 * i, NULL), base + 3 * i);
 	for (int i = 0; i < 200; i++)
 		assert_ptr_equal(lookup(base + 3 * i), OBJ(i));
-	assert_int_equal(pt_ids_alloc(OBJ(1), base + 3), -EBUSY);
+	assert_int_equal(pt_ids_alloc(OBJ(1), base + 3, NULL), -EBUSY);
 	/* The policy into a sparse range: the counter points there. */
 	int other = 9 << 20;
-	assert_int_equal(pt_ids_alloc(OBJ(1), other), other);
-	assert_int_equal(pt_ids_alloc(OBJ(2), other + 1), other + 1);
-	assert_int_equal(pt_ids_alloc(OBJ(3), -1), other + 2);
+	assert_int_equal(pt_ids_alloc(OBJ(1), other, NULL), other);
+	assert_int_equal(pt_ids_alloc(OBJ(2), other + 1, NULL), other + 1);
+	assert_int_equal(pt_ids_alloc(OBJ(3), -1, NULL), other + 2);
 	assert_ptr_equal(lookup(other), OBJ(1));
 	assert_ptr_equal(lookup(other + 2), OBJ(3));
 	free_all();
@@ -169,9 +169,9 @@ static void test_cap(void **state)
 	(void)state;
 	pt_ids_set_max(3);
 	for (int i = 0; i < 3; i++)
-		assert_true(pt_ids_alloc(OBJ(i), -1) >= 0);
-	assert_int_equal(pt_ids_alloc(OBJ(9), -1), -EAGAIN);
-	assert_int_equal(pt_ids_alloc(OBJ(9), 77777), -EAGAIN);
+		assert_true(pt_ids_alloc(OBJ(i), -1, NULL) >= 0);
+	assert_int_equal(pt_ids_alloc(OBJ(9), -1, NULL), -EAGAIN);
+	assert_int_equal(pt_ids_alloc(OBJ(9), 77777, NULL), -EAGAIN);
 	pt_ids_set_max(0);
 	free_all();
 }
@@ -183,14 +183,14 @@ static void test_memory_follows_use(void **state)
 	(void)state;
 	size_t before = pt_ids_bytes();
 	for (int i = 0; i < 100000; i++) {
-		int id = pt_ids_alloc(OBJ(i), -1);
+		int id = pt_ids_alloc(OBJ(i), -1, NULL);
 		assert_true(id >= 0);
 		pt_ids_free(id);
 	}
 	assert_true(pt_ids_bytes() - before <= 2 * 9000);
 	int *ids = malloc(1000000 * sizeof(int));
 	for (int i = 0; i < 1000000; i++)
-		ids[i] = pt_ids_alloc(OBJ(i), -1);
+		ids[i] = pt_ids_alloc(OBJ(i), -1, NULL);
 	size_t full = pt_ids_bytes() - before;
 	print_message("# 1000000 IDs: %zu bytes each\n", full / 1000000);
 	assert_true(full / 1000000 <= 10);
@@ -226,9 +226,9 @@ static void test_batch(void **state)
 		objv[i] = OBJ(i);
 	/* One ID of the batch already taken: nothing of it goes in. */
 	int taken = idv[n / 2];
-	assert_int_equal(pt_ids_alloc(OBJ(7), taken), taken);
+	assert_int_equal(pt_ids_alloc(OBJ(7), taken, NULL), taken);
 	size_t bad = 0, count = pt_ids_count();
-	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad), -EBUSY);
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), -EBUSY);
 	assert_int_equal(idv[bad], taken);
 	assert_int_equal(pt_ids_count(), count);
 	for (int i = 0; i < n; i++)
@@ -236,8 +236,8 @@ static void test_batch(void **state)
 	pt_ids_free(taken);
 	/* Existing IDs beside the batch, in the same leaves, stay. */
 	int beside = idv[10] + 1 == idv[11] ? idv[10] - 1 : idv[10] + 1;
-	assert_int_equal(pt_ids_alloc(OBJ(8), beside), beside);
-	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad), 0);
+	assert_int_equal(pt_ids_alloc(OBJ(8), beside, NULL), beside);
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), 0);
 	for (int i = 0; i < n; i++)
 		assert_ptr_equal(lookup(idv[i]), OBJ(i));
 	assert_ptr_equal(lookup(beside), OBJ(8));
@@ -256,7 +256,7 @@ static void *churn(void *arg)
 	int me = (int)(intptr_t)arg;
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < PER; i++) {
-			got[me][i] = pt_ids_alloc(OBJ(me * PER + i), -1);
+			got[me][i] = pt_ids_alloc(OBJ(me * PER + i), -1, NULL);
 			if (got[me][i] < 0)
 				return (void *)1;
 		}

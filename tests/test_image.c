@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Checkpoint and restore (ptimers.h, src/image.c), and the control socket
- * (src/control.c).
+ * Checkpoint and restore (ptimers.h, src/image.c).
  *
  * Round trips: a child makes timers of every notification kind on every
  * clock, checkpoints them and exits; a new child restores the image and
@@ -14,9 +13,6 @@
  *
  * Refusals: every kind of bad image (built here with protobuf-c), each
  * followed by a check that the process's timers are exactly as before.
- *
- * The control socket: a reader of another user is refused, a malformed
- * request is answered with an error, and neither disturbs the process.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,7 +50,6 @@
 #define MAX_T 64
 #define SIG (SIGRTMIN + 2)
 
-int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
 
 /* In a child: print what failed, and leave with 1. */
 #define EXPECT(c)                                                                                 \
@@ -1368,170 +1363,6 @@ static void test_large_image(void **state)
 	close(fd);
 }
 
-/* ---- the control socket ---- */
-
-static int ask(pid_t pid, const char *req, size_t len, char *reply, size_t size)
-{
-	char w[128];
-	/* The socket listens once the dispatcher has started: wait for it. */
-	int fd = -1;
-	for (int i = 0; i < 2000 && fd < 0; i++) {
-		fd = ptimer__control_connect(pid, w, sizeof(w));
-		if (fd < 0 && errno != ECONNREFUSED)
-			return -1;
-		if (fd < 0)
-			usleep(1000);
-	}
-	if (fd < 0)
-		return -1;
-	/* A refusal may come, and the socket close, before the request is
-	 * sent: the answer is still there to read. */
-	if (len)
-		(void)send(fd, req, len, MSG_NOSIGNAL);
-	size_t n = 0;
-	ssize_t r;
-	while (n < size - 1 && (r = recv(fd, reply + n, size - 1 - n, 0)) > 0)
-		n += (size_t)r;
-	reply[n] = '\0';
-	close(fd);
-	return (int)n;
-}
-
-static pid_t owner;
-
-static int foreign_reader(void *arg)
-{
-	(void)arg;
-	char reply[4096];
-	EXPECT(setresgid(65534, 65534, 65534) == 0);
-	EXPECT(setresuid(65534, 65534, 65534) == 0);
-	EXPECT(ask(owner, "LIST\n", 5, reply, sizeof(reply)) > 0);
-	EXPECT(!strncmp(reply, "ERR permission denied", 21));
-	EXPECT(ask(owner, "IMAGE\n", 6, reply, sizeof(reply)) > 0);
-	EXPECT(!strncmp(reply, "ERR permission denied", 21));
-	return 0;
-}
-
-static void test_control(void **state)
-{
-	(void)state;
-	owner = getpid();
-	struct sigevent none = { .sigev_notify = SIGEV_NONE };
-	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t), 0); /* the engine is up */
-	struct itimerspec its = { { 0, 0 }, { 100, 0 } };
-	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
-	char reply[65536];
-
-	if (geteuid() == 0)
-		assert_int_equal(run_child(foreign_reader, NULL), 0);
-	else
-		printf("# not root: the foreign reader case needs another user\n");
-
-	assert_true(ask(owner, "BOGUS\n", 6, reply, sizeof(reply)) > 0);
-	assert_true(!strncmp(reply, "ERR unknown request", 19));
-	char longline[200];
-	memset(longline, 'A', sizeof(longline));
-	assert_true(ask(owner, longline, sizeof(longline), reply, sizeof(reply)) > 0);
-	assert_true(!strncmp(reply, "ERR", 3));
-	assert_true(ask(owner, "\n", 1, reply, sizeof(reply)) > 0);
-	assert_true(!strncmp(reply, "ERR", 3));
-
-	/* Undisturbed: the timer is as it was, and a good request works. */
-	struct itimerspec cur;
-	assert_int_equal(ptimer_gettime(t, &cur), 0);
-	assert_true(cur.it_value.tv_sec >= 90);
-	assert_true(ask(owner, "LIST\n", 5, reply, sizeof(reply)) > 0);
-	char head[64];
-	snprintf(head, sizeof(head), "OK LIST %d\n", (int)owner);
-	assert_true(!strncmp(reply, head, strlen(head)));
-	char idline[32];
-	snprintf(idline, sizeof(idline), "ID: %d\n", (int)(intptr_t)t);
-	assert_non_null(strstr(reply, idline));
-	assert_non_null(strstr(reply, "remaining:"));
-	int n = ask(owner, "IMAGE\n", 6, reply, sizeof(reply));
-	snprintf(head, sizeof(head), "OK IMAGE %d\n", (int)owner);
-	assert_true(n > (int)strlen(head) + 8);
-	assert_true(!strncmp(reply, head, strlen(head)));
-	/* The image after the line restores (in a child: the IDs are ours). */
-	assert_int_equal(ptimer_delete(t), 0);
-}
-
-/* A listing served while the program forks: the child gets a copy of the
- * connection, and must not keep the reader waiting for the end of the
- * reply until it exits.  A reader lists in a loop (each read bounded by a
- * 3 s timeout) while the owner forks children that only sleep. */
-static void test_control_fork(void **state)
-{
-	(void)state;
-	owner = getpid();
-	struct sigevent none = { .sigev_notify = SIGEV_NONE };
-	enum { TIMERS = 2000, SLEEPERS = 150 };
-	static timer_t t[TIMERS];
-	struct itimerspec its = { { 0, 0 }, { 100, 0 } };
-	for (int i = 0; i < TIMERS; i++) {
-		assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &none, &t[i]), 0);
-		assert_int_equal(ptimer_settime(t[i], 0, &its, NULL), 0);
-	}
-	int res[2];
-	assert_int_equal(pipe(res), 0);
-	pid_t reader = fork();
-	assert_true(reader >= 0);
-	if (reader == 0) {
-		long reads = 0, stuck = 0;
-		struct timespec end, now;
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		end.tv_sec += 2;
-		do {
-			char w[128], buf[65536];
-			int fd = ptimer__control_connect(owner, w, sizeof(w));
-			if (fd < 0) {
-				usleep(1000);
-			} else {
-				struct timeval tv = { 3, 0 };
-				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-				ssize_t r = send(fd, "LIST\n", 5, MSG_NOSIGNAL) == 5 ? 1 : -1;
-				while (r > 0)
-					r = recv(fd, buf, sizeof(buf), 0);
-				if (r < 0)
-					stuck++;
-				else
-					reads++;
-				close(fd);
-			}
-			clock_gettime(CLOCK_MONOTONIC, &now);
-		} while (now.tv_sec < end.tv_sec || (now.tv_sec == end.tv_sec && now.tv_nsec < end.tv_nsec));
-		long out[2] = { reads, stuck };
-		_exit(write(res[1], out, sizeof(out)) == sizeof(out) ? 0 : 1);
-	}
-	static pid_t sleepers[SLEEPERS];
-	for (int i = 0; i < SLEEPERS; i++) {
-		sleepers[i] = fork();
-		if (sleepers[i] == 0) {
-			sleep(60);
-			_exit(0);
-		}
-		usleep(10000);
-	}
-	long got[2] = { -1, -1 };
-	assert_int_equal(read(res[0], got, sizeof(got)), (ssize_t)sizeof(got));
-	int st;
-	assert_int_equal(waitpid(reader, &st, 0), reader);
-	for (int i = 0; i < SLEEPERS; i++) {
-		if (sleepers[i] > 0) {
-			kill(sleepers[i], SIGKILL);
-			waitpid(sleepers[i], NULL, 0);
-		}
-	}
-	close(res[0]);
-	close(res[1]);
-	for (int i = 0; i < TIMERS; i++)
-		assert_int_equal(ptimer_delete(t[i]), 0);
-	printf("# %ld listings while the owner forked, %ld left waiting\n", got[0], got[1]);
-	assert_true(got[0] > 0);
-	assert_int_equal(got[1], 0);
-}
-
 static void ignore_sig(int sig)
 {
 	(void)sig;
@@ -1576,8 +1407,6 @@ int main(void)
 		cmocka_unit_test(test_refuse_truncated_and_corrupted),
 		cmocka_unit_test(test_refuse_bad_opts),
 		cmocka_unit_test(test_empty_image),
-		cmocka_unit_test(test_control),
-		cmocka_unit_test(test_control_fork),
 	};
 	for (size_t i = 0; i < sizeof(rest) / sizeof(rest[0]); i++)
 		tests[n++] = rest[i];

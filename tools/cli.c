@@ -35,7 +35,8 @@ static void usage_main(FILE *f)
 		"\n"
 		"commands:\n"
 		"  exec        run a program with libc's timer_* calls on the engine\n"
-		"  ls          show the timers of a running process\n"
+		"  ls          show the timers of a process (running or stopped)\n"
+		"  ps          list the processes on the engine, with their timer counts\n"
 		"  checkpoint  write the timers of a process on the engine to an image\n"
 		"  restore     start a program with an image's timers already in place\n"
 		"  bench       time the engine against the kernel's timers, in one run\n"
@@ -506,6 +507,8 @@ int main(int argc, char **argv)
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(cmd, "checkpoint"))
 		return cmd_checkpoint(argc - 1, argv + 1);
+	if (!strcmp(cmd, "ps"))
+		return cmd_ps(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s' (try 'ptimers --help')\n", prog, cmd);

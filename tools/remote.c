@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * `ptimers ls PID` and `ptimers checkpoint PID`: another process's timers,
- * read through its engine's control socket (src/control.c) without
- * stopping it, or, for a process on the kernel's timers, what
- * /proc/PID/timers shows.
+ * `ptimers ls PID`, `ptimers checkpoint PID` and `ptimers ps`: another
+ * process's timers, read from its memory by the outside reader
+ * (src/reader.c), running, stopped, frozen or traced alike; for a process
+ * on the kernel's timers, what /proc/PID/timers shows.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -16,102 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "image.h"
+#include "reader.h"
 #include "remote.h"
 #include "sys.h"
-
-int ptimer__control_connect(pid_t pid, char *why, size_t why_size);
-
-#define REPLY_TIMEOUT 30 /* seconds without a byte from the process */
-
-/* ---- talking to a process ---- */
-
-struct reply {
-	char *buf;
-	size_t len, cap;
-};
-
-/* Send one request; read the whole answer.  0, or -1 with *why. */
-/* At least want bytes free in r (and one more for a closing NUL),
- * doubling from first: 0, or -1 out of memory. */
-static int reply_room(struct reply *r, size_t want, size_t first)
-{
-	if (r->cap - r->len >= want)
-		return 0;
-	size_t cap = r->cap ? r->cap * 2 : first;
-	char *b = realloc(r->buf, cap + 1);
-	if (!b)
-		return -1;
-	r->buf = b;
-	r->cap = cap;
-	return 0;
-}
-
-static int request(pid_t pid, const char *req, struct reply *r, char *why, size_t why_size)
-{
-	int fd = ptimer__control_connect(pid, why, why_size);
-	if (fd < 0)
-		return -1;
-	struct timeval tv = { REPLY_TIMEOUT, 0 };
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	/* A refusal can come, and the socket close, before the request is
-	 * written: the answer is read all the same. */
-	(void)send(fd, req, strlen(req), MSG_NOSIGNAL);
-	r->len = 0;
-	for (;;) {
-		if (reply_room(r, 65536, 1 << 20) != 0) {
-			snprintf(why, why_size, "out of memory reading the answer");
-			close(fd);
-			return -1;
-		}
-		ssize_t n = recv(fd, r->buf + r->len, r->cap - r->len, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		/* A refusal closes the socket without reading the request:
-		 * the kernel then reports a reset after the answer. */
-		if (n < 0 && errno == ECONNRESET && r->len > 0)
-			break;
-		if (n < 0) {
-			snprintf(why, why_size, "reading the answer: %s",
-				 errno == EAGAIN ? "no answer within 30 s" : strerror(errno));
-			close(fd);
-			return -1;
-		}
-		if (n == 0)
-			break;
-		r->len += (size_t)n;
-	}
-	close(fd);
-	r->buf[r->len] = '\0';
-	return 0;
-}
-
-/* The answer's first line: "OK <what> <pid>" and the rest, or an error. */
-static const char *answer_body(const struct reply *r, const char *what, pid_t pid, size_t *body_len,
-			       char *why, size_t why_size)
-{
-	char *nl = memchr(r->buf, '\n', r->len);
-	if (!nl) {
-		snprintf(why, why_size, "process %d gave no answer", (int)pid);
-		return NULL;
-	}
-	*nl = '\0';
-	char want[64];
-	snprintf(want, sizeof(want), "OK %s %d", what, (int)pid);
-	if (strcmp(r->buf, want) != 0) {
-		snprintf(why, why_size, "%s", !strncmp(r->buf, "ERR ", 4) ? r->buf + 4 : r->buf);
-		return NULL;
-	}
-	*body_len = r->len - (size_t)(nl + 1 - r->buf);
-	return nl + 1;
-}
 
 /* ---- the timers, as ls shows them ---- */
 
@@ -120,11 +34,39 @@ struct row {
 	char notify[8], who[4];
 	uint64_t value;
 	bool have_times;
-	char remaining[32], interval[32], state[32];
+	int64_t remaining, interval; /* ns */
+	char state[32];
 };
 
-/* Parse the /proc/PID/timers layout, with the engine's extended lines
- * where they are. */
+static const char *notify_name(int notify)
+{
+	switch (notify & ~SIGEV_THREAD_ID) {
+	case SIGEV_SIGNAL: return "signal";
+	case SIGEV_NONE: return "none";
+	case SIGEV_THREAD: return "thread";
+	default: return "?";
+	}
+}
+
+static void row_of(const struct pt_saved *s, struct row *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = s->id;
+	r->signo = s->signo;
+	r->clock = s->cpu == 2 ? (int)s->cpu_clock : s->clockid;
+	r->target = s->target;
+	r->overrun = s->overrun;
+	snprintf(r->notify, sizeof(r->notify), "%s", notify_name(s->notify));
+	snprintf(r->who, sizeof(r->who), "%s", (s->notify & SIGEV_THREAD_ID) ? "tid" : "pid");
+	r->value = (uint64_t)(uintptr_t)s->value.sival_ptr;
+	r->have_times = true;
+	r->remaining = s->armed ? s->remaining : 0;
+	r->interval = s->armed ? s->interval : 0;
+	snprintf(r->state, sizeof(r->state), "%s",
+		 !s->armed ? "disarmed" : s->signal_pending ? "armed signal-pending" : "armed");
+}
+
+/* Parse /proc/PID/timers (the kernel's timers of a process). */
 static int parse_rows(const char *text, struct row **out)
 {
 	size_t n = 0, cap = 64;
@@ -160,15 +102,6 @@ static int parse_rows(const char *text, struct row **out)
 			sscanf(line + 8, "%7[a-z?]/%3[a-z].%d", cur->notify, cur->who, &cur->target);
 		} else if (sscanf(line, "ClockID: %d", &v) == 1) {
 			cur->clock = v;
-		} else if (!strncmp(line, "remaining: ", 11)) {
-			cur->have_times = true;
-			snprintf(cur->remaining, sizeof(cur->remaining), "%.31s", line + 11);
-		} else if (!strncmp(line, "interval: ", 10)) {
-			snprintf(cur->interval, sizeof(cur->interval), "%.31s", line + 10);
-		} else if (sscanf(line, "overrun: %d", &v) == 1) {
-			cur->overrun = v;
-		} else if (!strncmp(line, "state: ", 7)) {
-			snprintf(cur->state, sizeof(cur->state), "%.31s", line + 7);
 		}
 	}
 	*out = rows;
@@ -206,14 +139,13 @@ static void signal_name(int sig, char *buf, size_t size)
 		snprintf(buf, size, "%d", sig);
 }
 
-/* Seconds as the readout gives them ("12.000500000"), shorter. */
-static void short_time(const char *s, char *buf, size_t size)
+/* Seconds, shorter than the readout's nine places. */
+static void short_time(int64_t ns, char *buf, size_t size)
 {
-	double v = strtod(s, NULL);
-	if (v == 0)
+	if (ns == 0)
 		snprintf(buf, size, "0");
 	else
-		snprintf(buf, size, "%.6f", v);
+		snprintf(buf, size, "%.6f", (double)ns / 1e9);
 }
 
 static void json_string(FILE *f, const char *s)
@@ -288,8 +220,8 @@ static void print_json(FILE *f, pid_t pid, const char *source, const struct row 
 		json_string(f, sig);
 		fprintf(f, ", \"value\": \"0x%" PRIx64 "\"", r->value);
 		if (r->have_times) {
-			fprintf(f, ", \"remaining\": %s, \"interval\": %s, \"overrun\": %d, \"state\": ",
-				r->remaining, r->interval, r->overrun);
+			fprintf(f, ", \"remaining\": %.9f, \"interval\": %.9f, \"overrun\": %d, \"state\": ",
+				(double)r->remaining / 1e9, (double)r->interval / 1e9, r->overrun);
 			json_string(f, r->state);
 		}
 		fputc('}', f);
@@ -297,8 +229,8 @@ static void print_json(FILE *f, pid_t pid, const char *source, const struct row 
 	fprintf(f, "%s]}\n", n ? "\n" : "");
 }
 
-/* /proc/PID/timers: the kernel's timers of a process not on the engine. */
-static int read_proc(pid_t pid, struct reply *r, char *why, size_t why_size)
+/* /proc/PID/timers, whole: 0, or -1 with why. */
+static int read_proc(pid_t pid, char **out, char *why, size_t why_size)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/timers", (int)pid);
@@ -308,37 +240,64 @@ static int read_proc(pid_t pid, struct reply *r, char *why, size_t why_size)
 		if (e == ENOENT)
 			snprintf(why, why_size, "no process %d", (int)pid);
 		else if (e == EACCES || e == EPERM)
-			snprintf(why, why_size, "permission denied: only its user or root may read the "
-				 "timers of process %d", (int)pid);
+			snprintf(why, why_size, "the kernel's ptrace access check refused to show the timers "
+				 "of process %d (/proc/%d/timers)", (int)pid, (int)pid);
 		else
 			snprintf(why, why_size, "cannot read %s: %s", path, strerror(e));
 		return -1;
 	}
-	r->len = 0;
+	size_t len = 0, cap = 65536;
+	char *buf = malloc(cap + 1);
 	for (;;) {
-		if (reply_room(r, 4096, 65536) != 0) {
+		if (!buf) {
 			close(fd);
 			snprintf(why, why_size, "out of memory");
 			return -1;
 		}
-		ssize_t n = read(fd, r->buf + r->len, r->cap - r->len);
+		if (len == cap) {
+			char *b = realloc(buf, 2 * cap + 1);
+			if (!b) {
+				free(buf);
+				buf = NULL;
+				continue;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			int e = errno;
 			close(fd);
-			snprintf(why, why_size, "cannot read %s: %s", path,
-				 e == EACCES || e == EPERM ? "permission denied (only its user or root may)"
-							   : strerror(e));
+			free(buf);
+			snprintf(why, why_size, "cannot read %s: %s", path, strerror(e));
 			return -1;
 		}
 		if (n == 0)
 			break;
-		r->len += (size_t)n;
+		len += (size_t)n;
 	}
 	close(fd);
-	r->buf[r->len] = '\0';
+	buf[len] = '\0';
+	*out = buf;
 	return 0;
+}
+
+/* Kernel timers of the process's own (not the engine's, whose signal is
+ * its own): how many. */
+static int own_kernel_timers(pid_t pid, int engine_signo)
+{
+	char *text = NULL, why[64];
+	if (read_proc(pid, &text, why, sizeof(why)) != 0)
+		return 0;
+	struct row *rows = NULL;
+	int n = parse_rows(text, &rows), own = 0;
+	for (int i = 0; i < n; i++)
+		own += rows[i].signo != engine_signo;
+	free(rows);
+	free(text);
+	return own;
 }
 
 static int parse_pid(const char *s, pid_t *pid)
@@ -352,6 +311,21 @@ static int parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
+/* A thread's process (its thread group): pid itself, or its leader. */
+static pid_t process_of(pid_t pid)
+{
+	char path[64], line[128];
+	long tgid = pid;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Tgid: %ld", &tgid) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return (pid_t)tgid;
+}
+
 static void usage_ls(FILE *f)
 {
 	fprintf(f,
@@ -361,12 +335,14 @@ static void usage_ls(FILE *f)
 		"remaining time, interval, overruns and state.\n"
 		"\n"
 		"A process on the ptimers engine (linked with -lptimers or run under `ptimers\n"
-		"exec`) is asked through its control socket: the values are live, read without\n"
-		"stopping it or slowing its timer calls.  For any other process, or with\n"
-		"--kernel, the kernel's timers are read from /proc/PID/timers, which has no\n"
-		"remaining time, interval, overruns or state (shown as n/a).\n"
+		"exec`) is read from its memory: the values are live, and the process is\n"
+		"neither asked nor slowed, whether it runs or is stopped, frozen or traced.\n"
+		"For any other process, or with --kernel, the kernel's timers are read from\n"
+		"/proc/PID/timers, which has no remaining time, interval, overruns or state\n"
+		"(shown as n/a).  A thread's ID shows its process's timers.\n"
 		"\n"
-		"Only PID's own user or root may read it.\n"
+		"The kernel's ptrace access check decides who may read a process (its own\n"
+		"user, or root, as for /proc/PID/mem).\n"
 		"\n"
 		"  --json     {\"pid\", \"source\", \"missing\": [columns], \"timers\": [{\"id\",\n"
 		"             \"clock\", \"clock_id\", \"notify\", \"target\", \"signal\",\n"
@@ -375,6 +351,31 @@ static void usage_ls(FILE *f)
 		"  --kernel   the kernel's timers even of a process on the engine\n"
 		"\n"
 		"Exit status: 0, 1 when the process cannot be read, 2 for bad arguments.\n");
+}
+
+static int ls_kernel(pid_t pid, bool json, const char *note)
+{
+	char why[512], *text = NULL;
+	if (read_proc(pid, &text, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ptimers ls: %s\n", why);
+		return 1;
+	}
+	struct row *rows = NULL;
+	int n = parse_rows(text, &rows);
+	free(text);
+	if (n < 0) {
+		fprintf(stderr, "ptimers ls: out of memory\n");
+		return 1;
+	}
+	qsort(rows, (size_t)n, sizeof(*rows), by_id); /* /proc lists the newest first */
+	if (note)
+		fprintf(stderr, "ptimers ls: %s\n", note);
+	if (json)
+		print_json(stdout, pid, "kernel", rows, n, true);
+	else
+		print_table(stdout, pid, "kernel timers, from /proc", rows, n, true);
+	free(rows);
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 int cmd_ls(int argc, char **argv)
@@ -388,6 +389,7 @@ int cmd_ls(int argc, char **argv)
 	bool json = false, kernel = false;
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -400,60 +402,75 @@ int cmd_ls(int argc, char **argv)
 			kernel = true;
 			break;
 		default:
-			usage_ls(stderr);
+			fprintf(stderr, "ptimers ls: unknown option '%s' (try 'ptimers ls --help')\n",
+				argv[optind - 1]);
 			return 2;
 		}
 	}
 	pid_t pid;
-	if (optind != argc - 1 || parse_pid(argv[optind], &pid) != 0) {
-		fprintf(stderr, "ptimers ls: expected one process ID%s%s\n", optind < argc ? ", not " : "",
-			optind < argc ? argv[optind] : "");
+	if (optind >= argc) {
+		fprintf(stderr, "ptimers ls: no process ID given (try 'ptimers ls --help')\n");
 		return 2;
 	}
-	char why[512] = "";
-	struct reply r = { 0 };
-	const char *source = "the ptimers engine";
-	const char *body = NULL;
-	size_t body_len = 0;
-	if (!kernel) {
-		if (request(pid, "LIST\n", &r, why, sizeof(why)) == 0) {
-			body = answer_body(&r, "LIST", pid, &body_len, why, sizeof(why));
-			if (!body) {
-				fprintf(stderr, "ptimers ls: process %d: %s\n", (int)pid, why);
-				free(r.buf);
-				return 1;
-			}
-		} else if (errno != ECONNREFUSED) {
-			fprintf(stderr, "ptimers ls: process %d: %s\n", (int)pid, why);
-			free(r.buf);
-			return 1;
-		}
+	if (optind < argc - 1) {
+		fprintf(stderr, "ptimers ls: one process ID at a time, not %d (try 'ptimers ls --help')\n",
+			argc - optind);
+		return 2;
 	}
-	if (!body) {
-		/* No engine listens there: the kernel's view. */
-		kernel = true;
-		source = "kernel timers, from /proc";
-		if (read_proc(pid, &r, why, sizeof(why)) != 0) {
+	if (parse_pid(argv[optind], &pid) != 0) {
+		fprintf(stderr, "ptimers ls: '%s' is not a process ID (try 'ptimers ls --help')\n",
+			argv[optind]);
+		return 2;
+	}
+	pid_t proc = process_of(pid);
+	if (proc != pid) {
+		fprintf(stderr, "ptimers ls: %d is a thread of process %d: its timers are the "
+			"process's\n", (int)pid, (int)proc);
+		pid = proc;
+	}
+	if (kernel)
+		return ls_kernel(pid, json, NULL);
+	char why[512];
+	struct pt_remote r;
+	if (pt_remote_open(pid, &r, why, sizeof(why)) != 0) {
+		if (errno != ENOENT) {
 			fprintf(stderr, "ptimers ls: %s\n", why);
-			free(r.buf);
 			return 1;
 		}
-		body = r.buf;
+		char note[160];
+		snprintf(note, sizeof(note), "process %d is not on the ptimers engine: its kernel timers, "
+			 "from /proc/%d/timers", (int)pid, (int)pid);
+		return ls_kernel(pid, json, note);
 	}
-	struct row *rows = NULL;
-	int n = parse_rows(body, &rows);
-	if (n < 0) {
-		fprintf(stderr, "ptimers ls: out of memory\n");
-		free(r.buf);
+	struct pt_saved *s = NULL;
+	size_t n = 0;
+	struct pt_remote_meta meta;
+	if (pt_remote_timers(&r, &s, &n, &meta, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ptimers ls: %s\n", why);
 		return 1;
 	}
-	qsort(rows, (size_t)n, sizeof(*rows), by_id); /* /proc lists the newest first */
+	struct row *rows = malloc((n ? n : 1) * sizeof(*rows));
+	if (!rows) {
+		free(s);
+		fprintf(stderr, "ptimers ls: out of memory\n");
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++)
+		row_of(&s[i], &rows[i]);
+	free(s);
+	if (meta.changing)
+		fprintf(stderr, "ptimers ls: %zu timer%s left out: held by a thread that stopped in the "
+			"middle of changing %s\n", meta.changing, meta.changing == 1 ? "" : "s",
+			meta.changing == 1 ? "it" : "them");
+	int own = own_kernel_timers(pid, r.root.engine_signo);
+	if (own)
+		fprintf(stderr, "ptimers ls: process %d also has %d kernel timer%s of its own, not shown "
+			"(ptimers ls --kernel %d)\n", (int)pid, own, own == 1 ? "" : "s", (int)pid);
 	if (json)
-		print_json(stdout, pid, kernel ? "kernel" : "engine", rows, n, kernel);
+		print_json(stdout, pid, "engine", rows, (int)n, false);
 	else
-		print_table(stdout, pid, source, rows, n, kernel);
+		print_table(stdout, pid, "the ptimers engine", rows, (int)n, false);
 	free(rows);
-	free(r.buf);
 	return fflush(stdout) == 0 ? 0 : 1;
 }
 
@@ -463,7 +480,8 @@ static void usage_checkpoint(FILE *f)
 		"usage: ptimers checkpoint PID -o FILE\n"
 		"\n"
 		"Write the image of every timer of process PID, which runs on the ptimers\n"
-		"engine, to FILE, without stopping the process.  The image is CRIU's POSIX\n"
+		"engine, to FILE.  The process is read from its memory: running, stopped,\n"
+		"frozen or traced, it is neither asked nor slowed.  The image is CRIU's POSIX\n"
 		"timers image (`crit decode -i FILE` lists it); `ptimers restore FILE -- PROG`\n"
 		"starts a program with those timers.  FILE is written whole or not at all\n"
 		"(through a temporary file renamed into place); -o - writes to standard output.\n"
@@ -472,8 +490,53 @@ static void usage_checkpoint(FILE *f)
 		"are only given to the process itself): inside, ptimer_kernel_checkpoint()\n"
 		"writes the same image.\n"
 		"\n"
-		"Only PID's own user or root may checkpoint it.\n"
+		"The kernel's ptrace access check decides who may read a process (its own\n"
+		"user, or root).\n"
 		"Exit status: 0, 1 when it cannot be done, 2 for bad arguments.\n");
+}
+
+/* The image in memory, as a memfd: 0 with *fd at its start, or -1. */
+static int image_of(pid_t pid, int *fd_out, size_t *count, size_t *threads, char *why, size_t why_size)
+{
+	struct pt_remote r;
+	if (pt_remote_open(pid, &r, why, why_size) != 0) {
+		if (errno == ENOENT)
+			snprintf(why, why_size, "process %d is not on the ptimers engine: its kernel timers "
+				 "can only be checkpointed from inside it, with ptimer_kernel_checkpoint()",
+				 (int)pid);
+		return -1;
+	}
+	struct pt_saved *s = NULL;
+	size_t n = 0;
+	struct pt_remote_meta meta;
+	if (pt_remote_timers(&r, &s, &n, &meta, why, why_size) != 0)
+		return -1;
+	if (meta.changing) {
+		free(s);
+		snprintf(why, why_size, "%zu timer%s of process %d %s held by a thread that stopped in the "
+			 "middle of changing %s: let the process run a moment, then checkpoint again",
+			 meta.changing, meta.changing == 1 ? "" : "s", (int)pid,
+			 meta.changing == 1 ? "is" : "are", meta.changing == 1 ? "it" : "them");
+		return -1;
+	}
+	*threads = 0;
+	for (size_t i = 0; i < n; i++)
+		*threads += s[i].notify == SIGEV_THREAD;
+	int fd = memfd_create("ptimers-image", MFD_CLOEXEC);
+	if (fd < 0) {
+		free(s);
+		snprintf(why, why_size, "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	int w = pt_image_write_saved(fd, s, n, meta.id_policy, meta.next_id, why, why_size);
+	free(s);
+	if (w < 0 || lseek(fd, 0, SEEK_SET) != 0) {
+		close(fd);
+		return -1;
+	}
+	*fd_out = fd;
+	*count = n;
+	return 0;
 }
 
 int cmd_checkpoint(int argc, char **argv)
@@ -486,6 +549,7 @@ int cmd_checkpoint(int argc, char **argv)
 	const char *out = NULL;
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
@@ -495,13 +559,28 @@ int cmd_checkpoint(int argc, char **argv)
 			out = optarg;
 			break;
 		default:
-			usage_checkpoint(stderr);
+			if (optopt == 'o')
+				fprintf(stderr, "ptimers checkpoint: -o needs a file (try 'ptimers checkpoint "
+					"--help')\n");
+			else
+				fprintf(stderr, "ptimers checkpoint: unknown option '%s' (try 'ptimers "
+					"checkpoint --help')\n", argv[optind - 1]);
 			return 2;
 		}
 	}
 	pid_t pid;
-	if (optind != argc - 1 || parse_pid(argv[optind], &pid) != 0) {
-		fprintf(stderr, "ptimers checkpoint: expected one process ID\n");
+	if (optind >= argc) {
+		fprintf(stderr, "ptimers checkpoint: no process ID given (try 'ptimers checkpoint --help')\n");
+		return 2;
+	}
+	if (optind < argc - 1) {
+		fprintf(stderr, "ptimers checkpoint: one process ID at a time, not %d (try 'ptimers "
+			"checkpoint --help')\n", argc - optind);
+		return 2;
+	}
+	if (parse_pid(argv[optind], &pid) != 0) {
+		fprintf(stderr, "ptimers checkpoint: '%s' is not a process ID (try 'ptimers checkpoint "
+			"--help')\n", argv[optind]);
 		return 2;
 	}
 	if (!out || !*out) {
@@ -509,59 +588,170 @@ int cmd_checkpoint(int argc, char **argv)
 			"output)\n");
 		return 2;
 	}
+	pid_t proc = process_of(pid);
+	if (proc != pid) {
+		fprintf(stderr, "ptimers checkpoint: %d is a thread of process %d: checkpointing the "
+			"process\n", (int)pid, (int)proc);
+		pid = proc;
+	}
 	char why[512] = "";
-	struct reply r = { 0 };
-	if (request(pid, "IMAGE\n", &r, why, sizeof(why)) != 0) {
-		if (errno == ECONNREFUSED)
-			fprintf(stderr, "ptimers checkpoint: process %d is not on the ptimers engine (no "
-				"control socket): its kernel timers can only be checkpointed from inside "
-				"it, with ptimer_kernel_checkpoint()\n", (int)pid);
-		else
-			fprintf(stderr, "ptimers checkpoint: process %d: %s\n", (int)pid, why);
-		free(r.buf);
+	int fd = -1;
+	size_t count = 0, threads = 0;
+	if (image_of(pid, &fd, &count, &threads, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ptimers checkpoint: %s\n", why);
 		return 1;
 	}
-	size_t len;
-	const char *body = answer_body(&r, "IMAGE", pid, &len, why, sizeof(why));
-	if (!body) {
-		fprintf(stderr, "ptimers checkpoint: process %d: %s\n", (int)pid, why);
-		free(r.buf);
+	struct stat st;
+	void *img = NULL;
+	if (fstat(fd, &st) != 0 ||
+	    (st.st_size > 0 && (img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0)) ==
+	     MAP_FAILED)) {
+		fprintf(stderr, "ptimers checkpoint: the image: %s\n", strerror(errno));
+		close(fd);
 		return 1;
 	}
+	size_t len = (size_t)st.st_size;
 	/* What came is checked as a restore would check it, before it is
 	 * kept anywhere. */
 	struct pt_image_summary sum;
-	if (pt_image_check((const uint8_t *)body, len, &sum, why, sizeof(why)) != 0) {
-		fprintf(stderr, "ptimers checkpoint: process %d sent a bad image: %s\n", (int)pid, why);
-		free(r.buf);
+	if (pt_image_check(img, len, &sum, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ptimers checkpoint: the image of process %d is bad: %s\n", (int)pid, why);
+		munmap(img, len);
+		close(fd);
 		return 1;
 	}
 	int rc = 0;
 	if (!strcmp(out, "-")) {
-		if (pt_sys_write_all(STDOUT_FILENO, body, len) != 0) {
+		if (pt_sys_write_all(STDOUT_FILENO, img, len) != 0) {
 			fprintf(stderr, "ptimers checkpoint: writing standard output: %s\n", strerror(errno));
 			rc = 1;
 		}
 	} else {
 		char *tmp;
 		if (asprintf(&tmp, "%s.tmp.%d", out, (int)getpid()) < 0) {
-			free(r.buf);
+			munmap(img, len);
+			close(fd);
 			return 1;
 		}
-		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || pt_sys_write_all(fd, body, len) != 0 || fsync(fd) != 0 || close(fd) != 0 ||
+		int ofd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (ofd < 0 || pt_sys_write_all(ofd, img, len) != 0 || fsync(ofd) != 0 || close(ofd) != 0 ||
 		    rename(tmp, out) != 0) {
 			fprintf(stderr, "ptimers checkpoint: cannot write %s: %s\n", out, strerror(errno));
-			if (fd >= 0)
+			if (ofd >= 0)
 				unlink(tmp);
 			rc = 1;
 		}
 		free(tmp);
 	}
-	if (!rc)
-		fprintf(stderr, "ptimers checkpoint: %zu timer%s of process %d%s%s (%zu bytes)\n",
-			sum.count, sum.count == 1 ? "" : "s", (int)pid, strcmp(out, "-") ? " to " : "",
+	munmap(img, len);
+	close(fd);
+	if (!rc) {
+		fprintf(stderr, "ptimers checkpoint: %zu timer%s of process %d%s%s (%zu bytes)\n", count,
+			count == 1 ? "" : "s", (int)pid, strcmp(out, "-") ? " to " : "",
 			strcmp(out, "-") ? out : "", len);
-	free(r.buf);
+		if (threads)
+			fprintf(stderr, "ptimers checkpoint: warning: %zu of them %s SIGEV_THREAD: a function "
+				"is code, not data, so `ptimers restore` refuses the image; restore it with "
+				"ptimer_restore() and a thread_notify callback\n", threads,
+				threads == 1 ? "is" : "are");
+	}
 	return rc;
+}
+
+static void usage_ps(FILE *f)
+{
+	fprintf(f,
+		"usage: ptimers ps [--json]\n"
+		"\n"
+		"List every process on the ptimers engine that this user may read (the kernel's\n"
+		"ptrace access check decides), with its number of timers and its command.\n"
+		"\n"
+		"  --json     [{\"pid\", \"timers\", \"command\"}, ...]\n"
+		"\n"
+		"Exit status: 0, 1 when /proc cannot be read, 2 for bad arguments.\n");
+}
+
+static void command_of(pid_t pid, char *buf, size_t size)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	buf[0] = '\0';
+	FILE *f = fopen(path, "re");
+	if (f) {
+		if (fgets(buf, (int)size, f))
+			buf[strcspn(buf, "\n")] = '\0';
+		fclose(f);
+	}
+}
+
+int cmd_ps(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ 0 },
+	};
+	bool json = false;
+	int c;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage_ps(stdout);
+			return 0;
+		case 'j':
+			json = true;
+			break;
+		default:
+			fprintf(stderr, "ptimers ps: unknown option '%s' (try 'ptimers ps --help')\n",
+				argv[optind - 1]);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ptimers ps: unexpected argument '%s' (try 'ptimers ps --help')\n",
+			argv[optind]);
+		return 2;
+	}
+	pid_t *pids = NULL;
+	size_t n = 0, refused = 0;
+	if (pt_remote_list(&pids, &n, &refused) != 0) {
+		fprintf(stderr, "ptimers ps: cannot read /proc: %s\n", strerror(errno));
+		return 1;
+	}
+	if (json)
+		printf("[");
+	else
+		printf("%8s  %8s  %s\n", "PID", "TIMERS", "COMMAND");
+	size_t shown = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct pt_remote r;
+		char why[256], comm[64];
+		uint64_t count = 0;
+		if (pt_remote_open(pids[i], &r, why, sizeof(why)) != 0)
+			continue; /* ended meanwhile */
+		struct iovec local = { &count, sizeof(count) },
+			     remote = { (void *)(uintptr_t)r.root.count_word, sizeof(count) };
+		if (process_vm_readv(pids[i], &local, 1, &remote, 1, 0) != (ssize_t)sizeof(count))
+			continue;
+		command_of(pids[i], comm, sizeof(comm));
+		if (json) {
+			printf("%s\n  {\"pid\": %d, \"timers\": %llu, \"command\": ", shown ? "," : "",
+			       (int)pids[i], (unsigned long long)(count & 0xffffffffu));
+			json_string(stdout, comm);
+			printf("}");
+		} else {
+			printf("%8d  %8llu  %s\n", (int)pids[i], (unsigned long long)(count & 0xffffffffu),
+			       comm);
+		}
+		shown++;
+	}
+	if (json)
+		printf("%s]\n", shown ? "\n" : "");
+	free(pids);
+	if (refused && !json)
+		fprintf(stderr, "ptimers ps: %zu process%s this user may not read (the kernel's ptrace "
+			"access check) not looked at\n", refused, refused == 1 ? "" : "es");
+	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -5,5 +5,6 @@
 
 int cmd_ls(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
 
 #endif

@@ -36,6 +36,7 @@ static struct {
 } q = { .lock = PT_LOCK_INIT, .lead = LEAD_START };
 
 struct pt_base *pt_base_table[PT_MAX_BASES];
+int64_t pt_base_shift[PT_MAX_BASES];
 
 int64_t pt_queue_lead(void)
 {

@@ -110,6 +110,23 @@ int64_t pt_base_now(uint16_t index);
 /* The registered bases by index (base.c's; read through pt_base_get). */
 extern struct pt_base *pt_base_table[PT_MAX_BASES];
 
+/*
+ * A base's clock as the engine reads it: the kernel's clock plus the
+ * base's shift, zero until the process is restored by CRIU without the
+ * clocks it had (a CPU clock starts again near zero in the new process; a
+ * monotonic one differs by the gap when restored without a time
+ * namespace, or on another machine).  The providers notice (clocks.c,
+ * cpu.c) and set the shift so that every deadline keeps the time it had
+ * left, as CRIU keeps a kernel timer's.  Kernel timers are set on the
+ * kernel's clock: the shift is taken off again.  Published (layout.h).
+ */
+extern int64_t pt_base_shift[PT_MAX_BASES];
+
+static inline int64_t pt_base_shift_of(uint16_t index)
+{
+	return __atomic_load_n(&pt_base_shift[index], __ATOMIC_RELAXED);
+}
+
 static inline struct pt_base *pt_base_get(uint16_t index)
 {
 	return __atomic_load_n(&pt_base_table[index], __ATOMIC_ACQUIRE);

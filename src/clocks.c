@@ -22,6 +22,7 @@
 
 #define CLOCKFD 3
 #define CPUCLOCK_TYPE_MASK 7
+#define RESTORE_SLACK (10 * 1000000LL) /* ns: a wakeup this far off, or a canary */
 
 struct fixed_base {
 	struct pt_base b;
@@ -98,7 +99,7 @@ void pt_clock_put(uint16_t cpu_base)
 
 static int64_t fixed_now(struct pt_base *b)
 {
-	return pt_clock_ns(((struct fixed_base *)b)->clock);
+	return pt_clock_ns(((struct fixed_base *)b)->clock) + pt_base_shift_of(b->index);
 }
 
 /* b->plock held. */
@@ -131,6 +132,7 @@ static void fixed_program(struct pt_base *b, int64_t when)
 		/* Early by the dispatcher's wakeup delay: it spins the rest. */
 		when -= pt_queue_lead();
 		__atomic_store_n(&fb->set_for, when, __ATOMIC_RELAXED);
+		when -= pt_base_shift_of(b->index); /* on the kernel's clock */
 		/* it_value zero would disarm: an expiry at or before the epoch
 		 * is simply due, so ask for the smallest non-zero time. */
 		its.it_value = when > 0 ? pt_ns_to_ts(when) : (struct timespec){ 0, 1 };
@@ -150,6 +152,10 @@ static const struct pt_base_ops fixed_ops = {
  * dispatcher's next look.  Or a CPU clock's (cpu.c). */
 static void source_fired(int value, pid_t via, const sigset_t *mask)
 {
+	if (value == PT_SRC_INTERRUPTED) {
+		pt_clocks_check_restored();
+		return;
+	}
 	if (value >= PT_SRC_CPU) {
 		pt_cpu_fired(value - PT_SRC_CPU, via, mask);
 		return;
@@ -160,8 +166,87 @@ static void source_fired(int value, pid_t via, const sigset_t *mask)
 	struct fixed_base *fb = &fixed[i];
 	pt_base_spent(&fb->b);
 	int64_t set_for = __atomic_load_n(&fb->set_for, __ATOMIC_RELAXED);
-	if (set_for > 0)
-		pt_queue_woke(fixed_now(&fb->b) - set_for);
+	if (set_for <= 0)
+		return;
+	int64_t late = fixed_now(&fb->b) - set_for;
+	/* A kernel timer set absolute never goes off early, and seldom
+	 * 10 ms late: either is how a restore without the old clocks shows
+	 * (CRIU re-arms kernel timers relative). */
+	if ((late < -RESTORE_SLACK || late > RESTORE_SLACK) &&
+	    (fb->clock == CLOCK_MONOTONIC || fb->clock == CLOCK_BOOTTIME)) {
+		pt_clocks_check_restored();
+		late = fixed_now(&fb->b) - set_for;
+	}
+	pt_queue_woke(late);
+}
+
+/* ---- a restore without the old clocks ---- */
+
+/*
+ * A canary per monotonic clock: a kernel timer set, absolute, far ahead,
+ * whose deadline the engine remembers.  CRIU re-arms it with the time it
+ * had left, as every kernel timer: in the restored process the kernel's
+ * remaining time and the one the engine works out from its deadline then
+ * differ by how far the clock moved under it.  Within a time namespace
+ * (CRIU's default) they agree and nothing changes.
+ */
+struct canary {
+	clockid_t clock;
+	int kid;          /* -1 until the dispatcher has started */
+	int64_t deadline; /* on the kernel's clock */
+};
+
+static struct canary canaries[2] = { { CLOCK_MONOTONIC, -1, 0 }, { CLOCK_BOOTTIME, -1, 0 } };
+#define CANARY_AHEAD (1000000LL * PT_NSEC_PER_SEC) /* eleven days and more */
+
+static void canaries_arm(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct canary *c = &canaries[i];
+		if (c->kid < 0) {
+			/* It never signals; the engine's signal marks it as the
+			 * engine's in /proc/PID/timers (ptimers ls). */
+			struct sigevent sev = { .sigev_notify = SIGEV_NONE,
+						.sigev_signo = pt_dispatch_signo() };
+			if (pt_sys_timer_create(c->clock, &sev, &c->kid) != 0) {
+				c->kid = -1;
+				continue;
+			}
+		}
+		c->deadline = pt_clock_ns(c->clock) + CANARY_AHEAD;
+		struct itimerspec its = { .it_value = pt_ns_to_ts(c->deadline) };
+		syscall(SYS_timer_settime, c->kid, TIMER_ABSTIME, &its, NULL);
+	}
+}
+
+void pt_clocks_check_restored(void)
+{
+	bool moved = false;
+	for (int i = 0; i < 2; i++) {
+		struct canary *c = &canaries[i];
+		struct itimerspec cur;
+		if (c->kid < 0 || syscall(SYS_timer_gettime, c->kid, &cur) != 0)
+			continue;
+		int64_t now = pt_clock_ns(c->clock);
+		int64_t delta = (c->deadline - now) - pt_ts_to_ns(&cur.it_value);
+		if (delta > -RESTORE_SLACK && delta < RESTORE_SLACK)
+			continue;
+		/* Restored: the clock moved by -delta under the engine's
+		 * deadlines.  Shifting its bases by delta keeps the time each
+		 * had left; the canary's deadline follows. */
+		c->deadline -= delta;
+		for (int b = 0; b < PT_NR_FIXED; b++) {
+			bool on_it = c->clock == CLOCK_MONOTONIC ? b == PT_BASE_MONOTONIC
+								 : b == PT_BASE_BOOTTIME;
+			if (on_it) {
+				__atomic_add_fetch(&pt_base_shift[b], delta, __ATOMIC_RELAXED);
+				pt_base_spent(&fixed[b].b); /* its kernel timer set again */
+			}
+		}
+		moved = true;
+	}
+	if (moved)
+		pt_dispatch_kick();
 }
 
 int pt_clocks_start_slow(void)
@@ -174,6 +259,11 @@ int pt_clocks_start_slow(void)
 	err = pt_dispatch_start();
 	for (int i = 0; i < PT_NR_FIXED && !err; i++)
 		pt_base_spent(&fixed[i].b); /* its kernel timer made and set on the next run */
+	if (!err) {
+		pt_slice_pause(); /* kernel timers made and set under the lock */
+		canaries_arm();
+		pt_slice_resume();
+	}
 	if (!err)
 		__atomic_store_n(&pt_clocks_started, true, __ATOMIC_RELEASE);
 	pt_dispatch_kick();
@@ -197,6 +287,8 @@ void pt_clocks_fork_child(void)
 	/* The parent's kernel timers are not the child's. */
 	for (int i = 0; i < PT_NR_FIXED; i++)
 		fixed[i].kid = -1;
+	for (int i = 0; i < 2; i++)
+		canaries[i].kid = -1;
 	pt_clocks_started = false;
 	pt_lock_reset(&start_lock);
 }

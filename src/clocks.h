@@ -74,9 +74,14 @@ static inline clockid_t pt_fixed_clock(uint16_t base)
 static inline int64_t pt_clock_now(uint16_t base)
 {
 	if (base < PT_NR_FIXED)
-		return pt_clock_ns(pt_fixed_clock(base));
+		return pt_clock_ns(pt_fixed_clock(base)) + pt_base_shift_of(base);
 	return pt_base_now(base);
 }
+
+/* The dispatcher: was the process restored without its monotonic clocks
+ * (CRIU, no time namespace)?  Then shift them (base.h).  Cheap to call
+ * when in doubt: a wait interrupted, a wakeup far from when it was due. */
+void pt_clocks_check_restored(void);
 
 /* Start the dispatcher and the fixed bases' kernel timers: 0 or -errno.
  * Inline, the check every creation makes once they are running. */

@@ -43,12 +43,14 @@
 #define MAKE_THREAD_CPUCLOCK(tid, which) (MAKE_PROCESS_CPUCLOCK(tid, which) | CPUCLOCK_PERTHREAD_MASK)
 #define CPUCLOCK_SCHED 2
 #define MAX_CLOCKS (PT_MAX_BASES - 4)
+#define RESTORED_BACK 1000000 /* ns a CPU clock went back: a restore */
 
 struct cpu_clock {
 	struct pt_base b;         /* first: the handler finds the clock from it */
 	clockid_t clock;          /* explicit: no "calling thread" IDs */
 	int users;                /* timers created on it */
 	int ktimer;               /* the kernel timer, -1 when unused */
+	int64_t seen;             /* the latest reading, on the engine's timeline */
 };
 
 static struct {
@@ -88,12 +90,52 @@ int pt_cpu_check(clockid_t c)
 
 /* ---- the provider ---- */
 
+/*
+ * The clock read lower than the engine had seen: the process was restored
+ * (CRIU), and its CPU time (and its threads') started again near zero.
+ * The engine's deadlines keep the CPU time they had left: the kernel timer
+ * of the base, which CRIU re-armed with the time it had left, says how
+ * far the engine's clock had got; without one armed, the latest reading
+ * does.  Returns the clock on the engine's new timeline.
+ */
+static int64_t rebase(struct cpu_clock *c, int64_t raw, int64_t old_shift, int64_t seen)
+{
+	int64_t now = seen;
+	int64_t programmed = __atomic_load_n(&c->b.programmed, __ATOMIC_SEQ_CST);
+	int kt = __atomic_load_n(&c->ktimer, __ATOMIC_RELAXED);
+	struct itimerspec cur;
+	if (kt >= 0 && programmed != PT_NEVER && programmed != PT_BASE_PROGRAMMING &&
+	    syscall(SYS_timer_gettime, kt, &cur) == 0 && pt_ts_to_ns(&cur.it_value) > 0)
+		now = programmed - pt_ts_to_ns(&cur.it_value);
+	int64_t want = now - raw;
+	if (!__atomic_compare_exchange_n(&pt_base_shift[c->b.index], &old_shift, want, false,
+					 __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		return raw + old_shift; /* another thread rebased it first: its view */
+	__atomic_store_n(&c->seen, now, __ATOMIC_RELAXED);
+	pt_base_spent(&c->b); /* its kernel timer set again, on the new clock */
+	pt_dispatch_kick();
+	return now;
+}
+
 /* A CPU clock is read by a system call (the vDSO has none), often under
  * a timer's lock: outside the time-slice extension. */
 static int64_t cpu_now(struct pt_base *b)
 {
+	struct cpu_clock *c = (struct cpu_clock *)b;
 	pt_slice_pause();
-	int64_t now = pt_clock_ns(__atomic_load_n(&((struct cpu_clock *)b)->clock, __ATOMIC_RELAXED));
+	int64_t raw = pt_clock_ns(__atomic_load_n(&c->clock, __ATOMIC_RELAXED));
+	int64_t now = raw;
+	if (raw >= 0) {
+		int64_t shift = pt_base_shift_of(b->index), seen = __atomic_load_n(&c->seen, __ATOMIC_RELAXED);
+		now = raw + shift;
+		if (now < seen - RESTORED_BACK) {
+			now = rebase(c, raw, shift, seen);
+		} else {
+			while (now > seen && !__atomic_compare_exchange_n(&c->seen, &seen, now, true,
+									  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				;
+		}
+	}
 	pt_slice_resume();
 	return now;
 }
@@ -106,6 +148,8 @@ static void cpu_program(struct pt_base *b, int64_t when)
 
 	if (kt < 0)
 		return;
+	if (when != PT_NEVER)
+		when -= pt_base_shift_of(b->index); /* on the kernel's clock */
 	struct itimerspec its = { .it_value = pt_ns_to_ts(when == PT_NEVER ? 0 : when > 0 ? when : 1) };
 	syscall(SYS_timer_settime, kt, TIMER_ABSTIME, &its, NULL);
 }
@@ -197,6 +241,8 @@ int pt_cpu_attach(clockid_t clockid)
 		}
 		__atomic_store_n(&free_slot->clock, clock, __ATOMIC_RELAXED);
 		__atomic_store_n(&free_slot->ktimer, kid, __ATOMIC_RELAXED);
+		__atomic_store_n(&free_slot->seen, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&pt_base_shift[free_slot->b.index], 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&free_slot->b.via, 0, __ATOMIC_RELAXED);
 		/* A new kernel timer holds nothing yet. */
 		pt_lock(&free_slot->b.plock);
@@ -272,6 +318,8 @@ void pt_cpu_fork_child(void)
 		c->users = 0;
 		c->ktimer = -1;
 		c->b.via = 0;
+		c->seen = 0;
+		pt_base_shift[c->b.index] = 0; /* the child's CPU clocks are its own */
 	}
 	pt_lock_reset(&cpu.lock);
 }

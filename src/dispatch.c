@@ -260,6 +260,11 @@ static void *dispatcher(void *arg)
 			do
 				source_fired(&si, 0, NULL);
 			while (wait_signal(&set, &si, &zero) == disp.signo);
+		} else if (r < 0 && errno == EINTR && disp.source) {
+			/* Every signal is blocked here: only a stop, a tracer or
+			 * a restore interrupts the wait.  After a restore the
+			 * clocks may have moved under the deadlines. */
+			disp.source(PT_SRC_INTERRUPTED, 0, NULL);
 		}
 		/* After a wakeup of any kind (a source, a kick, a timeout),
 		 * the work looks at everything. */

@@ -32,6 +32,7 @@
 #include <time.h>
 
 /* What an engine signal's value says fired. */
+#define PT_SRC_INTERRUPTED (-1) /* no signal: the wait was interrupted (a restore?) */
 #define PT_SRC_KICK 0          /* pt_dispatch_kick() */
 #define PT_SRC_BASE 1          /* + a fixed base's index */
 #define PT_SRC_CPU 64          /* + a CPU clock's slot */

@@ -19,9 +19,10 @@
  *     out; a live timer has valid set.  Memory stays a timer until its
  *     whole chunk is given back (pool.h), so a stale pointer still finds a
  *     timer, never something else.
- *   - Each timer's lock word is a sequence count (lock.h): a reader that
- *     reads it even, then the fields, then the same value again has a
- *     consistent copy, as the engine's own readout does.
+ *   - Each timer's lock word is a sequence lock (lock.h): bit 0 held,
+ *     bit 1 a write window open, the rest counts windows.  A reader that
+ *     reads it with bit 1 clear, then the fields, then the same count
+ *     again has a consistent copy, as the engine's own readout does.
  *   - root->count_word: timers alive (low half) and creation numbers
  *     handed out (high half).  A listing leaves out timers made after it
  *     began (their creation number, struct pt_timer's gen, is higher).
@@ -66,7 +67,7 @@ struct pt_root {
 	uint64_t base_table;     /* address of the base pointers, max_bases of them */
 	uint32_t max_bases;
 	uint32_t cpu_clock_off;  /* offset of a CPU base's clockid_t from the base */
-	uint64_t base_shift;     /* address of int64_t[max_bases]: see clocks.h (0: none) */
+	uint64_t base_shift;     /* address of int64_t[max_bases]: added to each base's clock (base.h) */
 };
 
 #endif

@@ -64,8 +64,8 @@ void pt_seqlock_wait(uint32_t *seq)
 {
 	for (unsigned i = 0;; i++) {
 		uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
-		if (!(s & 1) &&
-		    __atomic_compare_exchange_n(seq, &s, s + 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+		if (!(s & PT_SEQ_HELD) && __atomic_compare_exchange_n(seq, &s, s | PT_SEQ_HELD, false,
+								      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
 			if (i > 100)
 				pt_slice_resume();
 			return;

@@ -131,10 +131,12 @@ static inline void pt_spin_reset(pt_spin_t *l)
 
 /*
  * A sequence lock: one word that is both a spinlock and the seqcount that
- * lock-free readers check, so an object pays four bytes for both.  Even
- * when free, odd while held; each hold adds two.  A holder may change the
- * object (a reader that saw the same even value before and after its
- * reads saw no change); readers never take it, and never make a holder
+ * lock-free readers check, so an object pays four bytes for both.  Bit 0:
+ * held; bit 1: the holder is changing the object (a write window, short
+ * and without system calls); the rest counts the windows.  A reader waits
+ * out a window and retries if a window opened or closed while it read, so
+ * a holder that is only holding (or is stopped while it holds) does not
+ * stop readers.  Readers never take the lock and never make a holder
  * wait.  Taken and given like pt_spin_t: one compare-and-swap, one store,
  * an engine section with a time-slice extension asked for while held.
  */
@@ -142,23 +144,40 @@ typedef struct {
 	uint32_t seq;
 } pt_seqlock_t;
 
+#define PT_SEQ_HELD 1u
+#define PT_SEQ_WRITING 2u
+#define PT_SEQ_WINDOW 4u
+
 void pt_seqlock_wait(uint32_t *seq);
 
 static inline void pt_seq_take(uint32_t *seq)
 {
 	uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
-	if ((s & 1) || !__atomic_compare_exchange_n(seq, &s, s + 1, false, __ATOMIC_ACQUIRE,
-						    __ATOMIC_RELAXED))
+	if ((s & PT_SEQ_HELD) || !__atomic_compare_exchange_n(seq, &s, s | PT_SEQ_HELD, false,
+							       __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
 		pt_seqlock_wait(seq);
-	/* The odd value is seen before any change the holder makes. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
 	pt_slice_begin();
 }
 
 static inline void pt_seq_give(uint32_t *seq)
 {
 	pt_slice_end();
-	__atomic_store_n(seq, __atomic_load_n(seq, __ATOMIC_RELAXED) + 1, __ATOMIC_RELEASE);
+	__atomic_store_n(seq, __atomic_load_n(seq, __ATOMIC_RELAXED) & ~PT_SEQ_HELD, __ATOMIC_RELEASE);
+}
+
+/* The holder's write window: readers see all of it or none. */
+static inline void pt_seq_write_begin(pt_seqlock_t *l)
+{
+	__atomic_store_n(&l->seq, __atomic_load_n(&l->seq, __ATOMIC_RELAXED) | PT_SEQ_WRITING,
+			 __ATOMIC_RELAXED);
+	/* The mark is seen before any change of the window's. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+}
+
+static inline void pt_seq_write_end(pt_seqlock_t *l)
+{
+	uint32_t s = __atomic_load_n(&l->seq, __ATOMIC_RELAXED);
+	__atomic_store_n(&l->seq, (s & ~PT_SEQ_WRITING) + PT_SEQ_WINDOW, __ATOMIC_RELEASE);
 }
 
 static inline void pt_seqlock_lock(pt_seqlock_t *l)
@@ -173,20 +192,20 @@ static inline void pt_seqlock_unlock(pt_seqlock_t *l)
 	pt_section_leave();
 }
 
-/* A reader's begin: the even value to compare with at its end (it waits,
- * briefly, while a holder has it). */
+/* A reader's begin: the value to compare with at its end (it waits,
+ * briefly, while a write window is open). */
 static inline uint32_t pt_seq_read_begin(const pt_seqlock_t *l)
 {
 	uint32_t s;
-	while ((s = __atomic_load_n(&l->seq, __ATOMIC_ACQUIRE)) & 1)
+	while ((s = __atomic_load_n(&l->seq, __ATOMIC_ACQUIRE)) & PT_SEQ_WRITING)
 		__builtin_ia32_pause();
-	return s;
+	return s & ~PT_SEQ_HELD;
 }
 
-/* A reader's end: true when what it read between is consistent. */
+/* A reader's end: true when no window opened or closed meanwhile. */
 static inline bool pt_seq_read_ok(const pt_seqlock_t *l, uint32_t begin)
 {
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
-	return __atomic_load_n(&l->seq, __ATOMIC_RELAXED) == begin;
+	return (__atomic_load_n(&l->seq, __ATOMIC_RELAXED) & ~PT_SEQ_HELD) == begin;
 }
 #endif

@@ -5,11 +5,12 @@
  *
  * Timers are read chunk by chunk, each in three reads: every timer's
  * sequence word, then the chunk's timers in one piece, then the words
- * again.  A timer whose word was even and unchanged was copied whole
- * between two moments it was not being changed; one that changed is read
- * again by itself.  A timer held by a thread the process stopped in the
- * middle of a change stays odd: it is counted and left out (a checkpoint
- * refuses then).  No step waits for the process, and the process never
+ * again.  A timer whose word showed no open write window and counted the
+ * same windows both times was copied whole between two moments it was not
+ * being changed (lock.h; a holder that only holds it does not count); one
+ * that changed is read again by itself.  A timer whose window stays open
+ * (a thread stopped in the few instructions of a change) is counted and
+ * left out (a checkpoint refuses then).  No step waits for the process, and the process never
  * waits for the reader.
  */
 #define _GNU_SOURCE
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "lock.h"
 #include "reader.h"
 
 #define ATTEMPTS 8           /* walks of a chunk list that changed under us */
@@ -289,6 +291,7 @@ struct clocks {
 	pid_t pid;
 	int64_t mono_off, boot_off;
 	int64_t *now;        /* per base, INT64_MIN until read */
+	int64_t *shift;      /* per base, the engine's shift (base.h) */
 	clockid_t *cpu;      /* per CPU base, its clock, 0: not read */
 };
 
@@ -327,6 +330,8 @@ static int64_t base_now(struct pt_remote *r, struct clocks *c, uint16_t b)
 			now = now_of(MAKE_PROCESS_CPUCLOCK(r->pid, CPUCLOCK_WHICH(k)));
 	}
 	}
+	if (now >= 0)
+		now += c->shift[b]; /* the engine's clock after a restore (base.h) */
 	c->now[b] = now;
 	return now;
 }
@@ -415,18 +420,24 @@ static void fields_of(const void *bytes, struct pt_timer_fields *f)
 
 /* One timer read by itself until it holds still: 1 consistent, 0 left
  * out (held through every try: a thread stopped mid-change), -errno. */
+/* A sequence word read at two moments: nothing changed in between. */
+static bool steady(uint32_t s1, uint32_t s2)
+{
+	return !(s1 & PT_SEQ_WRITING) && (s1 & ~PT_SEQ_HELD) == (s2 & ~PT_SEQ_HELD);
+}
+
 static int read_one(pid_t pid, uint64_t addr, void *bytes, size_t size)
 {
 	for (int i = 0; i < RETRIES; i++) {
-		uint32_t s1, s2;
+		uint32_t s1, s2 = 0;
 		int err = peek(pid, addr + SEQ_OFF, &s1, sizeof(s1));
-		if (!err && !(s1 & 1))
+		if (!err && !(s1 & PT_SEQ_WRITING))
 			err = peek(pid, addr, bytes, size);
-		if (!err && !(s1 & 1))
+		if (!err && !(s1 & PT_SEQ_WRITING))
 			err = peek(pid, addr + SEQ_OFF, &s2, sizeof(s2));
 		if (err)
 			return err;
-		if (!(s1 & 1) && s1 == s2)
+		if (steady(s1, s2))
 			return 1;
 		if (i > 10)
 			sched_yield();
@@ -481,7 +492,7 @@ static int read_chunk(struct pt_remote *r, struct clocks *c, const struct chunk_
 		err = peek_many(r->pid, seq_at, n, sizeof(uint32_t), s2);
 	for (size_t i = 0; !err && i < n; i++) {
 		uint8_t *b = bytes + i * size;
-		if ((s1[i] & 1) || s1[i] != s2[i]) {
+		if (!steady(s1[i], s2[i])) {
 			int ok = read_one(r->pid, first + i * size, b, size);
 			if (ok < 0) {
 				err = ok;
@@ -503,7 +514,7 @@ static int read_chunk(struct pt_remote *r, struct clocks *c, const struct chunk_
 			continue;
 		int64_t now = f.status != PT_DISARMED ? base_now(r, c, base) : 0;
 		struct pt_saved s;
-		pt_timer_fields_save(&f, r->pid, now, &s);
+		pt_timer_fields_save(&f, r->pid, now, c->shift[base], &s);
 		if (f.cbase != PT_BASE_NONE) {
 			int e = 0;
 			clockid_t k = cpu_base_clock(r, c, f.cbase, &e);
@@ -530,9 +541,11 @@ int pt_remote_timers(struct pt_remote *r, struct pt_saved **out, size_t *n,
 
 	memset(meta, 0, sizeof(*meta));
 	c.now = malloc(r->root.max_bases * sizeof(*c.now));
+	c.shift = calloc(r->root.max_bases, sizeof(*c.shift));
 	c.cpu = calloc(r->root.max_bases, sizeof(*c.cpu));
-	if (!c.now || !c.cpu) {
+	if (!c.now || !c.shift || !c.cpu) {
 		free(c.now);
+		free(c.shift);
 		free(c.cpu);
 		errno = ENOMEM;
 		return say(why, why_size, "out of memory");
@@ -544,6 +557,8 @@ int pt_remote_timers(struct pt_remote *r, struct pt_saved **out, size_t *n,
 		f.n = 0;
 		meta->changing = 0;
 		err = peek(r->pid, r->root.count_word, &count, sizeof(count));
+		if (!err && r->root.base_shift)
+			err = peek(r->pid, r->root.base_shift, c.shift, r->root.max_bases * sizeof(*c.shift));
 		if (!err)
 			err = peek(r->pid, r->root.id_policy, &meta->id_policy, sizeof(meta->id_policy));
 		if (!err)
@@ -563,6 +578,7 @@ int pt_remote_timers(struct pt_remote *r, struct pt_saved **out, size_t *n,
 		break;
 	}
 	free(c.now);
+	free(c.shift);
 	free(c.cpu);
 	if (err) {
 		free(f.s);

@@ -46,7 +46,7 @@ void pt_root_publish_slow(void)
 			r->base_table = (uint64_t)(uintptr_t)pt_base_table;
 			r->max_bases = PT_MAX_BASES;
 			r->cpu_clock_off = pt_cpu_clock_offset();
-			r->base_shift = 0;
+			r->base_shift = (uint64_t)(uintptr_t)pt_base_shift;
 			__atomic_store_n(&r->magic, PT_ROOT_MAGIC, __ATOMIC_RELEASE);
 			__atomic_store_n(&root, r, __ATOMIC_RELEASE);
 		}

@@ -82,6 +82,14 @@ static inline int64_t pt_add_sat(int64_t a, int64_t b)
 	return a > PT_NEVER - b ? PT_NEVER : a + b;
 }
 
+/* Time t (PT_NEVER: never) moved by a shift of either sign. */
+static inline int64_t pt_shifted(int64_t t, int64_t shift)
+{
+	if (t >= PT_NEVER)
+		return PT_NEVER;
+	return shift >= 0 ? pt_add_sat(t, shift) : t + shift;
+}
+
 static inline int64_t pt_clock_ns(clockid_t c)
 {
 	struct timespec ts;

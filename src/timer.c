@@ -68,7 +68,21 @@ static int clamp_overrun(int64_t v)
 	return v > INT_MAX ? INT_MAX : (int)v; /* DELAYTIMER_MAX */
 }
 
-/* ---- the seqcount and state writes (t->lock held) ---- */
+/* ---- write windows and state writes (t->lock held) ---- */
+
+/* Every change a reader sees (the fields pt_timer_read() copies) is made
+ * inside a window: readers wait out an open one, so a window holds no
+ * system call, no lock and no allocation; what the kernel says is asked
+ * before it opens. */
+static inline void seq_begin(struct pt_timer *t)
+{
+	pt_seq_write_begin(&t->lock);
+}
+
+static inline void seq_end(struct pt_timer *t)
+{
+	pt_seq_write_end(&t->lock);
+}
 
 static void set_flag(struct pt_timer *t, unsigned f, bool on)
 {
@@ -181,7 +195,7 @@ static inline __attribute__((always_inline)) void unlock_timer(struct pt_timer *
 
 /* Every field of a timer being made, disarmed, from its sigevent (the
  * caller's, or the kernel's default filled in); thr: its SIGEV_THREAD
- * call.  t->lock held.  Shared by create and
+ * call.  t->lock held, inside a window.  Shared by create and
  * restore, which then sets what the image carries. */
 static inline __attribute__((always_inline)) void
 init_fields(struct pt_timer *t, int id, clockid_t clockid, uint16_t cbase, const struct sigevent *ev,
@@ -275,9 +289,11 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	/* Built under the lock: a late reader of the timer this memory was
 	 * may hold it, and must see the old state or the new one. */
 	pt_seqlock_lock(&t->lock);
+	seq_begin(t);
 	init_fields(t, id, clockid, cbase, &ev, thr);
 	WR(t->gen, gen);
 	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
+	seq_end(t);
 	pt_seqlock_unlock(&t->lock);
 	return 0;
 
@@ -308,7 +324,9 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
 	int64_t now = base_now(t->base);
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
+		seq_begin(t);
 		add_overrun(t, forward(t, now, false));
+		seq_end(t);
 	}
 	int64_t remaining = t->expires - now;
 	if (remaining <= 0) {
@@ -335,12 +353,16 @@ int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
 
 /* ---- arm ---- */
 
-/* Forget the signal of the old arming: drop it from the line and from the
- * parked set.  t->lock held, inside the seqcount. */
-static void forget_signal(struct pt_timer *t)
+/* Forget the signal of the old arming: drop it from the line (before the
+ * window, it takes the line's lock) and from the parked set (inside). */
+static void unline(struct pt_timer *t)
 {
 	if (t->flags & PT_F_LINED)
 		pt_notify_unline(t);
+}
+
+static void forget_signal(struct pt_timer *t)
+{
 	set_flag(t, PT_F_LINED | PT_F_IGNORED | PT_F_RETRY | PT_F_WAITS | PT_F_PROBE_TOOK, false);
 	/* A signal still pending for the old arming is dropped when it is
 	 * delivered: it carries the old sequence number.  (If it is still
@@ -374,7 +396,15 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	bool absolute = flags & TIMER_ABSTIME;
 	int64_t value = timespec_to_ns_sat(&nv.it_value);
 	int64_t interval = value ? timespec_to_ns_sat(&nv.it_interval) : 0;
+	uint16_t base = value ? pt_clock_base(t->clockid, t->cbase, absolute) : t->base;
+	/* An absolute value is on the kernel's clock, the engine's is shifted
+	 * after a restore without the old clocks (base.h). */
+	int64_t expires = !value ? 0
+			  : absolute ? pt_shifted(value, pt_base_shift_of(base))
+				     : pt_add_sat(base_now(base), value);
 
+	unline(t);
+	seq_begin(t);
 	forget_signal(t);
 	WR(t->status, PT_DISARMED);
 	WR(t->interval, interval);
@@ -382,11 +412,11 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	WR(t->overrun, -1);
 	set_flag(t, PT_F_ABSOLUTE, absolute);
 	if (value) {
-		uint16_t base = pt_clock_base(t->clockid, t->cbase, absolute);
 		WR(t->base, base);
-		WR(t->expires, absolute ? value : pt_add_sat(base_now(base), value));
+		WR(t->expires, expires);
 		WR(t->status, PT_ARMED);
 	}
+	seq_end(t);
 	queued_changed(t);
 	unlock_timer(t);
 	/* As the kernel: the new setting stands even if old_value is bad. */
@@ -399,7 +429,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 
 /* Re-arm a periodic timer whose signal was delivered (the kernel's
  * __posixtimer_deliver_signal()): its overruns are the periods missed
- * since the expiry that sent it.  t->lock held. */
+ * since the expiry that sent it.  t->lock held, inside a window. */
 static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
 {
 	add_overrun(t, forward(t, now, inclusive));
@@ -414,9 +444,11 @@ static void rearm_delivered(struct pt_timer *t, int64_t now, bool inclusive)
  * late report of that very signal through (its stamp).  t->lock held. */
 static void delivered_unseen(struct pt_timer *t, int64_t now, bool inclusive)
 {
+	seq_begin(t);
 	set_flag(t, PT_F_SIG_QUEUED, false);
 	rearm_delivered(t, now, inclusive);
 	set_flag(t, PT_F_PROBE_TOOK, true);
+	seq_end(t);
 	t->probe_stamp = t->stamp;
 }
 
@@ -434,11 +466,17 @@ int pt_timer_deliver(siginfo_t *info)
 		/* The signal in flight.  It stands for the current arming
 		 * unless the timer was re-armed since (the kernel's
 		 * it_sigqueue_seq against it_signal_seq). */
+		bool current = t->sigq_seq == t->signal_seq;
+		bool rearm = current && t->interval && t->status == PT_REQUEUE_PENDING;
+		int64_t now = rearm ? base_now(t->base) : 0;
+		seq_begin(t);
 		set_flag(t, PT_F_SIG_QUEUED, false);
-		if (t->sigq_seq != t->signal_seq) {
+		if (rearm)
+			rearm_delivered(t, now, false);
+		seq_end(t);
+		if (!current)
 			ret = 0;
-		} else if (t->interval && t->status == PT_REQUEUE_PENDING) {
-			rearm_delivered(t, base_now(t->base), false);
+		if (rearm) {
 			queued_changed(t);
 			info->si_overrun = t->overrun_last;
 		}
@@ -531,10 +569,13 @@ int ptimer_delete(timer_t timerid)
 	int id = t->id;
 	uint16_t cbase = t->cbase;
 	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
+	unline(t);
+	seq_begin(t);
 	__atomic_store_n(&t->valid, 0, __ATOMIC_RELEASE);
 	forget_signal(t);
 	WR(t->status, PT_DISARMED);
 	set_flag(t, PT_F_SIG_QUEUED, false);
+	seq_end(t);
 	queued_changed(t); /* out of its queue */
 	unlock_timer(t);
 
@@ -550,68 +591,67 @@ int ptimer_delete(timer_t timerid)
 
 static unsigned long parked; /* timers parked because their signal is ignored */
 
-/* The kernel's queue is full: wait for a turn (front: where it was, its
- * retry having failed again), a periodic timer's missed periods becoming
- * the overruns of that signal.  t->lock held, inside the seqcount. */
-static void put_off(struct pt_timer *t, bool front)
-{
-	set_flag(t, PT_F_SIG_QUEUED, false);
-	set_flag(t, PT_F_RETRY, true);
-	set_flag(t, PT_F_WAITS, pt_notify_wait_push(t, front));
-	if (!t->interval)
-		WR(t->status, PT_ARMED);
-	if (!pt_dispatch_is_self())
-		pt_dispatch_kick(); /* it sends from the line */
-}
-
-/* The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
+/*
+ * The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
  * signal timer, t->lock held.  via: see pt_notify_send().  retry: it
- * comes from the front of the line of put-off sends. */
+ * comes from the front of the line of put-off sends.  The kernel is asked
+ * and the signal sent first; the window then records what happened.
+ */
 static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry)
 {
+	/* At most one signal per timer: one still pending stands for this
+	 * expiry (the kernel updates its sequence the same way). */
+	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
+	/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is lost, a
+	 * periodic timer waits for the signal to matter, its expiry kept so
+	 * that the periods missed become overruns. */
+	bool ignored = !in_flight && pt_notify_ignored(t);
+	/* Others wait for room in the queue: behind them. */
+	bool behind = !in_flight && !ignored && !retry && pt_notify_waiting();
+	enum pt_send how = PT_GONE;
+	pid_t sent = 0;
+	if (!in_flight && !ignored && !behind) {
+		t->stamp++;
+		how = pt_notify_send(t, via, via_mask, &sent);
+	}
+	/* The queue is full: wait for a turn (at the front again when a
+	 * retry failed), a periodic timer's missed periods becoming the
+	 * overruns of that signal. */
+	bool off = behind || how == PT_FULL;
+	bool waits = off && pt_notify_wait_push(t, !behind && retry);
+
+	seq_begin(t);
 	WR(t->status, t->interval ? PT_REQUEUE_PENDING : PT_DISARMED);
 	/* PT_F_PROBE_TOOK stays: a late report of the signal a probe took
 	 * is still that delivery, whatever was sent since. */
 	set_flag(t, PT_F_RETRY | PT_F_WAITS, false);
-	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
 	if (in_flight) {
-		/* At most one signal per timer: the one pending now stands for
-		 * this expiry (the kernel updates its sequence the same way). */
 		t->sigq_seq = t->signal_seq;
-	} else if (pt_notify_ignored(t)) {
-		/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is
-		 * lost, a periodic timer waits for the signal to matter, its
-		 * expiry kept so that the periods missed become overruns. */
+	} else if (ignored) {
 		set_flag(t, PT_F_SIG_QUEUED, false);
 		if (t->interval) {
 			set_flag(t, PT_F_IGNORED, true);
 			__atomic_fetch_add(&parked, 1, __ATOMIC_RELAXED);
 		}
-	} else if (!retry && pt_notify_waiting()) {
-		/* Others wait for room in the queue: behind them. */
-		put_off(t, false);
+	} else if (off) {
+		set_flag(t, PT_F_SIG_QUEUED, false);
+		set_flag(t, PT_F_RETRY, true);
+		set_flag(t, PT_F_WAITS, waits);
+		if (!t->interval)
+			WR(t->status, PT_ARMED);
+	} else if (how == PT_SENT || how == PT_LINED) {
+		set_flag(t, PT_F_SIG_QUEUED, true);
+		set_flag(t, PT_F_LINED, how == PT_LINED);
+		t->sigq_seq = t->signal_seq;
+		WR(t->sent_tid, sent);
 	} else {
-		pid_t sent = 0;
-		t->stamp++;
-		enum pt_send sent_how = pt_notify_send(t, via, via_mask, &sent);
-		switch (sent_how) {
-		case PT_SENT:
-		case PT_LINED:
-			set_flag(t, PT_F_SIG_QUEUED, true);
-			set_flag(t, PT_F_LINED, sent_how == PT_LINED);
-			t->sigq_seq = t->signal_seq;
-			WR(t->sent_tid, sent);
-			break;
-		case PT_FULL:
-			put_off(t, retry);
-			break;
-		case PT_GONE:
-			/* The target thread is gone: like the kernel, stop
-			 * notifying it. */
-			set_flag(t, PT_F_SIG_QUEUED, false);
-			break;
-		}
+		/* PT_GONE: the target thread is gone; like the kernel, stop
+		 * notifying it. */
+		set_flag(t, PT_F_SIG_QUEUED, false);
 	}
+	seq_end(t);
+	if (off && !pt_dispatch_is_self())
+		pt_dispatch_kick(); /* it sends from the line */
 }
 
 void pt_timer_send_waiting(void)
@@ -674,6 +714,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		goto out;
 	if (t->notify == SIGEV_THREAD) {
 		pt_workers_run(t->thr, t->value);
+		seq_begin(t);
 		if (t->interval) {
 			/* glibc's helper thread takes the signal at once, so the
 			 * kernel re-arms right away: overruns are the periods
@@ -684,6 +725,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		} else {
 			WR(t->status, PT_DISARMED);
 		}
+		seq_end(t);
 	} else {
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
 			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
@@ -705,14 +747,14 @@ void pt_timer_signal_taken(int sig)
 	if (t) {
 		pt_seqlock_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_LINED) && seq == t->signal_seq) {
-			set_flag(t, PT_F_LINED, false);
 			pid_t sent = 0;
 			enum pt_send r = pt_notify_send(t, 0, 0, &sent);
-			if (r == PT_LINED)
-				set_flag(t, PT_F_LINED, true);
-			else if (r != PT_SENT)
+			seq_begin(t);
+			set_flag(t, PT_F_LINED, r == PT_LINED);
+			if (r != PT_SENT && r != PT_LINED)
 				set_flag(t, PT_F_SIG_QUEUED, false);
 			WR(t->sent_tid, sent);
+			seq_end(t);
 		}
 		pt_seqlock_unlock(&t->lock);
 	}
@@ -732,7 +774,9 @@ void pt_timer_unignore(int sig)
 			continue;
 		pt_seqlock_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_IGNORED)) {
+			seq_begin(t);
 			set_flag(t, PT_F_IGNORED, false);
+			seq_end(t);
 			__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
 			if (t->status == PT_REQUEUE_PENDING)
 				fire_signal(t, 0, 0, false);
@@ -771,7 +815,8 @@ bool pt_timer_read(const struct pt_timer *t, struct pt_timer_fields *f)
 	return f->valid != 0;
 }
 
-void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, struct pt_saved *s)
+void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, int64_t shift,
+			  struct pt_saved *s)
 {
 	memset(s, 0, sizeof(*s));
 	s->id = f->id;
@@ -796,7 +841,7 @@ void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t no
 	int64_t expires = f->expires;
 	if (f->interval && expires <= now && (f->status != PT_ARMED || f->notify == SIGEV_NONE))
 		expires += ((now - expires) / f->interval + 1) * f->interval;
-	s->deadline = expires;
+	s->deadline = pt_shifted(expires, -shift);
 	int64_t remaining = expires - now;
 	s->remaining = remaining > 0 ? remaining : f->notify != SIGEV_NONE ? 1 : 0;
 }
@@ -820,7 +865,7 @@ bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_
 			now = now_cache[b];
 		}
 	}
-	pt_timer_fields_save(&f, pt_pid, now, s);
+	pt_timer_fields_save(&f, pt_pid, now, pt_base_shift_of(b), s);
 	if (f.cbase != PT_BASE_NONE)
 		s->cpu = pt_cpu_describe(f.cbase, &s->cpu_clock, &s->cpu_tid);
 	return true;
@@ -910,10 +955,12 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		}
 		struct pt_timer *x = t[i];
 		pt_seqlock_lock(&x->lock);
+		seq_begin(x);
 		init_fields(x, it[i].id, it[i].clockid, cbase, &ev, thr);
 		WR(x->interval, it[i].interval_ns);
 		WR(x->overrun_last, it[i].overrun);
 		WR(x->base, pt_clock_base(it[i].clockid, cbase, it[i].absolute));
+		seq_end(x);
 		pt_seqlock_unlock(&x->lock);
 		any_fires |= it[i].notify != SIGEV_NONE;
 	}
@@ -946,21 +993,24 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 	for (i = 0; i < n; i++) {
 		struct pt_timer *x = t[i];
 		pt_seqlock_lock(&x->lock);
+		int64_t from = 0;
+		if (it[i].armed && !it[i].absolute && x->base < PT_NR_FIXED) {
+			if (now[x->base] == INT64_MIN)
+				now[x->base] = base_now(x->base);
+			from = now[x->base];
+		} else if (it[i].armed && !it[i].absolute) {
+			from = base_now(x->base);
+		}
+		seq_begin(x);
 		if (it[i].armed) {
 			set_flag(x, PT_F_ABSOLUTE, it[i].absolute);
-			int64_t from = 0;
-			if (!it[i].absolute && x->base < PT_NR_FIXED) {
-				if (now[x->base] == INT64_MIN)
-					now[x->base] = base_now(x->base);
-				from = now[x->base];
-			} else if (!it[i].absolute) {
-				from = base_now(x->base);
-			}
-			WR(x->expires, it[i].absolute ? it[i].value_ns : pt_add_sat(from, it[i].value_ns));
+			WR(x->expires, it[i].absolute ? pt_shifted(it[i].value_ns, pt_base_shift_of(x->base))
+						      : pt_add_sat(from, it[i].value_ns));
 			WR(x->status, PT_ARMED);
 		}
 		WR(x->gen, gen0 + 1 + (uint32_t)i);
 		__atomic_store_n(&x->valid, 1, __ATOMIC_RELEASE);
+		seq_end(x);
 		queued_changed(x);
 		pt_seqlock_unlock(&x->lock);
 	}

@@ -134,9 +134,12 @@ struct pt_timer_fields {
 bool pt_timer_read(const struct pt_timer *t, struct pt_timer_fields *f);
 
 /* What a checkpoint keeps of a timer with these fields, its base's clock
- * reading now (ignored when disarmed; -1: a CPU clock whose thread is
- * gone), in process pid.  The CPU-clock fields are left for the caller. */
-void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, struct pt_saved *s);
+ * reading now as the engine reads it (ignored when disarmed; -1: a CPU
+ * clock whose thread is gone) and that base's shift (base.h: an absolute
+ * deadline is kept on the kernel's clock), in process pid.  The CPU-clock
+ * fields are left for the caller. */
+void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t now, int64_t shift,
+			  struct pt_saved *s);
 
 /* Lock-free snapshots for the readout and for checkpoints: false if t is
  * not (or no longer) the live timer with this ID.  now_cache (or NULL):

@@ -18,6 +18,7 @@ struct bench_opts {
 	long timers;     /* timers for the memory row */
 	bool json;
 	const char *only; /* comma-separated group names, or NULL for all */
+	const char *criu; /* the criu binary, or NULL: look for one (outside.c) */
 };
 
 /* One row: the engine's figure against the reference's.  better_high:
@@ -41,6 +42,7 @@ void bench_add(struct bench_report *r, const char *name, const char *unit, doubl
 	       double reference, const char *against, bool better_high, const char *note);
 
 /* The groups; each adds its rows, 0 or -1 (with a message on stderr). */
+int bench_outside(const struct bench_opts *o, struct bench_report *r);
 int bench_calls(const struct bench_opts *o, struct bench_report *r);
 int bench_contention(const struct bench_opts *o, struct bench_report *r);
 int bench_latency(const struct bench_opts *o, struct bench_report *r);
@@ -60,4 +62,7 @@ static inline int64_t bench_now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 double bench_cpu_seconds(void); /* the process's user + system time */
+double bench_median(double *v, int n); /* sorts v */
+void bench_raise_sigpending(void);     /* RLIMIT_SIGPENDING's soft limit to its hard one */
+long bench_sigq_room(void);            /* signals (and kernel timers) the user may still queue */
 #endif

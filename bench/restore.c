@@ -88,41 +88,6 @@ static int memfd(void)
 	return (int)syscall(SYS_memfd_create, "image", 1u);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return v[n / 2];
-}
-
-static void raise_sigpending(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_SIGPENDING, &rl) == 0) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_SIGPENDING, &rl);
-	}
-}
-
-/* The user's signals pending (every kernel timer counts) and the limit. */
-static long sigq_room(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long used = -1, limit = -1;
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "SigQ: %ld/%ld", &used, &limit) == 2)
-			break;
-	if (f)
-		fclose(f);
-	return used < 0 ? -1 : limit - used;
-}
-
 /* ---- the images ---- */
 
 struct make_args {
@@ -205,7 +170,7 @@ static int restore_once(void *arg)
 {
 	struct restore_args *a = arg;
 	if (a->kernel)
-		raise_sigpending();
+		bench_raise_sigpending();
 	if (a->warm) {
 		struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
 		timer_t t;
@@ -243,7 +208,7 @@ static int time_restore(const char *what, struct restore_args *a, int rounds, do
 			return -1;
 		v[i] = sh->v[i];
 	}
-	*us = median(v, rounds);
+	*us = bench_median(v, rounds);
 	return 0;
 }
 
@@ -366,9 +331,9 @@ static int settime_beside_reader(void *arg)
 	}
 	if (reads <= 0 || na == 0 || nb == 0 || nc == 0)
 		return fail(nc == 0 ? "no spinner: %s" : "the reader read nothing", strerror(errno));
-	sh->x = median(alone, na);
-	sh->y = median(beside, nb);
-	sh->w = median(busy, nc);
+	sh->x = bench_median(alone, na);
+	sh->y = bench_median(beside, nb);
+	sh->w = bench_median(busy, nc);
 	sh->z = (double)reads / secs;
 	return 0;
 }
@@ -443,7 +408,7 @@ int bench_restore(const struct bench_opts *o, struct bench_report *r)
 
 	/* A million sparse timers; the kernel's share. */
 	ids = random_ids(MILLION);
-	long room = sigq_room();
+	long room = bench_sigq_room();
 	long kn = room - 4096;
 	if (kn > MILLION)
 		kn = MILLION;

@@ -7,6 +7,10 @@ packages=(
   liburcu-dev                                  # RCU for lock-free lookups and readout
   libprotobuf-c-dev protobuf-c-compiler        # checkpoint images (CRIU's posix_timer_entry)
   criu                                         # crit, to show CRIU reads and writes those images
+  # CRIU 4.2 built from tests/criu for the CRIU suite (Debian's 3.17 cannot
+  # start on Linux 6.13 and later)
+  build-essential libprotobuf-dev protobuf-compiler python3-protobuf libcap-dev
+  libnl-3-dev libnet1-dev libaio-dev libgnutls28-dev libnftables-dev libbsd-dev uuid-dev
   clang libclang-rt-14-dev                     # libFuzzer, for the image decoder
   libcmocka-dev                                # unit and conformance tests
   valgrind                                     # leak checks in the test run

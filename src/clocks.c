@@ -29,6 +29,9 @@ struct fixed_base {
 	clockid_t clock;
 	int kid;          /* its kernel timer, -1 until first needed */
 	int64_t set_for;  /* when the kernel timer was set to go off (its clock), 0: not */
+	bool watched;     /* a clock CRIU may move under the engine (monotonic ones) */
+	int64_t seen;     /* the dispatcher's latest reading of the kernel's clock ... */
+	uint64_t seen_in; /* ... in this wakeup of it */
 };
 
 static struct fixed_base fixed[PT_NR_FIXED];
@@ -97,9 +100,31 @@ void pt_clock_put(uint16_t cpu_base)
 
 /* ---- the fixed bases ---- */
 
+/*
+ * The dispatcher's reading of a monotonic clock.  Within one wakeup its
+ * readings come microseconds apart; one that leaps means the thread was
+ * off the CPU meanwhile: preempted for long, or dumped and restored by
+ * CRIU while it worked (a restore that finds it waiting interrupts the
+ * wait instead).  Then look, before the reading is used.
+ */
+static void watch(struct fixed_base *fb, int64_t raw)
+{
+	uint64_t wakeup = pt_dispatch_wakeups();
+	int64_t leap = raw - fb->seen;
+	bool same = fb->seen_in == wakeup;
+	fb->seen = raw;
+	fb->seen_in = wakeup;
+	if (same && leap > RESTORE_SLACK)
+		pt_clocks_check_restored();
+}
+
 static int64_t fixed_now(struct pt_base *b)
 {
-	return pt_clock_ns(((struct fixed_base *)b)->clock) + pt_base_shift_of(b->index);
+	struct fixed_base *fb = (struct fixed_base *)b;
+	int64_t raw = pt_clock_ns(fb->clock);
+	if (fb->watched && raw >= 0 && pt_dispatch_is_self())
+		watch(fb, raw);
+	return raw + pt_base_shift_of(b->index);
 }
 
 /* b->plock held. */
@@ -298,6 +323,7 @@ __attribute__((constructor(102))) static void clocks_init(void)
 	for (int i = 0; i < PT_NR_FIXED; i++) {
 		fixed[i].clock = pt_fixed_clock((uint16_t)i);
 		fixed[i].kid = -1;
+		fixed[i].watched = fixed[i].clock == CLOCK_MONOTONIC || fixed[i].clock == CLOCK_BOOTTIME;
 		pt_base_register(&fixed[i].b, &fixed_ops, i);
 	}
 	pt_dispatch_set_source_hook(source_fired);

@@ -48,6 +48,7 @@ static struct {
 	void (*work)(void);
 	void (*source)(int value, pid_t via, const sigset_t *mask);
 	int64_t wake_within;
+	uint64_t wakeups;   /* returns from the wait (the dispatcher's own) */
 	void (*on_start[4])(void);
 	int non_start;
 } disp = { .lock = PT_LOCK_INIT, .working = PTHREAD_MUTEX_INITIALIZER, .kick_kid = -1 };
@@ -185,6 +186,11 @@ void pt_dispatch_kick(void)
 	errno = saved;
 }
 
+uint64_t pt_dispatch_wakeups(void)
+{
+	return disp.wakeups;
+}
+
 bool pt_dispatch_is_self(void)
 {
 	return __atomic_load_n(&disp.tid, __ATOMIC_RELAXED) == pt_gettid();
@@ -251,6 +257,7 @@ static void *dispatcher(void *arg)
 		disp.wake_within = -1;
 		siginfo_t si;
 		long r = wait_signal(&set, &si, tsp);
+		disp.wakeups++;
 		pthread_mutex_lock(&disp.working);
 		/* From here a kick wakes it again: what it asks for may come
 		 * after the work below has looked. */

@@ -77,6 +77,10 @@ void pt_dispatch_kick(void);
 /* Is the caller the dispatcher thread? */
 bool pt_dispatch_is_self(void);
 
+/* How many times the dispatcher has come back from its wait (it alone
+ * asks: a leap in its clock readings within one wakeup, clocks.c). */
+uint64_t pt_dispatch_wakeups(void);
+
 void pt_dispatch_fork_quiesce(void); /* before every other engine lock */
 void pt_dispatch_fork_prepare(void);
 void pt_dispatch_fork_parent(void);

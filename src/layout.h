@@ -29,6 +29,9 @@
  *   - The CPU clocks a timer can run on are bases (base.h); a CPU base
  *     records its clock (the process's, or a thread's) at
  *     root->cpu_clock_off from its start.
+ *   - root->cookie_at holds root->cookie when the process's own memory is
+ *     where the root says: not so while CRIU restores it (the root page
+ *     may be back before the rest), and the reader waits for that.
  *
  * The version changes with any change a reader would see: a timer's
  * layout (timer.h), a chunk's header, this struct.  A reader of another
@@ -68,6 +71,9 @@ struct pt_root {
 	uint32_t max_bases;
 	uint32_t cpu_clock_off;  /* offset of a CPU base's clockid_t from the base */
 	uint64_t base_shift;     /* address of int64_t[max_bases]: added to each base's clock (base.h) */
+	/* the engine's private memory is in place */
+	uint64_t cookie;         /* a random value, never 0 ... */
+	uint64_t cookie_at;      /* ... that this address holds too */
 };
 
 #endif

@@ -216,8 +216,20 @@ int pt_remote_open(pid_t pid, struct pt_remote *r, char *why, size_t why_size)
 			r->root_addr = cand[i];
 		}
 	}
-	if (r->nroots)
+	if (r->nroots) {
+		uint64_t c = 0;
+		int err = peek(pid, r->root.cookie_at, &c, sizeof(c));
+		if (err == -ESRCH)
+			return read_error(pid, err, why, why_size);
+		if (err || c != r->root.cookie) {
+			/* The root page is back, the rest not yet (CRIU restores
+			 * it), or it is not where the root says. */
+			errno = EAGAIN;
+			return say(why, why_size, "process %d's engine is not in place yet (a restore under "
+				   "way?): try again", (int)pid);
+		}
 		return 0;
+	}
 	if (other_version) {
 		errno = EPROTO;
 		return say(why, why_size, "process %d runs an engine of layout version %d; this ptimers "

@@ -29,6 +29,7 @@ struct pt_remote {
  *   ENOENT   the process is not on the engine (no root in its maps)
  *   EACCES   the kernel's ptrace access check refused (why says which rule)
  *   EPROTO   an engine of another layout version (why says which)
+ *   EAGAIN   its engine is not in place yet (CRIU is restoring it)
  *   EIO      its memory changed under the reader too often, or was bad */
 int pt_remote_open(pid_t pid, struct pt_remote *r, char *why, size_t why_size);
 

@@ -14,6 +14,9 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "base.h"
 #include "cpu.h"
@@ -26,6 +29,15 @@
 #include "sys.h"
 
 static struct pt_root *root;
+static uint64_t cookie; /* in the engine's private memory (layout.h) */
+
+static uint64_t new_cookie(void)
+{
+	uint64_t c = 0;
+	if (syscall(SYS_getrandom, &c, sizeof(c), GRND_NONBLOCK) != (long)sizeof(c))
+		c = (uint64_t)pt_clock_ns(CLOCK_MONOTONIC) * 0x9e3779b97f4a7c15ull ^ (uint64_t)pt_pid;
+	return c ? c : 1;
+}
 static pt_lock_t root_lock = PT_LOCK_INIT;
 
 void pt_root_publish_slow(void)
@@ -47,6 +59,9 @@ void pt_root_publish_slow(void)
 			r->max_bases = PT_MAX_BASES;
 			r->cpu_clock_off = pt_cpu_clock_offset();
 			r->base_shift = (uint64_t)(uintptr_t)pt_base_shift;
+			cookie = new_cookie();
+			r->cookie = cookie;
+			r->cookie_at = (uint64_t)(uintptr_t)&cookie;
 			__atomic_store_n(&r->magic, PT_ROOT_MAGIC, __ATOMIC_RELEASE);
 			__atomic_store_n(&root, r, __ATOMIC_RELEASE);
 		}

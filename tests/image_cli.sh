@@ -43,7 +43,7 @@ ids_of() { # pid [--kernel]: the IDs ls shows, one line
 have_crit=0
 if command -v crit >/dev/null && crit --help >/dev/null 2>&1; then have_crit=1; fi
 
-echo "1..22"
+echo "1..23"
 
 # A program on the engine, and what ls shows of it.
 start engine "$ptimers" exec -- "$ticker"
@@ -137,9 +137,23 @@ d[\"entries\"][0][\"it_sigev_notify\"] = 2
 print(json.dumps(d))' > '$dir/thread.json' && crit encode -i '$dir/thread.json' -o '$dir/thread.img' &&
     out=\$('$ptimers' restore '$dir/thread.img' -- '$ticker' --adopt 2>&1); rc=\$?
     [ \$rc = 127 ] && echo \"\$out\" | grep -q 'SIGEV_THREAD' && ! echo \"\$out\" | grep -q adopting"
+  # Timers that never notify start no dispatcher: the process is still
+  # found, listed and checkpointed from outside.
+  check "a restore of SIGEV_NONE timers only can be listed and checkpointed" bash -c "
+    python3 -c '
+import json
+d = json.load(open(\"$dir/crit.json\"))
+d[\"entries\"][0][\"it_sigev_notify\"] = 1
+d[\"entries\"][0][\"it_id\"] = 4343
+print(json.dumps(d))' > '$dir/none.json' && crit encode -i '$dir/none.json' -o '$dir/none.img' &&
+    ( '$ptimers' restore '$dir/none.img' -- '$ticker' --adopt --seconds=30 >'$dir/none.out' 2>&1 & echo \$! >'$dir/none.pid'; wait ) &
+    for i in \$(seq 1 100); do p=\$(cat '$dir/none.pid' 2>/dev/null) && '$ptimers' ls --json \$p 2>/dev/null | grep -q '\"id\": 4343' && break; sleep 0.05; done
+    p=\$(cat '$dir/none.pid') && '$ptimers' checkpoint \$p -o '$dir/none-again.img' && kill \$p &&
+    crit decode -i '$dir/none-again.img' | grep -q 4343"
 else
   skip "an image crit encode made from JSON restores" "crit (Debian package criu) is not installed"
   skip "a SIGEV_THREAD timer (from crit) is refused" "crit (Debian package criu) is not installed"
+  skip "a restore of SIGEV_NONE timers only can be listed and checkpointed" "crit (Debian package criu) is not installed"
 fi
 
 # Refusals.

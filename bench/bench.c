@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The bench driver: runs the groups asked for and prints their rows. */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "bench.h"
 
@@ -73,23 +77,6 @@ static double ratio(const struct bench_row *row)
 	return row->better_high ? row->engine / row->reference : row->reference / row->engine;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(const struct bench_opts *, struct bench_report *);
-} groups[] = {
-	/* First: its processes are forked from the bench, small while it is. */
-	{ "outside", bench_outside },
-	{ "calls", bench_calls },
-	{ "contention", bench_contention },
-	{ "latency", bench_latency },
-	{ "expiry", bench_expiry },
-	{ "restore", bench_restore },
-	{ "slice", bench_slice }, /* after the others that time the engine: see slice.c */
-	/* Last: ten million timers leave a 1.2 GB process behind, whose
-	 * forked children (the restore group's) fault several times slower. */
-	{ "memory", bench_memory },
-};
-
 static bool wanted(const char *only, const char *name)
 {
 	if (!only)
@@ -105,16 +92,7 @@ static bool wanted(const char *only, const char *name)
 	return false;
 }
 
-int bench_group_known(const char *name);
-int bench_group_known(const char *name)
-{
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++)
-		if (strcmp(groups[i].name, name) == 0)
-			return 1;
-	return 0;
-}
-
-int bench_run(const struct bench_opts *o, FILE *out)
+static int run(const struct bench_opts *o, FILE *out, const struct bench_group *groups, size_t ngroups)
 {
 	static struct bench_report r;
 
@@ -125,11 +103,11 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+	for (size_t i = 0; i < ngroups; i++) {
 		if (!wanted(o->only, groups[i].name))
 			continue;
 		if (!o->json)
-			fprintf(stderr, "ptimers bench: %s...\n", groups[i].name);
+			fprintf(stderr, "%s: %s...\n", o->prog, groups[i].name);
 		if (groups[i].fn(o, &r) != 0)
 			return -1;
 	}
@@ -155,4 +133,111 @@ int bench_run(const struct bench_opts *o, FILE *out)
 	fprintf(out, "(ratio: how many times better the engine is than what it is set against, in "
 		     "this run)\n");
 	return 0;
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int bench_main(const char *prog, int argc, char **argv, const struct bench_group *groups, size_t ngroups,
+	       void (*usage)(FILE *))
+{
+	static const struct option opts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "only", required_argument, NULL, 'o' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ "rounds", required_argument, NULL, 'r' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "timers", required_argument, NULL, 't' },
+		{ "criu", required_argument, NULL, 'c' },
+		{ 0 },
+	};
+	struct bench_opts o = { .iterations = 200000, .rounds = 5, .seconds = 3, .timers = 10000000,
+				.prog = prog };
+	long v;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'j':
+			o.json = true;
+			break;
+		case 'o':
+			for (const char *p = optarg; *p;) {
+				size_t len = strcspn(p, ",");
+				bool known = false;
+				for (size_t i = 0; i < ngroups && !known; i++)
+					known = strlen(groups[i].name) == len && !strncmp(groups[i].name, p, len);
+				if (!known) {
+					fprintf(stderr, "%s: no group '%.*s' (", prog, (int)len, p);
+					for (size_t i = 0; i < ngroups; i++)
+						fprintf(stderr, "%s%s", i ? ", " : "", groups[i].name);
+					fprintf(stderr, ")\n");
+					return 2;
+				}
+				p += len + (p[len] == ',');
+			}
+			o.only = optarg;
+			break;
+		case 'n':
+			if (parse_long(optarg, 1, LONG_MAX, &v)) {
+				fprintf(stderr, "%s: --iterations takes a whole number >= 1, not '%s'\n", prog,
+					optarg);
+				return 2;
+			}
+			o.iterations = v;
+			break;
+		case 'r':
+			if (parse_long(optarg, 1, 1000, &v)) {
+				fprintf(stderr, "%s: --rounds takes a whole number from 1 to 1000, not '%s'\n",
+					prog, optarg);
+				return 2;
+			}
+			o.rounds = (int)v;
+			break;
+		case 's':
+			if (parse_long(optarg, 1, 3600, &v)) {
+				fprintf(stderr, "%s: --seconds takes a whole number from 1 to 3600, not '%s'\n",
+					prog, optarg);
+				return 2;
+			}
+			o.seconds = (double)v;
+			break;
+		case 't':
+			if (parse_long(optarg, 1000, 100000000, &v)) {
+				fprintf(stderr, "%s: --timers takes a whole number from 1000 to 100000000, not "
+					"'%s'\n", prog, optarg);
+				return 2;
+			}
+			o.timers = v;
+			break;
+		case 'c':
+			if (access(optarg, X_OK) != 0) {
+				fprintf(stderr, "%s: --criu: cannot run '%s': %s\n", prog, optarg,
+					strerror(errno));
+				return 2;
+			}
+			o.criu = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+		return 2;
+	}
+	return run(&o, stdout, groups, ngroups) == 0 ? 0 : 1;
 }

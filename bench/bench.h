@@ -19,6 +19,7 @@ struct bench_opts {
 	bool json;
 	const char *only; /* comma-separated group names, or NULL for all */
 	const char *criu; /* the criu binary, or NULL: look for one (outside.c) */
+	const char *prog; /* for messages: "ptimers bench" */
 };
 
 /* One row: the engine's figure against the reference's.  better_high:
@@ -50,9 +51,18 @@ int bench_expiry(const struct bench_opts *o, struct bench_report *r);
 int bench_memory(const struct bench_opts *o, struct bench_report *r);
 int bench_restore(const struct bench_opts *o, struct bench_report *r);
 int bench_slice(const struct bench_opts *o, struct bench_report *r);
+double bench_slice_pair_ns(const struct bench_opts *o); /* best ns of a begin+end */
 
-/* Runs the groups opts selects; prints a table or JSON.  0 or -1. */
-int bench_run(const struct bench_opts *o, FILE *out);
+struct bench_group {
+	const char *name;
+	int (*fn)(const struct bench_opts *o, struct bench_report *r);
+};
+
+/* A bench command: its options (usage prints its --help), then the groups
+ * asked for, as a table or JSON on standard output.  The exit status: 0,
+ * 1 when a group failed, 2 for bad arguments. */
+int bench_main(const char *prog, int argc, char **argv, const struct bench_group *groups, size_t ngroups,
+	       void (*usage)(FILE *));
 
 /* Shared helpers. */
 static inline int64_t bench_now(void)

@@ -34,13 +34,13 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "private.h"
 #include "ptimers.h"
 #include "reader.h"
 
 #define LS_TIMERS 10000
 #define LS_ROUNDS 15
 #define CRIU_ROUNDS 5
-#define PR_TIMER_CREATE_RESTORE_IDS 77
 
 /* ---- the processes looked at ---- */
 

@@ -14,7 +14,7 @@ out=build-fuzz
 mkdir -p "$out/corpus"
 command -v clang >/dev/null || { echo "fuzz: clang is missing (scripts/setup.sh installs it)"; exit 1; }
 protoc-c --proto_path=src --c_out="$out" src/image.proto
-srcs=(src/sys.c src/uaccess.S src/fault.c src/lock.c src/slice.c src/pool.c src/heap.c src/ids.c
+srcs=(src/sys.c src/section.c src/uaccess.S src/uaccess.c src/lock.c src/rcu.c src/slice.c src/pool.c src/heap.c src/ids.c
       src/dispatch.c src/base.c src/cpu.c src/clocks.c src/notify.c src/workers.c src/timer.c
       src/root.c src/engine.c src/readout.c src/image.c "$out/image.pb-c.c" tests/fuzz/image_fuzz.c)
 bin=$out/image_fuzz

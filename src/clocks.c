@@ -18,10 +18,9 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "lock.h"
+#include "private.h"
 #include "sys.h"
 
-#define CLOCKFD 3
-#define CPUCLOCK_TYPE_MASK 7
 #define RESTORE_SLACK (10 * 1000000LL) /* ns: a wakeup this far off, or a canary */
 
 struct fixed_base {
@@ -72,7 +71,7 @@ int pt_clock_check(clockid_t clockid)
 	case CLOCK_BOOTTIME_ALARM:
 		return alarm_clock_check(clockid);
 	default:
-		if (clockid < 0 && (clockid & CPUCLOCK_TYPE_MASK) == CLOCKFD)
+		if (clockid < 0 && (clockid & CLOCKFD_MASK) == CLOCKFD)
 			return -EOPNOTSUPP; /* dynamic (PTP) clocks have no timers */
 		if (pt_cpu_is_clock(clockid))
 			return pt_cpu_check(clockid);

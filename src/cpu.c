@@ -34,14 +34,9 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "lock.h"
+#include "private.h"
 #include "sys.h"
 
-#define CPUCLOCK_PERTHREAD_MASK 4
-#define CPUCLOCK_WHICH(c) ((c) & 3)
-#define CPUCLOCK_PID(c) ((pid_t)(~(c) >> 3))
-#define MAKE_PROCESS_CPUCLOCK(pid, which) ((clockid_t)((unsigned)~(pid) << 3) | (which))
-#define MAKE_THREAD_CPUCLOCK(tid, which) (MAKE_PROCESS_CPUCLOCK(tid, which) | CPUCLOCK_PERTHREAD_MASK)
-#define CPUCLOCK_SCHED 2
 #define MAX_CLOCKS (PT_MAX_BASES - 4)
 #define RESTORED_BACK 1000000 /* ns a CPU clock went back: a restore */
 

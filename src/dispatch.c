@@ -18,6 +18,7 @@
 
 #include "dispatch.h"
 #include "lock.h"
+#include "private.h"
 #include "sys.h"
 
 /* Under valgrind, the last real-time signal is valgrind's own, sent to end
@@ -30,7 +31,6 @@
 #define ON_VALGRIND() 0
 #endif
 
-#define KERNEL_SIGRTMAX 64
 #define SEQ __ATOMIC_SEQ_CST
 
 static struct {

@@ -26,7 +26,7 @@
 #include "clocks.h"
 #include "cpu.h"
 #include "dispatch.h"
-#include "engine.h"
+#include "private.h"
 #include "ids.h"
 #include "notify.h"
 #include "pool.h"

@@ -61,10 +61,9 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "private.h"
 #include "ptimers.h"
 
-#define NSIG_KERNEL 64
 #define MAX_DEFERRED 4
 #define NSEC 1000000000LL
 
@@ -153,7 +152,7 @@ int ptimer_hooks_linked(void)
 static struct {
 	void *fn;
 	struct sigaction act; /* as the program gave it, for oldact */
-} user[NSIG_KERNEL + 1];
+} user[KERNEL_SIGRTMAX + 1];
 
 /* A fault must be handled where it happened: running on would fault again. */
 static bool synchronous(int sig, const siginfo_t *si)
@@ -239,9 +238,9 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 		 * given are EFAULT) and passes the program's faults on. */
 		return ptimer__fault_action(sig, act, oldact);
 	}
-	bool wrap = act && sig >= 1 && sig <= NSIG_KERNEL && is_handler(act) &&
+	bool wrap = act && sig >= 1 && sig <= KERNEL_SIGRTMAX && is_handler(act) &&
 		    sig != SIGKILL && sig != SIGSTOP;
-	struct sigaction prev_user = sig >= 1 && sig <= NSIG_KERNEL ? user[sig].act
+	struct sigaction prev_user = sig >= 1 && sig <= KERNEL_SIGRTMAX ? user[sig].act
 								   : (struct sigaction){ 0 };
 
 	if (wrap) {
@@ -258,7 +257,7 @@ int sigaction(int sig, const struct sigaction *act, struct sigaction *oldact)
 			__atomic_store_n(&user[sig].fn, (void *)prev_user.sa_handler, __ATOMIC_RELEASE);
 		return r;
 	}
-	if (act && !wrap && sig >= 1 && sig <= NSIG_KERNEL)
+	if (act && !wrap && sig >= 1 && sig <= KERNEL_SIGRTMAX)
 		__atomic_store_n(&user[sig].fn, (void *)act->sa_handler, __ATOMIC_RELEASE);
 	if (oldact)
 		*oldact = kold.sa_sigaction == trampoline ? prev_user : kold;
@@ -273,7 +272,7 @@ static sighandler_t signal_with(int sig, sighandler_t handler, int flags)
 {
 	struct sigaction act, old;
 
-	if (handler == SIG_ERR || sig < 1 || sig > NSIG_KERNEL) {
+	if (handler == SIG_ERR || sig < 1 || sig > KERNEL_SIGRTMAX) {
 		errno = EINVAL;
 		return SIG_ERR;
 	}
@@ -309,7 +308,7 @@ sighandler_t sysv_signal(int sig, sighandler_t handler)
 sighandler_t sigset(int sig, sighandler_t disp)
 {
 	sigset_t set, oset;
-	if (disp == SIG_ERR || sig < 1 || sig > NSIG_KERNEL) {
+	if (disp == SIG_ERR || sig < 1 || sig > KERNEL_SIGRTMAX) {
 		errno = EINVAL;
 		return SIG_ERR;
 	}

@@ -44,6 +44,7 @@
 #include "ids.h"
 #include "image.h"
 #include "image.pb-c.h"
+#include "private.h"
 #include "ptimers.h"
 #include "rcu.h"
 #include "sys.h"
@@ -59,11 +60,6 @@
 #define ARENA 2048                    /* decoding a valid record needs well under 1 KiB */
 #define SOURCE_ENGINE 1
 #define SOURCE_KERNEL 2
-#define PR_TIMER_CREATE_RESTORE_IDS 77
-#define CPUCLOCK_PERTHREAD_MASK 4
-#define CPUCLOCK_PID(c) ((pid_t)(~(c) >> 3))
-#define MAKE_PROCESS_CPUCLOCK(pid, which) ((clockid_t)((unsigned)~(pid) << 3) | (which))
-#define MAKE_THREAD_CPUCLOCK(tid, which) (MAKE_PROCESS_CPUCLOCK(tid, which) | CPUCLOCK_PERTHREAD_MASK)
 
 /* ---- refusing ---- */
 

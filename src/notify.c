@@ -31,9 +31,9 @@
 #include <unistd.h>
 
 #include "notify.h"
+#include "private.h"
 #include "sys.h"
 
-#define KERNEL_SIGRTMAX 64
 #define NSTD 32
 #define FULL_BACKOFF_NS 1000000
 

@@ -44,9 +44,9 @@
 
 #include "autorestore.h"
 #include "ids.h"
+#include "private.h"
 #include "ptimers.h"
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
 
 static bool stats_on;
 static int stats_fd = -1; /* stderr as it was at start: programs may close theirs */

@@ -32,17 +32,13 @@
 
 #include "base.h"
 #include "lock.h"
+#include "private.h"
 #include "reader.h"
 
 #define ATTEMPTS 8           /* walks of a chunk list that changed under us */
 #define RETRIES 200          /* reads of one timer being changed */
 #define MAX_CHUNKS (1u << 24)
 #define IOV_BATCH 1024
-#define CPUCLOCK_PERTHREAD_MASK 4
-#define CPUCLOCK_WHICH(c) ((c) & 3)
-#define CPUCLOCK_PID(c) ((pid_t)(~(c) >> 3))
-#define MAKE_PROCESS_CPUCLOCK(pid, which) ((clockid_t)((unsigned)~(pid) << 3) | (which))
-#define CPUCLOCK_SCHED 2
 #define NSEC 1000000000LL
 
 static int say(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -12,8 +12,9 @@
  * instruction (the kernel only touches the area on this CPU, between
  * instructions).
  *
- * Test builds point a thread at a stand-in area (ptimer__slice_emulate),
- * where a user-space stand-in for the kernel grants and revokes.
+ * Test builds (PTIMERS_SLICE_EMULATION) point a thread at a stand-in area
+ * (ptimer__slice_emulate), where a user-space stand-in for the kernel
+ * grants and revokes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -238,6 +239,11 @@ void pt_slice_resume_slow(void)
 	}
 }
 
+#ifdef PTIMERS_SLICE_EMULATION
+/* The stand-in kernel's entry points (private.h): compiled into test
+ * builds only (meson.build), never into what is installed. */
+#include "private.h"
+
 /* Test builds: the calling thread uses area (32 bytes, 32-aligned) as its
  * rseq area, and a stand-in for the kernel drives it; NULL makes the
  * thread one without rseq.  Turns the process-wide switch on.  The
@@ -289,3 +295,4 @@ void ptimer__slice_emulate_end(void)
 	memset(&self, 0, sizeof(self));
 	slice_probe();
 }
+#endif

@@ -3,15 +3,12 @@
 #include <errno.h>
 #include <signal.h>
 
-#include "section.h"
+#include "private.h"
 #include "sys.h"
 
 pid_t pt_pid;
 static __thread pid_t tid_cache __attribute__((tls_model("initial-exec")));
 
-__thread unsigned pt_section_depth __attribute__((tls_model("initial-exec")));
-__thread unsigned pt_section_deferred __attribute__((tls_model("initial-exec")));
-static void (*section_exit_hook)(void);
 
 pid_t pt_gettid(void)
 {
@@ -52,7 +49,6 @@ int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old
 	return __sigaction(sig, act, old);
 }
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
 
 int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
 {
@@ -66,20 +62,6 @@ int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
 		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0);
 	errno = saved;
 	return r == 0 ? 0 : -1;
-}
-
-void pt_section_set_exit_hook(void (*fn)(void))
-{
-	__atomic_store_n(&section_exit_hook, fn, __ATOMIC_RELEASE);
-}
-
-void pt_section_exit_slow(void)
-{
-	void (*fn)(void) = __atomic_load_n(&section_exit_hook, __ATOMIC_ACQUIRE);
-
-	pt_section_deferred = 0;
-	if (fn)
-		fn();
 }
 
 __attribute__((constructor(101))) static void sys_init(void)

@@ -5,10 +5,11 @@
  * output in read-only memory) is EFAULT, as the kernel's copy_from_user()
  * and copy_to_user() make it, never a crash.
  *
- * The copy itself is plain (uaccess.S); a fault inside it is turned into
- * -EFAULT by the engine's SIGSEGV/SIGBUS handler (fault.c), which passes
- * every other fault on to the program's own handler.  The handler is put
- * in place on first use.
+ * The copy itself is plain (uaccess.S: its instructions must lie between
+ * two known labels, which C cannot promise); a fault inside it is turned
+ * into -EFAULT by the engine's SIGSEGV/SIGBUS handler (uaccess.c), which
+ * passes every other fault on to the program's own handler.  The handler
+ * is put in place on first use.
  */
 #ifndef PTIMERS_UACCESS_H
 #define PTIMERS_UACCESS_H

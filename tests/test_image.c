@@ -42,11 +42,11 @@
 #include <valgrind/valgrind.h>
 
 #include "image.pb-c.h"
+#include "private.h"
 #include "ptimers.h"
 
 #define NSEC 1000000000ll
 #define MARGIN (NSEC / 100)
-#define PR_TIMER_CREATE_RESTORE_IDS 77
 #define MAX_T 64
 #define SIG (SIGRTMIN + 2)
 

@@ -23,6 +23,7 @@
 #include <valgrind/valgrind.h>
 
 #include "emu/slice_emu.h"
+#include "private.h"
 #include "ptimers.h"
 #include "ptimers/slice.h"
 
@@ -36,9 +37,6 @@ _Static_assert(RSEQ_CS_FLAG_SLICE_EXT_AVAILABLE == PT_RSEQ_FLAG_SLICE_EXT_AVAILA
 _Static_assert(RSEQ_CS_FLAG_SLICE_EXT_ENABLED == PT_RSEQ_FLAG_SLICE_EXT_ENABLED, "bit 5");
 #endif
 
-int ptimer__slice_emulate(void *area);
-unsigned ptimer__slice_depth(void);
-int ptimer__dispatch_on_start(void (*fn)(void));
 
 static int failed_here;
 static char skip_reason[256];

@@ -42,9 +42,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "private.h"
 #include "ptimers.h"
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
 
 struct backend {
 	const char *name;

@@ -11,10 +11,8 @@
 #include <ucontext.h>
 #include <unistd.h>
 
+#include "private.h"
 #include "slice_emu.h"
-
-int ptimer__slice_emulate(void *area);
-unsigned ptimer__slice_depth(void);
 
 #define EMU_SIG (SIGRTMIN + 2)
 #define PR_SET_SYSCALL_USER_DISPATCH_ 59

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The fault handler behind uaccess.h.
+ * Reading and writing the caller's memory (uaccess.h): the copy itself is
+ * uaccess.S, plain instructions at known addresses; this is the fault
+ * handler that turns a fault inside it into -EFAULT.
  *
  * A SIGSEGV or SIGBUS whose faulting instruction is the copy in
  * uaccess.S resumes at that routine's fixup, which returns -EFAULT.  Any

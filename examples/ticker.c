@@ -32,7 +32,11 @@
 #include <time.h>
 #include <unistd.h>
 
+/* From <linux/prctl.h> of Linux 6.15 and later; glibc 2.36's headers lack it,
+ * so a program of this age spells it out. */
+#ifndef PR_TIMER_CREATE_RESTORE_IDS
 #define PR_TIMER_CREATE_RESTORE_IDS 77
+#endif
 
 static void die(const char *what)
 {

@@ -33,11 +33,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "autorestore.h"
-#include "image.h"
 #include "ptimers.h"
 #include "sys.h"
 
@@ -144,24 +142,7 @@ static void unpreload(const char *name)
 	free(out);
 }
 
-/* The signals an image's timers send (read from fd, which is then put
- * back at its start); 0 if it cannot be read (the restore says why). */
-static uint64_t image_signals(int fd)
-{
-	struct stat st;
-	struct pt_image_summary sum;
-	uint64_t sigs = 0;
-	if (fstat(fd, &st) != 0 || st.st_size <= 0)
-		return 0;
-	uint8_t *buf = malloc((size_t)st.st_size);
-	if (buf && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size &&
-	    pt_image_check(buf, (size_t)st.st_size, &sum, NULL, 0) == 0)
-		sigs = sum.signals;
-	free(buf);
-	return sigs;
-}
-
-void pt_autorestore(bool kernel)
+void pt_autorestore(bool kernel, pt_restore_fn restore)
 {
 	const char *file = getenv("PTIMERS_RESTORE");
 	if (!file || !*file)
@@ -194,7 +175,6 @@ void pt_autorestore(bool kernel)
 	}
 	const char *hold_env = getenv("PTIMERS_RESTORE_HOLD");
 	bool hold = hold_env && !strcmp(hold_env, "1");
-	uint64_t held = hold ? image_signals(fd) : 0;
 	sigset_t all, old;
 	sigfillset(&all);
 	pt_sys_sigmask(SIG_BLOCK, &all, &old);
@@ -204,10 +184,21 @@ void pt_autorestore(bool kernel)
 		.progress = walk_progress, .error = why, .error_size = sizeof(why),
 	};
 	int64_t t0 = pt_clock_ns(CLOCK_MONOTONIC);
-	int n = kernel ? ptimer_kernel_restore(fd, &o) : ptimer_restore(fd, &o);
+	struct pt_image img;
+	int n = pt_image_load(fd, &img, why, sizeof(why));
+	pt_sys_close(fd);
+	uint64_t held = 0;
+	if (n == 0) {
+		struct pt_image_summary sum;
+		pt_image_summarize(&img, &sum);
+		held = hold ? sum.signals : 0;
+		n = restore(&img, &o);
+		int e = errno;
+		pt_image_free(&img);
+		errno = e;
+	}
 	int e = errno;
 	double ms = (double)(pt_clock_ns(CLOCK_MONOTONIC) - t0) / 1e6;
-	pt_sys_close(fd);
 	if (n < 0) {
 		say("ptimers restore: cannot restore %s: %s\n", file, why[0] ? why : strerror(e));
 		_exit(127);

@@ -262,7 +262,7 @@ static bool run_due(struct pt_base *b)
 
 /* Set b's kernel timer for its earliest expiry, unless the inbox has news
  * (then false: drain first). */
-static bool program(struct pt_base *b)
+static bool reprogram(struct pt_base *b)
 {
 	pt_lock(&b->plock);
 	int64_t old = b->programmed;
@@ -332,7 +332,7 @@ void pt_queue_run(void)
 		bool settled = true;
 		for (unsigned i = 0; i < nb && settled; i++)
 			if (pt_base_table[i])
-				settled = program(pt_base_table[i]);
+				settled = reprogram(pt_base_table[i]);
 		if (settled)
 			break;
 	}

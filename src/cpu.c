@@ -286,15 +286,6 @@ int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid)
 	return 2;
 }
 
-bool pt_cpu_owns_ktimer(int id)
-{
-	unsigned n = __atomic_load_n(&cpu.nslots, __ATOMIC_ACQUIRE);
-	for (unsigned i = 0; i < n; i++)
-		if (__atomic_load_n(&cpu.slot[i]->ktimer, __ATOMIC_RELAXED) == id)
-			return true;
-	return false;
-}
-
 void pt_cpu_fork_prepare(void)
 {
 	pt_lock(&cpu.lock);

@@ -23,9 +23,6 @@ void pt_cpu_detach(uint16_t base);
  * thread's (*tid).  *clock: the clock, explicit. */
 int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid);
 
-/* Is kernel timer id one of the engine's own (a CPU clock's)? */
-bool pt_cpu_owns_ktimer(int id);
-
 /* The kernel timer of the clock in this slot went off: via is the thread
  * whose handler took its signal (0: the dispatcher or a wait took it),
  * mask that thread's signal mask.  Async-signal-safe. */

@@ -83,6 +83,7 @@ __attribute__((constructor(101))) static void signal_init(void)
 			return;
 		if (pt_sys_sigaction(sig, &sa, NULL) == 0) {
 			disp.signo = sig;
+			__atomic_store_n(&pt_own_signo, sig, __ATOMIC_RELAXED);
 			return;
 		}
 	}

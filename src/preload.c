@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "autorestore.h"
+#include "engine_image.h"
 #include "ids.h"
 #include "private.h"
 #include "ptimers.h"
@@ -355,5 +356,5 @@ __attribute__((constructor)) static void preload_init(void)
 		else
 			ptimer_set_max_timers((size_t)v);
 	}
-	pt_autorestore(false); /* `ptimers restore`: the timers before main */
+	pt_autorestore(false, pt_engine_restore_image); /* `ptimers restore`: the timers before main */
 }

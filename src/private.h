@@ -22,7 +22,7 @@
 
 /* ---- the kernel's ABI ---- */
 
-/* prctl: create the next timers with the IDs asked for (Linux 6.17). */
+/* prctl: create the next timers with the IDs asked for (Linux 6.15). */
 #ifndef PR_TIMER_CREATE_RESTORE_IDS
 #define PR_TIMER_CREATE_RESTORE_IDS 77
 #endif

@@ -10,13 +10,13 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "ids.h"
+#include "proctimers.h"
 #include "ptimers.h"
 #include "rcu.h"
 #include "timer.h"
@@ -71,35 +71,15 @@ int ptimer_list(int from_id, struct ptimer_info *infos, size_t info_size, int ma
 	return list_made(from_id, infos, info_size, max, pt_ids_made());
 }
 
-static const char *notify_name(int notify)
-{
-	switch (notify & ~SIGEV_THREAD_ID) {
-	case SIGEV_SIGNAL: return "signal";
-	case SIGEV_NONE: return "none";
-	case SIGEV_THREAD: return "thread";
-	default: return "?";
-	}
-}
-
-static const char *state_name(const struct ptimer_info *i)
-{
-	if (!i->armed)
-		return "disarmed";
-	return i->signal_pending ? "armed signal-pending" : "armed";
-}
-
 static int print_one(FILE *out, const struct ptimer_info *i, unsigned flags)
 {
-	int r = fprintf(out, "ID: %d\nsignal: %d/%016" PRIxPTR "\nnotify: %s/%s.%d\nClockID: %d\n",
-			i->id, i->signo, (uintptr_t)i->value.sival_ptr, notify_name(i->notify),
-			(i->notify & SIGEV_THREAD_ID) ? "tid" : "pid", (int)i->target,
-			(int)i->clockid);
-	if (r >= 0 && (flags & PTIMER_READOUT_EXTENDED))
-		r = fprintf(out, "remaining: %lld.%09ld\ninterval: %lld.%09ld\noverrun: %d\nstate: %s\n",
-			    (long long)i->setting.it_value.tv_sec, i->setting.it_value.tv_nsec,
-			    (long long)i->setting.it_interval.tv_sec, i->setting.it_interval.tv_nsec,
-			    i->overrun, state_name(i));
-	return r < 0 ? -1 : 0;
+	struct pt_proc_timer t = {
+		.id = i->id, .signo = i->signo, .value = (uint64_t)(uintptr_t)i->value.sival_ptr,
+		.notify = i->notify, .target = i->target, .clockid = i->clockid,
+		.extended = flags & PTIMER_READOUT_EXTENDED, .setting = i->setting,
+		.overrun = i->overrun, .armed = i->armed, .signal_pending = i->signal_pending,
+	};
+	return pt_proc_timer_write(out, &t);
 }
 
 int ptimer_readout(FILE *out, unsigned flags)

@@ -6,8 +6,9 @@
  * the program's timer_* calls go to libc and the kernel as always.
  */
 #include "autorestore.h"
+#include "kernel_image.h"
 
 __attribute__((constructor(200))) static void restore_init(void)
 {
-	pt_autorestore(true);
+	pt_autorestore(true, pt_kernel_restore_image);
 }

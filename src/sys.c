@@ -7,6 +7,7 @@
 #include "sys.h"
 
 pid_t pt_pid;
+int pt_own_signo;
 static __thread pid_t tid_cache __attribute__((tls_model("initial-exec")));
 
 

@@ -22,6 +22,10 @@
 /* This process; updated in the fork child (engine.c). */
 extern pid_t pt_pid;
 
+/* The engine's own signal, which its kernel timers carry (dispatch.c sets
+ * it at load; 0 where there is no engine, as in libptimers-restore.so). */
+extern int pt_own_signo;
+
 /* The calling thread's ID, cached per thread. */
 pid_t pt_gettid(void);
 

@@ -21,6 +21,7 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "ids.h"
+#include "image.h"
 #include "notify.h"
 #include "pool.h"
 #include "root.h"
@@ -895,7 +896,7 @@ bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info, uin
 
 /* ---- restore ---- */
 
-static void restore_undo(struct pt_timer **t, const struct pt_restore_item *it, size_t n,
+static void restore_undo(struct pt_timer **t, const struct pt_image_timer *it, size_t n,
 			 bool ids)
 {
 	for (size_t i = 0; i < n; i++) {
@@ -908,7 +909,7 @@ static void restore_undo(struct pt_timer **t, const struct pt_restore_item *it, 
 	}
 }
 
-int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
+int pt_timer_restore(const struct pt_image_timer *it, const struct pt_thread_fn *fns, size_t n, size_t *bad)
 {
 	struct pt_timer **t = malloc((n ? n : 1) * sizeof(*t));
 	int err = 0;
@@ -926,10 +927,10 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		ev.sigev_notify = it[i].notify;
 		ev.sigev_signo = it[i].signo;
 		ev.sigev_value = it[i].value;
-		ev._sigev_un._tid = it[i].target;
-		if (it[i].notify == SIGEV_THREAD) {
-			ev.sigev_notify_function = it[i].thread_fn;
-			ev.sigev_notify_attributes = (pthread_attr_t *)it[i].thread_attr;
+		ev._sigev_un._tid = it[i].tid;
+		if (it[i].notify == SIGEV_THREAD && fns) {
+			ev.sigev_notify_function = fns[i].fn;
+			ev.sigev_notify_attributes = (pthread_attr_t *)fns[i].attr;
 		}
 		err = pt_clock_check(it[i].clockid);
 		if (!err)
@@ -957,7 +958,7 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		pt_seqlock_lock(&x->lock);
 		seq_begin(x);
 		init_fields(x, it[i].id, it[i].clockid, cbase, &ev, thr);
-		WR(x->interval, it[i].interval_ns);
+		WR(x->interval, it[i].interval);
 		WR(x->overrun_last, it[i].overrun);
 		WR(x->base, pt_clock_base(it[i].clockid, cbase, it[i].absolute));
 		seq_end(x);
@@ -1004,8 +1005,8 @@ int pt_timer_restore(const struct pt_restore_item *it, size_t n, size_t *bad)
 		seq_begin(x);
 		if (it[i].armed) {
 			set_flag(x, PT_F_ABSOLUTE, it[i].absolute);
-			WR(x->expires, it[i].absolute ? pt_shifted(it[i].value_ns, pt_base_shift_of(x->base))
-						      : pt_add_sat(from, it[i].value_ns));
+			WR(x->expires, it[i].absolute ? pt_shifted(it[i].deadline, pt_base_shift_of(x->base))
+						      : pt_add_sat(from, it[i].remaining));
 			WR(x->status, PT_ARMED);
 		}
 		WR(x->gen, gen0 + 1 + (uint32_t)i);

@@ -150,25 +150,20 @@ bool pt_timer_save(struct pt_timer *t, int id, struct pt_saved *s, int64_t *now_
 /* made: leave it out if created after that creation number (ids.h). */
 bool pt_timer_snapshot(struct pt_timer *t, int id, struct ptimer_info *info, uint32_t made);
 
-/* A timer to restore (image.c), and the restore itself: every timer of
- * the list is created with its ID and state, or none is.  0, or -errno
- * with *bad the index of the item that could not be (EBUSY: its ID is in
- * use; EINVAL: a clock, notification or thread that cannot be; ENOMEM,
- * EAGAIN).  The IDs must be ascending. */
-struct pt_restore_item {  /* 64 bytes: a million of them are read at once */
-	int id;
-	clockid_t clockid;      /* a CPU clock given explicitly */
-	pid_t target;           /* SIGEV_THREAD_ID: a live thread of this process */
-	int overrun;
-	uint8_t notify, signo;
-	bool armed, absolute;
-	union sigval value;
-	int64_t value_ns;       /* remaining (relative) or deadline (absolute) */
-	int64_t interval_ns;
-	void (*thread_fn)(union sigval);        /* SIGEV_THREAD */
-	const pthread_attr_t *thread_attr;
+/* A SIGEV_THREAD timer's function (an image has only its value). */
+struct pt_thread_fn {
+	void (*fn)(union sigval);
+	const pthread_attr_t *attr;
 };
-int pt_timer_restore(const struct pt_restore_item *items, size_t n, size_t *bad);
+
+/* The restore: every timer of the image's list (ascending IDs; threads
+ * and clocks this process's, restoring.h) is created with its ID and
+ * state, or none is.  fns: the SIGEV_THREAD timers' functions, by index
+ * (NULL when there are none).  0, or -errno with *bad the index of the
+ * timer that could not be (EBUSY: its ID is in use; EINVAL: a clock,
+ * notification or thread that cannot be; ENOMEM, EAGAIN). */
+struct pt_image_timer;
+int pt_timer_restore(const struct pt_image_timer *it, const struct pt_thread_fn *fns, size_t n, size_t *bad);
 
 /* Process life (engine.c). */
 void pt_timer_init(void);

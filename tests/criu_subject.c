@@ -30,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
+#include "private.h" /* PR_TIMER_CREATE_RESTORE_IDS */
 #define NS 1000000000LL
 
 #define SIG_TICK (SIGRTMIN)

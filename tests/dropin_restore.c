@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <time.h>
 
-#define PR_TIMER_CREATE_RESTORE_IDS 77
+#include "private.h" /* PR_TIMER_CREATE_RESTORE_IDS */
 
 #define CHECK(c) do { if (!(c)) { fprintf(stderr, "dropin_restore: %s (errno %d)\n", #c, errno); return 1; } } while (0)
 

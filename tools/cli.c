@@ -2,6 +2,7 @@
 /* ptimers: run programs on user-space POSIX timers, and measure them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -13,7 +14,6 @@
 
 #include "bench.h"
 #include "enterable.h"
-#include "image.h"
 #include "ptimers.h"
 #include "remote.h"
 
@@ -361,39 +361,15 @@ static int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "%s restore: %s cannot be restored into: %s\n", prog, argv[optind], nowhy);
 		return 127;
 	}
-	/* The image is checked here first, for a clear word before anything
-	 * starts; the program's own restore checks it again. */
-	char path[PATH_MAX], why[512] = "";
-	if (!realpath(file, path)) {
+	/* The image is read once, by the program's own restore before its
+	 * main: a bad one ends it there with 127, having run nothing. */
+	char path[PATH_MAX];
+	int fd = realpath(file, path) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+	if (fd < 0) {
 		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
 		return 127;
 	}
-	FILE *f = fopen(path, "re");
-	struct pt_image_summary sum;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	if (f) {
-		struct stat st;
-		if (fstat(fileno(f), &st) == 0 && st.st_size >= 0 && (buf = malloc((size_t)st.st_size + 1)))
-			len = fread(buf, 1, (size_t)st.st_size, f);
-		fclose(f);
-	}
-	if (!buf) {
-		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
-		return 127;
-	}
-	int bad = pt_image_check(buf, len, &sum, why, sizeof(why));
-	free(buf);
-	if (bad) {
-		fprintf(stderr, "%s restore: %s cannot be restored: %s\n", prog, file, why);
-		return 127;
-	}
-	if (sum.thread_notify) {
-		fprintf(stderr, "%s restore: %s has %zu SIGEV_THREAD timer%s: their function is code, "
-			"not data; restore them with ptimer_restore() and a thread_notify callback\n",
-			prog, file, sum.thread_notify, sum.thread_notify == 1 ? "" : "s");
-		return 127;
-	}
+	close(fd);
 	setenv("PTIMERS_RESTORE", path, 1);
 	setenv("PTIMERS_RESTORE_MODE", mode, 1);
 	if (limit)

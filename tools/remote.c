@@ -22,7 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine_image.h"
 #include "image.h"
+#include "proctimers.h"
 #include "reader.h"
 #include "remote.h"
 #include "sys.h"
@@ -38,16 +40,6 @@ struct row {
 	char state[32];
 };
 
-static const char *notify_name(int notify)
-{
-	switch (notify & ~SIGEV_THREAD_ID) {
-	case SIGEV_SIGNAL: return "signal";
-	case SIGEV_NONE: return "none";
-	case SIGEV_THREAD: return "thread";
-	default: return "?";
-	}
-}
-
 static void row_of(const struct pt_saved *s, struct row *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -56,7 +48,7 @@ static void row_of(const struct pt_saved *s, struct row *r)
 	r->clock = s->cpu == 2 ? (int)s->cpu_clock : s->clockid;
 	r->target = s->target;
 	r->overrun = s->overrun;
-	snprintf(r->notify, sizeof(r->notify), "%s", notify_name(s->notify));
+	snprintf(r->notify, sizeof(r->notify), "%s", pt_proc_notify_name(s->notify));
 	snprintf(r->who, sizeof(r->who), "%s", (s->notify & SIGEV_THREAD_ID) ? "tid" : "pid");
 	r->value = (uint64_t)(uintptr_t)s->value.sival_ptr;
 	r->have_times = true;
@@ -66,44 +58,30 @@ static void row_of(const struct pt_saved *s, struct row *r)
 		 !s->armed ? "disarmed" : s->signal_pending ? "armed signal-pending" : "armed");
 }
 
-/* Parse /proc/PID/timers (the kernel's timers of a process). */
-static int parse_rows(const char *text, struct row **out)
+/* The kernel's timers of a process, from its /proc/PID/timers text. */
+static int parse_rows(const char *text, size_t len, struct row **out)
 {
-	size_t n = 0, cap = 64;
-	struct row *rows = malloc(cap * sizeof(*rows)), *cur = NULL;
-	if (!rows)
+	struct pt_proc_timer *t = NULL;
+	size_t n = 0;
+	if (pt_proc_timers_parse(text, len, &t, &n) != 0)
 		return -1;
-	const char *p = text;
-	while (*p) {
-		const char *e = strchr(p, '\n');
-		size_t len = e ? (size_t)(e - p) : strlen(p);
-		char line[256];
-		snprintf(line, sizeof(line), "%.*s", (int)(len < sizeof(line) ? len : sizeof(line) - 1), p);
-		p += len + (e ? 1 : 0);
-		int v;
-		if (sscanf(line, "ID: %d", &v) == 1) {
-			if (n == cap) {
-				struct row *r = realloc(rows, 2 * cap * sizeof(*rows));
-				if (!r) {
-					free(rows);
-					return -1;
-				}
-				rows = r;
-				cap *= 2;
-			}
-			cur = &rows[n++];
-			memset(cur, 0, sizeof(*cur));
-			cur->id = v;
-		} else if (!cur) {
-			continue;
-		} else if (!strncmp(line, "signal: ", 8)) {
-			sscanf(line + 8, "%d/%" SCNx64, &cur->signo, &cur->value);
-		} else if (!strncmp(line, "notify: ", 8)) {
-			sscanf(line + 8, "%7[a-z?]/%3[a-z].%d", cur->notify, cur->who, &cur->target);
-		} else if (sscanf(line, "ClockID: %d", &v) == 1) {
-			cur->clock = v;
-		}
+	struct row *rows = malloc((n ? n : 1) * sizeof(*rows));
+	if (!rows) {
+		free(t);
+		return -1;
 	}
+	for (size_t i = 0; i < n; i++) {
+		struct row *r = &rows[i];
+		memset(r, 0, sizeof(*r));
+		r->id = t[i].id;
+		r->signo = t[i].signo;
+		r->value = t[i].value;
+		r->clock = t[i].clockid;
+		r->target = t[i].target;
+		snprintf(r->notify, sizeof(r->notify), "%s", pt_proc_notify_name(t[i].notify));
+		snprintf(r->who, sizeof(r->who), "%s", (t[i].notify & SIGEV_THREAD_ID) ? "tid" : "pid");
+	}
+	free(t);
 	*out = rows;
 	return (int)n;
 }
@@ -230,58 +208,17 @@ static void print_json(FILE *f, pid_t pid, const char *source, const struct row 
 }
 
 /* /proc/PID/timers, whole: 0, or -1 with why. */
-static int read_proc(pid_t pid, char **out, char *why, size_t why_size)
+static int read_proc(pid_t pid, char **out, size_t *len, char *why, size_t why_size)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/timers", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		int e = errno;
-		if (e == ENOENT)
-			snprintf(why, why_size, "no process %d", (int)pid);
-		else if (e == EACCES || e == EPERM)
-			snprintf(why, why_size, "the kernel's ptrace access check refused to show the timers "
-				 "of process %d (/proc/%d/timers)", (int)pid, (int)pid);
-		else
-			snprintf(why, why_size, "cannot read %s: %s", path, strerror(e));
-		return -1;
-	}
-	size_t len = 0, cap = 65536;
-	char *buf = malloc(cap + 1);
-	for (;;) {
-		if (!buf) {
-			close(fd);
-			snprintf(why, why_size, "out of memory");
-			return -1;
-		}
-		if (len == cap) {
-			char *b = realloc(buf, 2 * cap + 1);
-			if (!b) {
-				free(buf);
-				buf = NULL;
-				continue;
-			}
-			buf = b;
-			cap *= 2;
-		}
-		ssize_t n = read(fd, buf + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			free(buf);
-			snprintf(why, why_size, "cannot read %s: %s", path, strerror(e));
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	buf[len] = '\0';
-	*out = buf;
-	return 0;
+	int e = pt_proc_timers_read(pid, out, len);
+	if (e == -ENOENT)
+		snprintf(why, why_size, "no process %d", (int)pid);
+	else if (e == -EACCES || e == -EPERM)
+		snprintf(why, why_size, "the kernel's ptrace access check refused to show the timers "
+			 "of process %d (/proc/%d/timers)", (int)pid, (int)pid);
+	else if (e)
+		snprintf(why, why_size, "cannot read /proc/%d/timers: %s", (int)pid, strerror(-e));
+	return e ? -1 : 0;
 }
 
 /* Kernel timers of the process's own (not the engine's, whose signal is
@@ -289,10 +226,11 @@ static int read_proc(pid_t pid, char **out, char *why, size_t why_size)
 static int own_kernel_timers(pid_t pid, int engine_signo)
 {
 	char *text = NULL, why[64];
-	if (read_proc(pid, &text, why, sizeof(why)) != 0)
+	size_t len = 0;
+	if (read_proc(pid, &text, &len, why, sizeof(why)) != 0)
 		return 0;
 	struct row *rows = NULL;
-	int n = parse_rows(text, &rows), own = 0;
+	int n = parse_rows(text, len, &rows), own = 0;
 	for (int i = 0; i < n; i++)
 		own += rows[i].signo != engine_signo;
 	free(rows);
@@ -356,12 +294,13 @@ static void usage_ls(FILE *f)
 static int ls_kernel(pid_t pid, bool json, const char *note)
 {
 	char why[512], *text = NULL;
-	if (read_proc(pid, &text, why, sizeof(why)) != 0) {
+	size_t len = 0;
+	if (read_proc(pid, &text, &len, why, sizeof(why)) != 0) {
 		fprintf(stderr, "ptimers ls: %s\n", why);
 		return 1;
 	}
 	struct row *rows = NULL;
-	int n = parse_rows(text, &rows);
+	int n = parse_rows(text, len, &rows);
 	free(text);
 	if (n < 0) {
 		fprintf(stderr, "ptimers ls: out of memory\n");

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -70,8 +71,65 @@ long bench_sigq_room(void)
 	return used < 0 ? -1 : limit - used;
 }
 
+struct bench_ref bench_ref;
+
+/* Best ns per call of fn over rounds of n. */
+static double best_of(void (*fn)(long n), long n)
+{
+	double best = 0;
+	for (int round = 0; round < 5; round++) {
+		int64_t t0 = bench_now();
+		fn(n);
+		double ns = (double)(bench_now() - t0) / (double)n;
+		if (round == 0 || ns < best)
+			best = ns;
+	}
+	return best;
+}
+
+static void ref_syscall(long n)
+{
+	for (long i = 0; i < n; i++)
+		syscall(SYS_getppid);
+}
+
+static void ref_clock(long n)
+{
+	struct timespec ts;
+	for (long i = 0; i < n; i++)
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+}
+
+#define REF_SIG (SIGRTMIN + 6)
+static void ref_signal(long n)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, REF_SIG);
+	pid_t pid = getpid(), tid = (pid_t)syscall(SYS_gettid);
+	siginfo_t si;
+	for (long i = 0; i < n; i++) {
+		syscall(SYS_tgkill, pid, tid, REF_SIG);
+		sigwaitinfo(&set, &si);
+	}
+}
+
+static void measure_reference(void)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, REF_SIG);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	bench_ref.syscall_ns = best_of(ref_syscall, 20000);
+	bench_ref.clock_ns = best_of(ref_clock, 200000);
+	bench_ref.signal_ns = best_of(ref_signal, 5000);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static double ratio(const struct bench_row *row)
 {
+	if (row->engine == 0 && !row->better_high && row->reference > 0)
+		return -1; /* none where some was allowed: no ratio */
 	if (row->engine <= 0 || row->reference <= 0)
 		return 0;
 	return row->better_high ? row->engine / row->reference : row->reference / row->engine;
@@ -103,6 +161,7 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	measure_reference();
 	for (size_t i = 0; i < ngroups; i++) {
 		if (!wanted(o->only, groups[i].name))
 			continue;
@@ -112,22 +171,38 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 			return -1;
 	}
 	if (o->json) {
-		fprintf(out, "[");
+		fprintf(out, "{\"reference_costs\": {\"syscall_ns\": %.4g, \"clock_read_ns\": %.4g, "
+			"\"signal_ns\": %.4g},\n \"rows\": [", bench_ref.syscall_ns, bench_ref.clock_ns,
+			bench_ref.signal_ns);
 		for (int i = 0; i < r.n; i++) {
 			const struct bench_row *row = &r.rows[i];
-			fprintf(out, "%s\n  {\"name\": \"%s\", \"unit\": \"%s\", \"engine\": %.4g, \"%s\": %.4g, "
-				"\"ratio\": %.3g%s%s%s}", i ? "," : "", row->name, row->unit, row->engine,
-				row->against, row->reference, ratio(row),
-				row->note[0] ? ", \"note\": \"" : "", row->note, row->note[0] ? "\"" : "");
+			fprintf(out, "%s\n  {\"name\": \"%s\", \"unit\": \"%s\", \"engine\": %.4g, "
+				"\"reference\": \"%s\", \"reference_value\": %.4g, \"ratio\": ", i ? "," : "",
+				row->name, row->unit, row->engine, row->against, row->reference);
+			if (ratio(row) < 0)
+				fprintf(out, "null");
+			else
+				fprintf(out, "%.3g", ratio(row));
+			fprintf(out, ", \"note\": \"%s\"}", row->note);
 		}
-		fprintf(out, "\n]\n");
+		fprintf(out, "\n]}\n");
 		return 0;
 	}
-	fprintf(out, "%-28s %-12s %12s %12s %-7s %8s\n", "benchmark", "unit", "engine", "against", "", "ratio");
+	fprintf(out, "reference costs here: a system call %.0f ns, a vDSO clock read %.1f ns, a signal "
+		"sent and taken %.0f ns\n(every ratio against the kernel moves with the system call's "
+		"cost; the engine's own figures do not)\n\n", bench_ref.syscall_ns, bench_ref.clock_ns,
+		bench_ref.signal_ns);
+	fprintf(out, "%-32s %-11s %11s %11s %-14s %9s  %s\n", "benchmark", "unit", "engine", "reference",
+		"(of)", "ratio", "note");
 	for (int i = 0; i < r.n; i++) {
 		const struct bench_row *row = &r.rows[i];
-		fprintf(out, "%-28s %-12s %12.4g %12.4g %-7s %8.2f%s%s\n", row->name, row->unit,
-			row->engine, row->reference, row->against, ratio(row), row->note[0] ? "  " : "",
+		char rt[16];
+		if (ratio(row) < 0)
+			snprintf(rt, sizeof(rt), "none");
+		else
+			snprintf(rt, sizeof(rt), "%.2f", ratio(row));
+		fprintf(out, "%-32s %-11s %11.4g %11.4g %-14s %9s%s%s\n", row->name, row->unit,
+			row->engine, row->reference, row->against, rt, row->note[0] ? "  " : "",
 			row->note);
 	}
 	fprintf(out, "(ratio: how many times better the engine is than what it is set against, in "

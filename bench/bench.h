@@ -39,6 +39,15 @@ struct bench_report {
 	int n;
 };
 
+/* What every ratio rests on: this machine's own costs, measured at the
+ * start of each run (best of several rounds). */
+struct bench_ref {
+	double syscall_ns; /* a system call's round trip (getppid) */
+	double clock_ns;   /* a vDSO clock read (CLOCK_MONOTONIC) */
+	double signal_ns;  /* a signal sent to the thread itself and taken */
+};
+extern struct bench_ref bench_ref;
+
 void bench_add(struct bench_report *r, const char *name, const char *unit, double engine,
 	       double reference, const char *against, bool better_high, const char *note);
 
@@ -47,6 +56,7 @@ int bench_outside(const struct bench_opts *o, struct bench_report *r);
 int bench_calls(const struct bench_opts *o, struct bench_report *r);
 int bench_contention(const struct bench_opts *o, struct bench_report *r);
 int bench_latency(const struct bench_opts *o, struct bench_report *r);
+int bench_wakeups(const struct bench_opts *o, struct bench_report *r);
 int bench_expiry(const struct bench_opts *o, struct bench_report *r);
 int bench_memory(const struct bench_opts *o, struct bench_report *r);
 int bench_restore(const struct bench_opts *o, struct bench_report *r);

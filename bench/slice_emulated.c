@@ -163,7 +163,7 @@ static int bench_slice_emulated(const struct bench_opts *o, struct bench_report 
 		return -1;
 	bench_add(r, "contended lock, emulated preemption", "locks/s", with_s, without_s,
 		  "no extension", true, "2 threads, 10 us holds, 50 us preemptions");
-	bench_add(r, "  p99 lock hold", "us", with_p99 / 1000, without_p99 / 1000, "no extension",
+	bench_add(r, "p99 lock hold", "us", with_p99 / 1000, without_p99 / 1000, "no extension",
 		  false, "same run");
 	return 0;
 }

@@ -104,6 +104,29 @@ int ptimer_gettime(timer_t timerid, struct itimerspec *curr);
 int ptimer_getoverrun(timer_t timerid);
 
 /*
+ * ptimer_setleeway - let the timer fire up to *leeway after each expiry,
+ * so that the engine can serve several timers with one wakeup (beyond
+ * the kernel, which applies a thread's timer slack to its sleeps but
+ * never to POSIX timers).  The timer never fires before its expiry, and
+ * never later than its expiry plus the leeway (plus the wakeup's own
+ * delay, as any timer).  Kept to 3 significant bits, rounded down (at
+ * most 1/8 less than asked); under 1.152 us is none.  A zero leeway
+ * (the default) is the kernel's behaviour exactly.  Applies to the next
+ * expiries, the armed one included; not kept in a checkpoint image.
+ * The drop-in applies each thread's timer slack (PR_SET_TIMERSLACK) to
+ * the timers it creates when PTIMERS_LEEWAY=slack.
+ * Errors: EINVAL (unknown ID, NULL, or tv_nsec out of range), EFAULT.
+ * MT-safe, async-signal-safe, no system call.
+ */
+int ptimer_setleeway(timer_t timerid, const struct timespec *leeway);
+
+/*
+ * ptimer_getleeway - the leeway in effect (after rounding).
+ * Errors: EINVAL (unknown ID), EFAULT.  MT-safe, async-signal-safe.
+ */
+int ptimer_getleeway(timer_t timerid, struct timespec *leeway);
+
+/*
  * ptimer_delete - timer_delete(2).  A signal still pending for the timer
  * is dropped when it is delivered.  Errors: EINVAL.
  * MT-safe.  Not async-signal-safe (it may free memory).
@@ -285,6 +308,7 @@ struct ptimer_stats {
 	uint64_t signals_sent;
 	uint64_t threads_started; /* SIGEV_THREAD calls */
 	uint64_t sends_put_off;   /* sends retried because the kernel's signal queue was full */
+	uint64_t wakeups;         /* of the engine's thread: what the process pays in wakeups */
 };
 
 /* Fill *stats (size bytes of it).  0, or -1 with EINVAL/EFAULT.  MT-safe. */

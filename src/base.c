@@ -19,6 +19,8 @@
 #define LEAD_SAMPLES 32       /* wakeup delays the lead is learned from */
 #define LEAD_MAX 150000       /* ns: never spin longer than this */
 #define LEAD_START 30000
+#define SPIN_DEFAULT 2        /* % of a CPU the spinning may take, PTIMERS_SPIN */
+#define TOKENS_MAX (2 * LEAD_MAX)
 #define SEQ __ATOMIC_SEQ_CST
 #define END ((struct pt_qnode *)1) /* the inbox's last node points here */
 
@@ -29,18 +31,49 @@ static struct {
 	pt_lock_t lock;            /* registration */
 	const struct pt_queue_ops *ops;
 	struct pt_qnode *overflow; /* dispatcher: no memory to queue them yet */
-	/* Dispatcher: the lead and the delays it is learned from. */
+	/* Dispatcher: the lead the delays ask for (learned from late[]),
+	 * and the budget that bounds all spinning: spin_pct of the time
+	 * that goes by accrues as tokens (ns of spinning allowed, up to
+	 * TOKENS_MAX); a spin spends them, and without enough for the lead
+	 * the kernel timers are set for the expiry itself. */
 	int64_t lead;
 	int64_t late[LEAD_SAMPLES];
 	unsigned nlate;
-} q = { .lock = PT_LOCK_INIT, .lead = LEAD_START };
+	int spin_pct;
+	int64_t tokens, refilled;
+} q = { .lock = PT_LOCK_INIT, .lead = LEAD_START, .spin_pct = SPIN_DEFAULT };
+
+/* PTIMERS_SPIN=N: the spinning may take N% of a CPU (0: none, the
+ * dispatcher sleeps to each expiry; at most 50). */
+__attribute__((constructor)) static void spin_init(void)
+{
+	const char *v = getenv("PTIMERS_SPIN");
+	if (!v || !*v)
+		return;
+	char *end;
+	long pct = strtol(v, &end, 10);
+	if (*end || pct < 0)
+		return; /* not a number: the default */
+	q.spin_pct = pct > 50 ? 50 : (int)pct;
+}
 
 struct pt_base *pt_base_table[PT_MAX_BASES];
 int64_t pt_base_shift[PT_MAX_BASES];
 
+/* The tokens the time since the last refill has earned. */
+static void refill(int64_t now)
+{
+	if (q.refilled && now > q.refilled) {
+		int64_t t = q.tokens + (now - q.refilled) / 100 * q.spin_pct;
+		__atomic_store_n(&q.tokens, t < TOKENS_MAX ? t : TOKENS_MAX, __ATOMIC_RELAXED);
+	}
+	q.refilled = now;
+}
+
 int64_t pt_queue_lead(void)
 {
-	return __atomic_load_n(&q.lead, __ATOMIC_RELAXED);
+	int64_t lead = __atomic_load_n(&q.lead, __ATOMIC_RELAXED);
+	return __atomic_load_n(&q.tokens, __ATOMIC_RELAXED) >= lead ? lead : 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -51,10 +84,12 @@ static int cmp_i64(const void *a, const void *b)
 
 void pt_queue_woke(int64_t late_ns)
 {
+	if (!q.spin_pct)
+		return;
 	if (late_ns < 0)
 		late_ns = 0;
 	q.late[q.nlate++ % LEAD_SAMPLES] = late_ns;
-	if (q.nlate % 8 || q.nlate < LEAD_SAMPLES)
+	if (q.nlate < LEAD_SAMPLES || q.nlate % 8)
 		return;
 	/* The longest of the last LEAD_SAMPLES delays, and a little: a tail
 	 * wakeup of the dispatcher would add to the program's own. */
@@ -243,13 +278,21 @@ static bool run_due(struct pt_base *b)
 	int64_t now = b->ops->now(b);
 	if (now < 0)
 		return false; /* its clock is gone: nothing there fires again */
+	struct pt_qnode *early = NULL;
 	for (int i = 0; i < EXPIRE_BATCH; i++) {
 		if (pt_heap_empty(&b->heap))
 			return false;
 		struct pt_heap_ent e = pt_heap_top(&b->heap);
-		if (e.key > now)
-			return false;
 		struct pt_qnode *n = (struct pt_qnode *)((char *)e.node - offsetof(struct pt_qnode, hn));
+		if (e.key > now) {
+			/* Not at its latest time yet; within its leeway it
+			 * goes now, with this wakeup (as the kernel's hrtimer
+			 * runs a timer past its soft expiry).  Each once: one
+			 * put back ends the look. */
+			if (n == early || q.ops->earliest(n) > now)
+				return false;
+			early = n;
+		}
 		/* The heap position is the dispatcher's own: no lock needed. */
 		pt_heap_remove(&b->heap, &n->hn);
 		/* While this one's signal goes out, bring the next one in. */
@@ -280,19 +323,26 @@ static bool reprogram(struct pt_base *b)
 	return true;
 }
 
-/* The base that leads with the nearest expiry due within the lead, or
- * NULL; *head gets that expiry. */
+/* The base that leads with the nearest expiry due within what the budget
+ * allows to spin (the lead at most, and an eighth more for the clock
+ * reads between), or NULL; *head gets that expiry. */
 static struct pt_base *due_soon(unsigned nb, int64_t *head)
 {
 	struct pt_base *soon = NULL;
 	int64_t best = PT_NEVER;
 
+	if (!q.spin_pct)
+		return NULL;
+	refill(pt_clock_ns(CLOCK_MONOTONIC));
+	int64_t allowed = q.lead + q.lead / 8;
+	if (allowed > q.tokens)
+		allowed = q.tokens;
 	for (unsigned i = 0; i < nb; i++) {
 		struct pt_base *b = pt_base_table[i];
 		if (!b || !b->ops->leads || pt_heap_empty(&b->heap))
 			continue;
 		int64_t now = b->ops->now(b), key = pt_heap_top(&b->heap).key;
-		if (key - now <= q.lead + 5000 && key - now < best) {
+		if (key - now <= allowed && key - now < best) {
 			best = key - now;
 			soon = b;
 			*head = key;
@@ -302,12 +352,16 @@ static struct pt_base *due_soon(unsigned nb, int64_t *head)
 }
 
 /* Spin until b's expiry at head is due, unless an arming comes in (it may
- * be earlier).  At most the lead. */
+ * be earlier), and pay for it from the budget. */
 static void spin_until(struct pt_base *b, int64_t head)
 {
+	int64_t t0 = pt_clock_ns(CLOCK_MONOTONIC);
 	while (b->ops->now(b) < head && !__atomic_load_n(&q.inbox, __ATOMIC_RELAXED))
 		for (int i = 0; i < 16; i++)
 			__builtin_ia32_pause();
+	int64_t t1 = pt_clock_ns(CLOCK_MONOTONIC);
+	refill(t1);
+	__atomic_store_n(&q.tokens, q.tokens - (t1 - t0), __ATOMIC_RELAXED);
 }
 
 void pt_queue_run(void)

@@ -93,6 +93,10 @@ struct pt_queue_ops {
 	/* n's owner locked: the base n should be queued on and its key, or
 	 * PT_BASE_NONE. */
 	uint16_t (*want)(struct pt_qnode *n, int64_t *key);
+	/* n, queued by its latest time (its key): the earliest time it may
+	 * fire, PT_NEVER when that is its key (no leeway).  Read without
+	 * n's owner's lock. */
+	int64_t (*earliest)(struct pt_qnode *n);
 	/* n was due on b at now (it is off its heap): act on it, taking n's
 	 * owner's lock, and call pt_queue_settle() before letting it go. */
 	void (*expire)(struct pt_qnode *n, struct pt_base *b, int64_t now);
@@ -171,7 +175,14 @@ void pt_base_spent(struct pt_base *b);
  * reports how late each wakeup was (pt_queue_woke()), and the dispatcher
  * spins the remaining few microseconds: it is running when the expiry is
  * due.  The lead is learned: a high percentile of the recent wakeup
- * delays, within bounds.  Dispatcher only.
+ * delays, within bounds.  And all spinning is paid from a budget that
+ * accrues at PTIMERS_SPIN percent (default 2) of the time going by:
+ * without enough for the lead, the kernel timer is set for the expiry
+ * itself, and nothing spins.  So the spinning never takes more than that
+ * share of a CPU, however many timers fire; PTIMERS_SPIN=0 turns it off
+ * (the dispatcher sleeps to each expiry, and the program's signal comes
+ * a wakeup later).
+ * Dispatcher only.
  */
 int64_t pt_queue_lead(void);
 void pt_queue_woke(int64_t late_ns);

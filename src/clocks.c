@@ -227,19 +227,21 @@ static void canaries_arm(void)
 {
 	for (int i = 0; i < 2; i++) {
 		struct canary *c = &canaries[i];
-		if (c->kid < 0) {
+		int kid = c->kid;
+		if (kid < 0) {
 			/* It never signals; the engine's signal marks it as the
 			 * engine's in /proc/PID/timers (ptimers ls). */
 			struct sigevent sev = { .sigev_notify = SIGEV_NONE,
 						.sigev_signo = pt_dispatch_signo() };
-			if (pt_sys_timer_create(c->clock, &sev, &c->kid) != 0) {
-				c->kid = -1;
+			if (pt_sys_timer_create(c->clock, &sev, &kid) != 0)
 				continue;
-			}
 		}
 		c->deadline = pt_clock_ns(c->clock) + CANARY_AHEAD;
 		struct itimerspec its = { .it_value = pt_ns_to_ts(c->deadline) };
-		syscall(SYS_timer_settime, c->kid, TIMER_ABSTIME, &its, NULL);
+		syscall(SYS_timer_settime, kid, TIMER_ABSTIME, &its, NULL);
+		/* Published with its deadline: the dispatcher reads neither
+		 * before. */
+		__atomic_store_n(&c->kid, kid, __ATOMIC_RELEASE);
 	}
 }
 
@@ -249,7 +251,8 @@ void pt_clocks_check_restored(void)
 	for (int i = 0; i < 2; i++) {
 		struct canary *c = &canaries[i];
 		struct itimerspec cur;
-		if (c->kid < 0 || syscall(SYS_timer_gettime, c->kid, &cur) != 0)
+		int kid = __atomic_load_n(&c->kid, __ATOMIC_ACQUIRE);
+		if (kid < 0 || syscall(SYS_timer_gettime, kid, &cur) != 0)
 			continue;
 		int64_t now = pt_clock_ns(c->clock);
 		int64_t delta = (c->deadline - now) - pt_ts_to_ns(&cur.it_value);
@@ -280,14 +283,14 @@ int pt_clocks_start_slow(void)
 	pt_lock(&start_lock);
 	if (pt_clocks_started)
 		goto out;
+	/* The canaries first: the dispatcher looks at them from its first
+	 * wakeup. */
+	pt_slice_pause(); /* kernel timers made and set under the lock */
+	canaries_arm();
+	pt_slice_resume();
 	err = pt_dispatch_start();
 	for (int i = 0; i < PT_NR_FIXED && !err; i++)
 		pt_base_spent(&fixed[i].b); /* its kernel timer made and set on the next run */
-	if (!err) {
-		pt_slice_pause(); /* kernel timers made and set under the lock */
-		canaries_arm();
-		pt_slice_resume();
-	}
 	if (!err)
 		__atomic_store_n(&pt_clocks_started, true, __ATOMIC_RELEASE);
 	pt_dispatch_kick();

@@ -264,10 +264,10 @@ static void *dispatcher(void *arg)
 		 * after the work below has looked. */
 		__atomic_store_n(&disp.kick_pending, 0, SEQ);
 		if (r == disp.signo) {
-			static const struct timespec zero;
-			do
-				source_fired(&si, 0, NULL);
-			while (wait_signal(&set, &si, &zero) == disp.signo);
+			/* One source a wakeup: another one pending ends the
+			 * next wait at once, and a look for it here would cost
+			 * every wakeup a system call. */
+			source_fired(&si, 0, NULL);
 		} else if (r < 0 && errno == EINTR && disp.source) {
 			/* Every signal is blocked here: only a stop, a tracer or
 			 * a restore interrupts the wait.  After a restore the

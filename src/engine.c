@@ -123,6 +123,7 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 	s.signals_sent = n.signals;
 	s.threads_started = pt_workers_calls();
 	s.sends_put_off = n.full;
+	s.wakeups = pt_dispatch_wakeups();
 	s.bytes = pt_pool_bytes() + pt_ids_bytes() + pt_queue_bytes();
 	if (pt_copy_to_user(stats, &s, size < sizeof(s) ? size : sizeof(s)) != 0) {
 		errno = EFAULT;

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/prctl.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +63,8 @@ static void count_create(const struct sigevent *sev)
 	__atomic_fetch_add(&created[kind], 1, __ATOMIC_RELAXED);
 }
 
+static bool leeway_slack; /* PTIMERS_LEEWAY=slack */
+
 int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid)
 {
 	/* glibc passes its own default for a NULL sigevent: SIGALRM with a
@@ -70,8 +73,19 @@ int timer_create(clockid_t clockid, struct sigevent *sevp, timer_t *timerid)
 	struct sigevent *sev = sevp ? sevp : &glibc_default;
 
 	int r = ptimer_create(clockid, sev, timerid);
-	if (r == 0)
+	if (r == 0) {
 		count_create(sev);
+		if (leeway_slack) {
+			/* The creating thread's timer slack, as its sleeps
+			 * have it (PTIMERS_LEEWAY=slack). */
+			long ns = syscall(SYS_prctl, PR_GET_TIMERSLACK, 0, 0, 0, 0);
+			if (ns > 0) {
+				timer_t id;
+				memcpy(&id, timerid, sizeof(id));
+				ptimer_setleeway(id, &(struct timespec){ ns / 1000000000, ns % 1000000000 });
+			}
+		}
+	}
 	return r;
 }
 
@@ -345,6 +359,13 @@ __attribute__((constructor)) static void preload_init(void)
 			ptimer_set_id_policy(PTIMER_IDS_DENSE);
 		else
 			warn_env("PTIMERS_IDS", ids, "linux or dense");
+	}
+	const char *lw = getenv("PTIMERS_LEEWAY");
+	if (lw && *lw) {
+		if (strcmp(lw, "slack") == 0)
+			leeway_slack = true;
+		else if (strcmp(lw, "0") != 0)
+			warn_env("PTIMERS_LEEWAY", lw, "slack, or 0 for none");
 	}
 	const char *max = getenv("PTIMERS_MAX_TIMERS");
 	if (max && *max) {

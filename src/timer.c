@@ -133,7 +133,9 @@ static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, i
 		return PT_BASE_MONOTONIC;
 	}
 	if (t->status == PT_ARMED) {
-		*key = t->expires;
+		/* Queued by its latest time: the dispatcher wakes for that,
+		 * and fires what is within its leeway then (base.h). */
+		*key = t->leeway ? pt_add_sat(t->expires, pt_leeway_ns(t->leeway)) : t->expires;
 		return t->base;
 	}
 	if (!(t->flags & PT_F_SIG_QUEUED))
@@ -217,6 +219,7 @@ init_fields(struct pt_timer *t, int id, clockid_t clockid, uint16_t cbase, const
 	t->stamp = t->probe_stamp = 0;
 	WR(t->notify, (uint8_t)ev->sigev_notify);
 	WR(t->signo, (uint8_t)ev->sigev_signo);
+	WR(t->leeway, 0);
 	WR(t->value.sival_ptr, ev->sigev_value.sival_ptr);
 	if (thr) {
 		WR(t->thr, thr);
@@ -530,6 +533,57 @@ int ptimer_getoverrun(timer_t timerid)
 	int ret = t->overrun_last;
 	unlock_timer(t);
 	return ret;
+}
+
+/* ---- leeway ---- */
+
+static uint8_t leeway_code(int64_t ns)
+{
+	if (ns < pt_leeway_ns(1))
+		return 0; /* under 1.152 us, the least there is: none */
+	int e = 0;
+	while (e < 31 && (ns >> (e + 7)) > 15)
+		e++;
+	int64_t m = (ns >> (e + 7)) - 8;
+	if (m > 7)
+		m = 7; /* past the largest: the largest */
+	return (uint8_t)(e << 3 | m);
+}
+
+int ptimer_setleeway(timer_t timerid, const struct timespec *leeway)
+{
+	struct timespec l;
+
+	if (!leeway)
+		return fail(EINVAL);
+	if (pt_copy_from_user(&l, leeway, sizeof(l)) != 0)
+		return fail(EFAULT);
+	if (!timespec_valid(&l))
+		return fail(EINVAL);
+	uint8_t code = leeway_code(timespec_to_ns_sat(&l));
+	struct pt_timer *t = lock_timer(id_of(timerid));
+	if (!t)
+		return fail(EINVAL);
+	if (t->leeway != code) {
+		seq_begin(t);
+		WR(t->leeway, code);
+		seq_end(t);
+		queued_changed(t); /* its latest time moved */
+	}
+	unlock_timer(t);
+	return 0;
+}
+
+int ptimer_getleeway(timer_t timerid, struct timespec *leeway)
+{
+	struct pt_timer *t = lock_timer(id_of(timerid));
+	if (!t)
+		return fail(EINVAL);
+	struct timespec l = pt_ns_to_ts(pt_leeway_ns(t->leeway));
+	unlock_timer(t);
+	if (!leeway || pt_copy_to_user(leeway, &l, sizeof(l)) != 0)
+		return fail(EFAULT);
+	return 0;
 }
 
 /* ---- the process's ID space ---- */
@@ -1024,11 +1078,21 @@ int pt_timer_restore(const struct pt_image_timer *it, const struct pt_thread_fn 
 static void q_lock(struct pt_qnode *n) { pt_seqlock_lock(&((struct pt_timer *)n)->lock); }
 static void q_unlock(struct pt_qnode *n) { pt_seqlock_unlock(&((struct pt_timer *)n)->lock); }
 static uint16_t q_want(struct pt_qnode *n, int64_t *key) { return want((struct pt_timer *)n, key); }
+/* Its earliest time, read without its lock: expire() looks again under
+ * it. */
+static int64_t q_earliest(struct pt_qnode *n)
+{
+	struct pt_timer *t = (struct pt_timer *)n;
+	if (!RD(t->leeway) || RD(t->status) != PT_ARMED || (RD(t->flags) & PT_F_RETRY))
+		return PT_NEVER;
+	return RD(t->expires);
+}
 
 static const struct pt_queue_ops queue_ops = {
 	.lock = q_lock,
 	.unlock = q_unlock,
 	.want = q_want,
+	.earliest = q_earliest,
 	.expire = expire,
 };
 

@@ -57,7 +57,7 @@ struct pt_timer {
 			uint8_t valid;  /* published (release) once fully built */
 			uint8_t notify; /* SIGEV_* as given (SIGEV_SIGNAL|SIGEV_THREAD_ID too) */
 			uint8_t signo;
-			uint8_t spare;
+			uint8_t leeway; /* pt_leeway_ns() of it; 0: none */
 		};
 	};
 	pt_seqlock_t lock;      /* the kernel's it_lock, and the seqcount readers check */
@@ -83,6 +83,19 @@ struct pt_timer {
 	uint16_t cbase;         /* its CPU clock's base, or PT_BASE_NONE */
 	uint16_t base;          /* the base it is armed on */
 };
+
+/*
+ * A timer's leeway in one byte: 0 none, else a float of 3 bits of
+ * mantissa (8..15) and 5 of exponent, in ns: (8 + m) << (e + 7), 1.152
+ * us (code 1) to more than an hour.  Set from a time by rounding down (never later
+ * than asked, at most 1/8 less).
+ */
+static inline int64_t pt_leeway_ns(uint8_t code)
+{
+	if (!code)
+		return 0;
+	return (int64_t)(8 + (code & 7)) << ((code >> 3) + 7);
+}
 
 /* The hooks' entry points (through engine.c). */
 

@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -307,6 +308,106 @@ static void test_engine_signal_is_reserved(void **state)
 	assert_int_equal(ptimer_delete(t), 0);
 }
 
+/* Leeway: the calls' checks and rounding. */
+static void test_leeway_calls(void **state)
+{
+	(void)state;
+	timer_t t = (timer_t)(intptr_t)make();
+	struct timespec l = { 0, 0 }, got;
+	assert_int_equal(ptimer_getleeway(t, &got), 0);
+	assert_true(got.tv_sec == 0 && got.tv_nsec == 0); /* none by default */
+	errno = 0;
+	assert_int_equal(ptimer_setleeway(t, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_int_equal(ptimer_setleeway(t, (const struct timespec *)16), -1);
+	assert_int_equal(errno, EFAULT);
+	l.tv_nsec = 1000000000;
+	errno = 0;
+	assert_int_equal(ptimer_setleeway(t, &l), -1);
+	assert_int_equal(errno, EINVAL);
+	l.tv_nsec = -1;
+	assert_int_equal(ptimer_setleeway(t, &l), -1);
+	errno = 0;
+	l = (struct timespec){ 0, 1000000 };
+	assert_int_equal(ptimer_setleeway((timer_t)(intptr_t)INT_MAX, &l), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(ptimer_getleeway(t, (struct timespec *)16), -1);
+	assert_int_equal(errno, EFAULT);
+	/* Rounded down, by at most an eighth; under 1.152 us is none. */
+	static const long long asked[] = { 500, 1000, 1234567, 50000, 999999999, 3600000000000LL };
+	for (unsigned i = 0; i < sizeof(asked) / sizeof(asked[0]); i++) {
+		l = (struct timespec){ asked[i] / 1000000000, asked[i] % 1000000000 };
+		assert_int_equal(ptimer_setleeway(t, &l), 0);
+		assert_int_equal(ptimer_getleeway(t, &got), 0);
+		long long g = got.tv_sec * 1000000000LL + got.tv_nsec;
+		if (asked[i] < 1152)
+			assert_true(g == 0);
+		else
+			assert_true(g <= asked[i] && g >= asked[i] - asked[i] / 8);
+	}
+	del((int)(intptr_t)t);
+}
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Timers due 2 ms apart over 38 ms, each with 50 ms of leeway: none
+ * fires before its expiry, none later than its expiry and leeway (and a
+ * wide margin for a busy machine), and one wakeup serves them all where
+ * they would take twenty without leeway. */
+static void test_leeway_coalesces(void **state)
+{
+	(void)state;
+	enum { N = 20 };
+	const long long gap = 2000000, leeway = 50000000, margin = 200000000;
+	int sig = SIGRTMIN + 3;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig };
+	timer_t t[N];
+	long long due[N];
+	for (int i = 0; i < N; i++) {
+		sev.sigev_value.sival_int = i;
+		assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t[i]), 0);
+		struct timespec l = { 0, leeway };
+		assert_int_equal(ptimer_setleeway(t[i], &l), 0);
+	}
+	struct ptimer_stats before, after;
+	long long t0 = mono_ns() + 20000000;
+	for (int i = 0; i < N; i++) {
+		due[i] = t0 + i * gap;
+		struct itimerspec its = { .it_value = { due[i] / 1000000000, due[i] % 1000000000 } };
+		assert_int_equal(ptimer_settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
+	}
+	assert_int_equal(ptimer_get_stats(&before, sizeof(before)), 0);
+	for (int n = 0; n < N; n++) {
+		siginfo_t si;
+		struct timespec limit = { 10, 0 };
+		assert_int_equal(sigtimedwait(&set, &si, &limit), sig);
+		long long now = mono_ns();
+		int i = si.si_value.sival_int;
+		assert_true(i >= 0 && i < N);
+		if (now < due[i] || now > due[i] + leeway + margin)
+			printf("# timer %d: taken %lld us after its expiry (leeway %lld us)\n", i,
+			       (now - due[i]) / 1000, leeway / 1000);
+		assert_true(now >= due[i]);
+		assert_true(now <= due[i] + leeway + margin);
+	}
+	assert_int_equal(ptimer_get_stats(&after, sizeof(after)), 0);
+	printf("# %d timers, 2 ms apart, 50 ms leeway: %llu wakeups\n", N,
+	       (unsigned long long)(after.wakeups - before.wakeups));
+	assert_true(after.wakeups - before.wakeups <= 4);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(ptimer_delete(t[i]), 0);
+}
+
 static void test_slice_is_safe_without_kernel_support(void **state)
 {
 	(void)state;
@@ -333,6 +434,8 @@ int main(void)
 		cmocka_unit_test(test_engine_signal_is_reserved),
 		cmocka_unit_test(test_raw_syscall_fallback),
 		cmocka_unit_test(test_slice_is_safe_without_kernel_support),
+		cmocka_unit_test(test_leeway_calls),
+		cmocka_unit_test(test_leeway_coalesces),
 	};
 	return cmocka_run_group_tests_name("engine", tests, NULL, NULL);
 }

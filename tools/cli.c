@@ -389,6 +389,7 @@ static const struct bench_group bench_groups[] = {
 	{ "calls", bench_calls },
 	{ "contention", bench_contention },
 	{ "latency", bench_latency },
+	{ "wakeups", bench_wakeups },
 	{ "expiry", bench_expiry },
 	{ "restore", bench_restore },
 	{ "slice", bench_slice },

@@ -226,6 +226,7 @@ int bench_main(const char *prog, int argc, char **argv, const struct bench_group
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "only", required_argument, NULL, 'o' },
 		{ "iterations", required_argument, NULL, 'n' },
@@ -240,10 +241,14 @@ int bench_main(const char *prog, int argc, char **argv, const struct bench_group
 	long v;
 	int c;
 	optind = 1;
+	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("%s %s\n", prog, PTIMERS_VERSION_STRING);
 			return 0;
 		case 'j':
 			o.json = true;
@@ -306,12 +311,13 @@ int bench_main(const char *prog, int argc, char **argv, const struct bench_group
 			o.criu = optarg;
 			break;
 		default:
-			usage(stderr);
+			fprintf(stderr, "%s: unknown option, or one without its value: '%s' (try '%s --help')\n",
+				prog, argv[optind - 1], prog);
 			return 2;
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "%s: unexpected argument '%s'\n", prog, argv[optind]);
+		fprintf(stderr, "%s: unexpected argument '%s' (try '%s --help')\n", prog, argv[optind], prog);
 		return 2;
 	}
 	return run(&o, stdout, groups, ngroups) == 0 ? 0 : 1;

@@ -81,10 +81,16 @@ int bench_memory(const struct bench_opts *o, struct bench_report *r)
 		fprintf(stderr, "ptimers bench: memory: %ld of %ld timers made: %s\n", made, n, strerror(err));
 		return -1;
 	}
-	char name[48];
-	snprintf(name, sizeof(name), "memory_%ldM_timers", n / 1000000);
+	char name[48], count[24];
+	if (n % 1000000 == 0)
+		snprintf(count, sizeof(count), "%ldM", n / 1000000);
+	else if (n % 1000 == 0)
+		snprintf(count, sizeof(count), "%ldk", n / 1000);
+	else
+		snprintf(count, sizeof(count), "%ld", n);
+	snprintf(name, sizeof(name), "memory_%s_timers", count);
 	bench_add(r, name, "B/timer", per_engine, 128, "target", false, "the engine's count: objects, IDs, queues");
-	snprintf(name, sizeof(name), "memory_%ldM_timers_rss", n / 1000000);
+	snprintf(name, sizeof(name), "memory_%s_timers_rss", count);
 	bench_add(r, name, "B/timer", per_rss, 128, "target", false, "resident size growth");
 	bench_add(r, "memory_left_after_delete", "MB", (double)(left - b0) / 1e6,
 		  per_engine * (double)made / 1e6, "held", false, "what the engine holds once all are deleted");

@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define PTIMERS_VERSION_MAJOR 0
-#define PTIMERS_VERSION_MINOR 2
+#define PTIMERS_VERSION_MINOR 3
 
 /* Modes of ptimer_restore_ids(), the values of
  * prctl(PR_TIMER_CREATE_RESTORE_IDS, ...). */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install dependencies, build, and run the main job: the example program on
-# the engine through the drop-in, then the engine's benchmark against the kernel.
+# the engine through the drop-in, then a running program's timers
+# checkpointed and restored, with their IDs, into a new program.  (The
+# benchmark against the kernel is `build/tools/ptimers bench`.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh

@@ -26,6 +26,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -109,6 +110,7 @@ static int walk_progress(void *arg, long done, long total, double seconds_left)
 static void unset(void)
 {
 	unsetenv("PTIMERS_RESTORE");
+	unsetenv("PTIMERS_RESTORE_FD");
 	unsetenv("PTIMERS_RESTORE_MODE");
 	unsetenv("PTIMERS_RESTORE_WALK_LIMIT");
 	unsetenv("PTIMERS_RESTORE_HOLD");
@@ -168,7 +170,21 @@ void pt_autorestore(bool kernel, pt_restore_fn restore)
 			_exit(127);
 		}
 	}
-	int fd = open(file, O_RDONLY | O_CLOEXEC);
+	/* PTIMERS_RESTORE_FD: the image in a descriptor left open for this
+	 * (`ptimers restore` read a pipe into one); file then only names it. */
+	int fd = -1;
+	const char *fd_env = getenv("PTIMERS_RESTORE_FD");
+	if (fd_env && *fd_env) {
+		char *end;
+		long v = strtol(fd_env, &end, 10);
+		if (*end || v < 0 || v > INT_MAX || fcntl((int)v, F_GETFD) < 0) {
+			say("ptimers restore: PTIMERS_RESTORE_FD=%s: not an open descriptor\n", fd_env);
+			_exit(127);
+		}
+		fd = (int)v;
+	} else {
+		fd = open(file, O_RDONLY | O_CLOEXEC);
+	}
 	if (fd < 0) {
 		say("ptimers restore: cannot open %s: %s\n", file, strerror(errno));
 		_exit(127);

@@ -189,7 +189,7 @@ void pt_dispatch_kick(void)
 
 uint64_t pt_dispatch_wakeups(void)
 {
-	return disp.wakeups;
+	return __atomic_load_n(&disp.wakeups, __ATOMIC_RELAXED);
 }
 
 bool pt_dispatch_is_self(void)
@@ -258,7 +258,7 @@ static void *dispatcher(void *arg)
 		disp.wake_within = -1;
 		siginfo_t si;
 		long r = wait_signal(&set, &si, tsp);
-		disp.wakeups++;
+		__atomic_fetch_add(&disp.wakeups, 1, __ATOMIC_RELAXED); /* read by ptimer_get_stats */
 		pthread_mutex_lock(&disp.working);
 		/* From here a kick wakes it again: what it asks for may come
 		 * after the work below has looked. */

@@ -44,7 +44,7 @@
 #define IMAGE_VERSION 1
 #define MAX_RECORD 1024u              /* an entry is well under 200 bytes */
 #define MIN_RECORD 20u                /* ten required fields, two bytes each at least */
-#define MAX_IMAGE (1ull << 31)        /* 2 GiB: some ten million timers */
+#define MAX_IMAGE PT_IMAGE_MAX
 #define ARENA 2048                    /* decoding a valid record needs well under 1 KiB */
 
 /* ---- refusing ---- */
@@ -255,13 +255,15 @@ int pt_image_write(int fd, const struct pt_image_timer *t, size_t n, int source,
 		if (!err)
 			h.crc = image_crc(first.buf + 4, first.len - 4, rest.buf, rest.len, &h);
 	}
-	if (!err && out_room(&head, 8) == 0) {
+	if (!err && out_room(&head, 12) == 0) {
 		put_u32(&head, IMG_COMMON);
 		put_u32(&head, IMG_POSIX_TIMERS);
 		if (n) {
 			to_entry(&t[0], &e, &x, true);
 			e.image = &h;
 			err = put_record(&head, &e);
+		} else {
+			put_u32(&head, 0); /* no timers: an empty record says so */
 		}
 	} else if (!err) {
 		err = -ENOMEM;
@@ -518,7 +520,18 @@ static int parse_image(const uint8_t *buf, size_t len, struct pt_image *img, con
 	if (m1 != IMG_COMMON || m2 != IMG_POSIX_TIMERS)
 		return refuse(o, EINVAL, "not a POSIX timers image (magic %#x %#x, expected %#x %#x)", m1,
 			      m2, IMG_COMMON, IMG_POSIX_TIMERS);
-	/* First the lengths alone: every record within the image and of a
+	/* No timers: ptimers marks such an image with one empty record after
+	 * the magic, so that an image cut to its magic is told from it.  (A
+	 * record of CRIU's is never empty: its entry has required fields.) */
+	if (len == 8)
+		return refuse(o, EINVAL, "truncated: the header alone (an image of no timers, as "
+			      "ptimers writes one, has an empty record after it)");
+	if (len == 12 && !memcmp(buf + 8, "\0\0\0\0", 4)) {
+		img->has_header = true;
+		img->version = IMAGE_VERSION;
+		return 0;
+	}
+	/* Then the lengths alone: every record within the image and of a
 	 * size an entry can have.  Then the count is known, and the memory
 	 * for the entries: at most 64 bytes for every 24 of the image's. */
 	size_t n = 0, at = 8, first_len = 0;
@@ -599,6 +612,8 @@ static int parse_image(const uint8_t *buf, size_t len, struct pt_image *img, con
 					   "%#x): corrupted", crc, h->crc);
 		}
 		if (!r) {
+			img->version = h->version;
+			img->crc = h->crc;
 			img->id_policy = h->has_id_policy ? (int)h->id_policy : -1;
 			img->next_id = h->has_next_id ? (int64_t)h->next_id : -1;
 			img->source = h->has_source ? (int)h->source : 0;

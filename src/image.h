@@ -19,6 +19,9 @@
 #include <sys/types.h>
 #include <time.h>
 
+/* The largest image ptimers reads: 2 GiB, some ten million timers. */
+#define PT_IMAGE_MAX (1ull << 31)
+
 /* One timer, as the image has it.  Decoding fills every field; writing
  * uses remaining for CRIU's entry and, for an absolute timer, deadline for
  * ptimers' own. */
@@ -51,6 +54,8 @@ struct pt_image {
 	size_t n;
 	size_t t_mapped;         /* t is mapped (this many bytes), else malloc'ed */
 	bool has_header;         /* written by ptimers (else CRIU's or crit's) */
+	unsigned version;        /* of ptimers' fields, when has_header */
+	uint32_t crc;            /* CRC-32C the header gave, and found right */
 	int id_policy;           /* -1: not given */
 	int64_t next_id;         /* -1: not given */
 	int source;              /* PT_IMAGE_SOURCE_*, 0 unknown */

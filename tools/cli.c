@@ -9,11 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "enterable.h"
+#include "image.h"
 #include "ptimers.h"
 #include "remote.h"
 
@@ -24,6 +26,12 @@
 #define RESTORE_NAME "libptimers-restore.so"
 
 static const char *prog = "ptimers";
+
+int pt_print_version(void)
+{
+	printf("ptimers %s\n", PTIMERS_VERSION_STRING);
+	return 0;
+}
 
 static void usage_main(FILE *f)
 {
@@ -39,6 +47,7 @@ static void usage_main(FILE *f)
 		"  ps          list the processes on the engine, with their timer counts\n"
 		"  checkpoint  write the timers of a process on the engine to an image\n"
 		"  restore     start a program with an image's timers already in place\n"
+		"  show        print an image, entry by entry, checked as a restore checks it\n"
 		"  bench       time the engine against the kernel's timers, in one run\n"
 		"\n"
 		"'ptimers COMMAND --help' describes each command.\n");
@@ -75,9 +84,10 @@ static void usage_exec(FILE *f)
 		"before it runs: it runs on the kernel's timers, and ptimers says so.\n"
 		"\n"
 		"The library is looked up in $PTIMERS_PRELOAD, next to this program's build\n"
-		"directory, then at %s.\n"
+		"directory, in the library directory beside this program's (%s),\n"
+		"then at %s.\n"
 		"Exit status: PROGRAM's, or 127 when it cannot be run.\n",
-		PRELOAD_NAME, PTIMERS_PRELOAD_INSTALLED);
+		PRELOAD_NAME, PTIMERS_LIBDIR_FROM_BIN, PTIMERS_PRELOAD_INSTALLED);
 }
 
 static void usage_bench(FILE *f)
@@ -133,6 +143,28 @@ static void usage_bench(FILE *f)
 		"about 2 GB.  PTIMERS_SPIN=N: the engine spins at most N%% of a CPU (default 2).\n");
 }
 
+/* A usage error: one line, and where the help is.  2. */
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+	fprintf(stderr, "%s %s: ", prog, cmd);
+	fprintf(stderr, fmt, arg);
+	fprintf(stderr, " (try '%s %s --help')\n", prog, cmd);
+	return 2;
+}
+
+/* What getopt_long (opterr 0) did not take: 2. */
+static int bad_option(const char *cmd, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	if (!strncmp(arg, "--", 2)) {
+		if (!optopt)
+			return usage_error(cmd, "unknown option '%s'", arg);
+		return usage_error(cmd, strchr(arg, '=') ? "option '%s' takes no value"
+							  : "option '%s' needs a value", arg);
+	}
+	return usage_error(cmd, "unknown option '%s', or one without its value", arg);
+}
+
 static int parse_long(const char *s, long min, long *out)
 {
 	char *end;
@@ -144,14 +176,15 @@ static int parse_long(const char *s, long min, long *out)
 	return 0;
 }
 
-/* One of the preloaded libraries: $env, next to this program's build
- * directory, or where it is installed. */
+/* One of the preloaded libraries: $env; in the build tree, one directory
+ * above tools/; installed, in the library directory as it lies from this
+ * program's (a staged or moved install finds its own); last, where the
+ * build said it would be installed. */
 static const char *find_lib(const char *name, const char *env_name, char *buf, size_t len)
 {
 	const char *env = getenv(env_name);
 	if (env && *env)
 		return env;
-	/* In the build tree the library sits one directory above tools/. */
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
@@ -162,9 +195,11 @@ static const char *find_lib(const char *name, const char *env_name, char *buf, s
 			snprintf(buf, len, "%s/../%s", self, name);
 			if (access(buf, R_OK) == 0)
 				return buf;
+			snprintf(buf, len, "%s/%s/%s", self, PTIMERS_LIBDIR_FROM_BIN, name);
+			if (access(buf, R_OK) == 0)
+				return buf;
 		}
 	}
-	/* Installed: beside the drop-in. */
 	snprintf(buf, len, "%s", PTIMERS_PRELOAD_INSTALLED);
 	char *slash = strrchr(buf, '/');
 	if (slash)
@@ -202,6 +237,7 @@ static int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "ids", required_argument, NULL, 'i' },
 		{ "max-timers", required_argument, NULL, 'm' },
 		{ "stats", no_argument, NULL, 's' },
@@ -211,28 +247,27 @@ static int cmd_exec(int argc, char **argv)
 	bool require = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage_exec(stdout);
 			return 0;
+		case 'V':
+			return pt_print_version();
 		case 'r':
 			require = true;
 			break;
 		case 'i':
-			if (strcmp(optarg, "linux") && strcmp(optarg, "dense")) {
-				fprintf(stderr, "%s exec: --ids takes linux or dense, not '%s'\n", prog, optarg);
-				return 2;
-			}
+			if (strcmp(optarg, "linux") && strcmp(optarg, "dense"))
+				return usage_error("exec", "--ids takes linux or dense, not '%s'", optarg);
 			setenv("PTIMERS_IDS", optarg, 1);
 			break;
 		case 'm': {
 			long v;
-			if (parse_long(optarg, 0, &v)) {
-				fprintf(stderr, "%s exec: --max-timers takes a whole number >= 0, not '%s'\n",
-					prog, optarg);
-				return 2;
-			}
+			if (parse_long(optarg, 0, &v))
+				return usage_error("exec", "--max-timers takes a whole number >= 0, not '%s'",
+						   optarg);
 			setenv("PTIMERS_MAX_TIMERS", optarg, 1);
 			break;
 		}
@@ -240,15 +275,11 @@ static int cmd_exec(int argc, char **argv)
 			setenv("PTIMERS_STATS", "1", 1);
 			break;
 		default:
-			usage_exec(stderr);
-			return 2;
+			return bad_option("exec", argv);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "%s exec: no program given\n", prog);
-		usage_exec(stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return usage_error("exec", "no program given%s", "");
 	char why[512];
 	if (pt_program_enterable(argv[optind], why, sizeof(why)) != 0) {
 		if (require) {
@@ -266,12 +297,13 @@ static void usage_restore(FILE *f)
 {
 	fprintf(f,
 		"usage: ptimers restore [--kernel | --walk [--walk-limit=S]] [--hold-signals]\n"
-		"                       FILE [--] PROGRAM [ARGS...]\n"
+		"                       FILE|- [--] PROGRAM [ARGS...]\n"
 		"\n"
 		"Start PROGRAM with the timers of the image FILE (from `ptimers checkpoint`,\n"
 		"ptimer_checkpoint(), ptimer_kernel_checkpoint(), CRIU, or `crit encode`) in\n"
 		"place before its main: the same IDs, clocks, notification, remaining times\n"
-		"(absolute timers: their deadlines), intervals and overrun counts.\n"
+		"(absolute timers: their deadlines), intervals and overrun counts.  FILE may\n"
+		"be a pipe (<(...), /dev/stdin); - reads the image from standard input.\n"
 		"\n"
 		"By default PROGRAM runs on the engine through the drop-in (as under `ptimers\n"
 		"exec`), and its restored timers are engine timers.\n"
@@ -303,10 +335,51 @@ static void usage_restore(FILE *f)
 		"2 for bad arguments.\n");
 }
 
+/* All of a stream, at most PT_IMAGE_MAX bytes, into a memfd at its start
+ * that an exec keeps open: its descriptor, or -1 with why. */
+static int stream_to_memory(int fd, char *why, size_t why_size)
+{
+	int mem = memfd_create("ptimers-image", 0);
+	if (mem < 0) {
+		snprintf(why, why_size, "memfd_create: %s", strerror(errno));
+		return -1;
+	}
+	char buf[65536];
+	unsigned long long total = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			snprintf(why, why_size, "%s", strerror(errno));
+			break;
+		}
+		if (r == 0) {
+			if (lseek(mem, 0, SEEK_SET) == 0)
+				return mem;
+			snprintf(why, why_size, "%s", strerror(errno));
+			break;
+		}
+		total += (unsigned long long)r;
+		if (total > PT_IMAGE_MAX) {
+			snprintf(why, why_size, "longer than ptimers reads (%llu bytes)",
+				 (unsigned long long)PT_IMAGE_MAX);
+			break;
+		}
+		if (write(mem, buf, (size_t)r) != r) {
+			snprintf(why, why_size, "%s", strerror(errno));
+			break;
+		}
+	}
+	close(mem);
+	return -1;
+}
+
 static int cmd_restore(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "kernel", no_argument, NULL, 'k' },
 		{ "walk", no_argument, NULL, 'w' },
 		{ "walk-limit", required_argument, NULL, 'l' },
@@ -317,11 +390,14 @@ static int cmd_restore(int argc, char **argv)
 	bool hold = false;
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			usage_restore(stdout);
 			return 0;
+		case 'V':
+			return pt_print_version();
 		case 'k':
 			mode = strcmp(mode, "walk") ? "prctl" : mode;
 			break;
@@ -334,32 +410,24 @@ static int cmd_restore(int argc, char **argv)
 		case 'l': {
 			char *end;
 			double v = strtod(optarg, &end);
-			if (*end || end == optarg || v < 0) {
-				fprintf(stderr, "%s restore: --walk-limit takes seconds, not '%s'\n", prog,
-					optarg);
-				return 2;
-			}
+			if (*end || end == optarg || v < 0)
+				return usage_error("restore", "--walk-limit takes seconds, not '%s'", optarg);
 			limit = optarg;
 			break;
 		}
 		default:
-			usage_restore(stderr);
-			return 2;
+			return bad_option("restore", argv);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "%s restore: no image given\n", prog);
-		usage_restore(stderr);
-		return 2;
-	}
+	if (limit && strcmp(mode, "walk"))
+		return usage_error("restore", "--walk-limit bounds a walk: it needs --walk%s", "");
+	if (optind >= argc)
+		return usage_error("restore", "no image given%s", "");
 	const char *file = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
-	if (optind >= argc) {
-		fprintf(stderr, "%s restore: no program given\n", prog);
-		usage_restore(stderr);
-		return 2;
-	}
+	if (optind >= argc)
+		return usage_error("restore", "no program given%s", "");
 	/* A program the preloaded library cannot enter would run with no
 	 * timer restored: refused before anything starts. */
 	char nowhy[512];
@@ -367,16 +435,44 @@ static int cmd_restore(int argc, char **argv)
 		fprintf(stderr, "%s restore: %s cannot be restored into: %s\n", prog, argv[optind], nowhy);
 		return 127;
 	}
-	/* The image is read once, by the program's own restore before its
-	 * main: a bad one ends it there with 127, having run nothing. */
-	char path[PATH_MAX];
-	int fd = realpath(file, path) ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-	if (fd < 0) {
-		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
+	/* A file is read once, by the program's own restore before its main:
+	 * a bad one ends it there with 127, having run nothing.  A stream (a
+	 * pipe, -, <(...)) cannot be read twice: it is read here, with the
+	 * same bound, into memory the program gets as a descriptor. */
+	bool stdin_image = !strcmp(file, "-");
+	int fd = stdin_image ? fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3) : open(file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		fprintf(stderr, "%s restore: cannot read %s: %s\n", prog,
+			stdin_image ? "standard input" : file, strerror(errno));
 		return 127;
 	}
-	close(fd);
-	setenv("PTIMERS_RESTORE", path, 1);
+	if (S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "%s restore: %s is a directory, not an image\n", prog, file);
+		return 127;
+	}
+	char path[PATH_MAX];
+	if (S_ISREG(st.st_mode) && !stdin_image) {
+		close(fd);
+		if (!realpath(file, path)) {
+			fprintf(stderr, "%s restore: cannot read %s: %s\n", prog, file, strerror(errno));
+			return 127;
+		}
+		setenv("PTIMERS_RESTORE", path, 1);
+	} else {
+		char why[256];
+		int mem = stream_to_memory(fd, why, sizeof(why));
+		close(fd);
+		if (mem < 0) {
+			fprintf(stderr, "%s restore: cannot read %s: %s\n", prog,
+				stdin_image ? "standard input" : file, why);
+			return 127;
+		}
+		char num[16];
+		snprintf(num, sizeof(num), "%d", mem);
+		setenv("PTIMERS_RESTORE_FD", num, 1);
+		setenv("PTIMERS_RESTORE", stdin_image ? "standard input" : file, 1);
+	}
 	setenv("PTIMERS_RESTORE_MODE", mode, 1);
 	if (limit)
 		setenv("PTIMERS_RESTORE_WALK_LIMIT", limit, 1);
@@ -413,7 +509,7 @@ static int cmd_bench(int argc, char **argv)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		usage_main(stderr);
+		fprintf(stderr, "%s: no command given (try '%s --help')\n", prog, prog);
 		return 2;
 	}
 	const char *cmd = argv[1];
@@ -421,10 +517,8 @@ int main(int argc, char **argv)
 		usage_main(stdout);
 		return 0;
 	}
-	if (!strcmp(cmd, "--version")) {
-		printf("ptimers %d.%d\n", PTIMERS_VERSION_MAJOR, PTIMERS_VERSION_MINOR);
-		return 0;
-	}
+	if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V"))
+		return pt_print_version();
 	if (!strcmp(cmd, "exec"))
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(cmd, "bench"))
@@ -437,6 +531,8 @@ int main(int argc, char **argv)
 		return cmd_ps(argc - 1, argv + 1);
 	if (!strcmp(cmd, "restore"))
 		return cmd_restore(argc - 1, argv + 1);
+	if (!strcmp(cmd, "show"))
+		return cmd_show(argc - 1, argv + 1);
 	fprintf(stderr, "%s: unknown command '%s' (try 'ptimers --help')\n", prog, cmd);
 	return 2;
 }

@@ -23,7 +23,9 @@
 #include <unistd.h>
 
 #include "engine_image.h"
+#include "format.h"
 #include "image.h"
+#include "output.h"
 #include "proctimers.h"
 #include "reader.h"
 #include "remote.h"
@@ -92,54 +94,6 @@ static int by_id(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void clock_name(int c, char *buf, size_t size)
-{
-	static const char *names[] = { "REALTIME", "MONOTONIC", "PROCESS_CPUTIME", "THREAD_CPUTIME",
-				       "MONOTONIC_RAW", "REALTIME_COARSE", "MONOTONIC_COARSE",
-				       "BOOTTIME", "REALTIME_ALARM", "BOOTTIME_ALARM", "SGI_CYCLE",
-				       "TAI" };
-	if (c >= 0 && c < (int)(sizeof(names) / sizeof(names[0])))
-		snprintf(buf, size, "%s", names[c]);
-	else if (c < 0 && (c & 3) != 3)
-		snprintf(buf, size, "CPU:%s%d", (c & 4) ? "tid" : "pid", (int)(~c >> 3));
-	else
-		snprintf(buf, size, "%d", c);
-}
-
-static void signal_name(int sig, char *buf, size_t size)
-{
-	const char *abbrev = sig > 0 && sig < SIGRTMIN ? sigabbrev_np(sig) : NULL;
-	if (abbrev)
-		snprintf(buf, size, "SIG%s", abbrev);
-	else if (sig >= SIGRTMIN && sig <= SIGRTMAX)
-		snprintf(buf, size, sig == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+%d", sig - SIGRTMIN);
-	else
-		snprintf(buf, size, "%d", sig);
-}
-
-/* Seconds, shorter than the readout's nine places. */
-static void short_time(int64_t ns, char *buf, size_t size)
-{
-	if (ns == 0)
-		snprintf(buf, size, "0");
-	else
-		snprintf(buf, size, "%.6f", (double)ns / 1e9);
-}
-
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
-}
-
 static void print_table(FILE *f, pid_t pid, const char *source, const struct row *rows, int n,
 			bool kernel)
 {
@@ -151,18 +105,18 @@ static void print_table(FILE *f, pid_t pid, const char *source, const struct row
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
 		char clock[32], notify[32], sig[24], rem[32], ival[32], ov[16];
-		clock_name(r->clock, clock, sizeof(clock));
+		pt_fmt_clock(r->clock, clock, sizeof(clock));
 		if (!strcmp(r->notify, "signal"))
 			snprintf(notify, sizeof(notify), "signal>%s %d", r->who, r->target);
 		else
 			snprintf(notify, sizeof(notify), "%s", r->notify);
 		if (!strcmp(r->notify, "signal"))
-			signal_name(r->signo, sig, sizeof(sig));
+			pt_fmt_signal(r->signo, sig, sizeof(sig));
 		else
 			snprintf(sig, sizeof(sig), "-");
 		if (r->have_times) {
-			short_time(r->remaining, rem, sizeof(rem));
-			short_time(r->interval, ival, sizeof(ival));
+			pt_fmt_seconds(r->remaining, rem, sizeof(rem));
+			pt_fmt_seconds(r->interval, ival, sizeof(ival));
 			snprintf(ov, sizeof(ov), "%d", r->overrun);
 		} else {
 			snprintf(rem, sizeof(rem), "n/a");
@@ -181,26 +135,26 @@ static void print_json(FILE *f, pid_t pid, const char *source, const struct row 
 		       bool kernel)
 {
 	fprintf(f, "{\"pid\": %d, \"source\": ", (int)pid);
-	json_string(f, source);
+	pt_fmt_json_string(f, source);
 	fprintf(f, ", \"missing\": [%s], \"timers\": [", kernel ? "\"remaining\", \"interval\", "
 								  "\"overrun\", \"state\"" : "");
 	for (int i = 0; i < n; i++) {
 		const struct row *r = &rows[i];
 		char clock[32], sig[24];
-		clock_name(r->clock, clock, sizeof(clock));
-		signal_name(r->signo, sig, sizeof(sig));
+		pt_fmt_clock(r->clock, clock, sizeof(clock));
+		pt_fmt_signal(r->signo, sig, sizeof(sig));
 		fprintf(f, "%s\n  {\"id\": %d, \"clock\": ", i ? "," : "", r->id);
-		json_string(f, clock);
+		pt_fmt_json_string(f, clock);
 		fprintf(f, ", \"clock_id\": %d, \"notify\": ", r->clock);
-		json_string(f, r->notify);
+		pt_fmt_json_string(f, r->notify);
 		fprintf(f, ", \"target\": {\"%s\": %d}, \"signal\": %d, \"signal_name\": ", r->who,
 			r->target, r->signo);
-		json_string(f, sig);
+		pt_fmt_json_string(f, sig);
 		fprintf(f, ", \"value\": \"0x%" PRIx64 "\"", r->value);
 		if (r->have_times) {
 			fprintf(f, ", \"remaining\": %.9f, \"interval\": %.9f, \"overrun\": %d, \"state\": ",
 				(double)r->remaining / 1e9, (double)r->interval / 1e9, r->overrun);
-			json_string(f, r->state);
+			pt_fmt_json_string(f, r->state);
 		}
 		fputc('}', f);
 	}
@@ -321,6 +275,7 @@ int cmd_ls(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "kernel", no_argument, NULL, 'k' },
 		{ 0 },
@@ -334,6 +289,8 @@ int cmd_ls(int argc, char **argv)
 		case 'h':
 			usage_ls(stdout);
 			return 0;
+		case 'V':
+			return pt_print_version();
 		case 'j':
 			json = true;
 			break;
@@ -422,8 +379,11 @@ static void usage_checkpoint(FILE *f)
 		"engine, to FILE.  The process is read from its memory: running, stopped,\n"
 		"frozen or traced, it is neither asked nor slowed.  The image is CRIU's POSIX\n"
 		"timers image (`crit decode -i FILE` lists it); `ptimers restore FILE -- PROG`\n"
-		"starts a program with those timers.  FILE is written whole or not at all\n"
-		"(through a temporary file renamed into place); -o - writes to standard output.\n"
+		"starts a program with those timers.  A regular FILE is replaced whole or not\n"
+		"at all (a temporary file beside it, renamed into place; a symlink is followed\n"
+		"to its file); a device, FIFO or socket is written straight through, never\n"
+		"replaced; -o - writes to standard output.  A directory, a block device or a\n"
+		"dangling symlink is refused.\n"
 		"\n"
 		"The kernel's timers of a process cannot be read from outside it (their times\n"
 		"are only given to the process itself): inside, ptimer_kernel_checkpoint()\n"
@@ -482,6 +442,7 @@ int cmd_checkpoint(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "output", required_argument, NULL, 'o' },
 		{ 0 },
 	};
@@ -494,6 +455,8 @@ int cmd_checkpoint(int argc, char **argv)
 		case 'h':
 			usage_checkpoint(stdout);
 			return 0;
+		case 'V':
+			return pt_print_version();
 		case 'o':
 			out = optarg;
 			break;
@@ -523,8 +486,8 @@ int cmd_checkpoint(int argc, char **argv)
 		return 2;
 	}
 	if (!out || !*out) {
-		fprintf(stderr, "ptimers checkpoint: no output file (-o FILE, or -o - for standard "
-			"output)\n");
+		fprintf(stderr, "ptimers checkpoint: no output file: -o FILE, or -o - for standard "
+			"output (try 'ptimers checkpoint --help')\n");
 		return 2;
 	}
 	pid_t proc = process_of(pid);
@@ -560,33 +523,15 @@ int cmd_checkpoint(int argc, char **argv)
 		return 1;
 	}
 	int rc = 0;
-	if (!strcmp(out, "-")) {
-		if (pt_sys_write_all(STDOUT_FILENO, img, len) != 0) {
-			fprintf(stderr, "ptimers checkpoint: writing standard output: %s\n", strerror(errno));
-			rc = 1;
-		}
-	} else {
-		char *tmp;
-		if (asprintf(&tmp, "%s.tmp.%d", out, (int)getpid()) < 0) {
-			munmap(img, len);
-			close(fd);
-			return 1;
-		}
-		int ofd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (ofd < 0 || pt_sys_write_all(ofd, img, len) != 0 || fsync(ofd) != 0 || close(ofd) != 0 ||
-		    rename(tmp, out) != 0) {
-			fprintf(stderr, "ptimers checkpoint: cannot write %s: %s\n", out, strerror(errno));
-			if (ofd >= 0)
-				unlink(tmp);
-			rc = 1;
-		}
-		free(tmp);
+	if (pt_output_write(out, img, len, why, sizeof(why)) != 0) {
+		fprintf(stderr, "ptimers checkpoint: %s\n", why);
+		rc = 1;
 	}
 	munmap(img, len);
 	close(fd);
 	if (!rc) {
-		fprintf(stderr, "ptimers checkpoint: %zu timer%s of process %d%s%s (%zu bytes)\n", count,
-			count == 1 ? "" : "s", (int)pid, strcmp(out, "-") ? " to " : "",
+		fprintf(stderr, "ptimers checkpoint: %zu timer%s of process %d to %s%s (%zu bytes)\n",
+			count, count == 1 ? "" : "s", (int)pid, pt_output_kind(out),
 			strcmp(out, "-") ? out : "", len);
 		if (threads)
 			fprintf(stderr, "ptimers checkpoint: warning: %zu of them %s SIGEV_THREAD: a function "
@@ -627,6 +572,7 @@ int cmd_ps(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ "json", no_argument, NULL, 'j' },
 		{ 0 },
 	};
@@ -639,6 +585,8 @@ int cmd_ps(int argc, char **argv)
 		case 'h':
 			usage_ps(stdout);
 			return 0;
+		case 'V':
+			return pt_print_version();
 		case 'j':
 			json = true;
 			break;
@@ -678,7 +626,7 @@ int cmd_ps(int argc, char **argv)
 		if (json) {
 			printf("%s\n  {\"pid\": %d, \"timers\": %llu, \"command\": ", shown ? "," : "",
 			       (int)pids[i], (unsigned long long)(count & 0xffffffffu));
-			json_string(stdout, comm);
+			pt_fmt_json_string(stdout, comm);
 			printf("}");
 		} else {
 			printf("%8d  %8llu  %s\n", (int)pids[i], (unsigned long long)(count & 0xffffffffu),

@@ -413,5 +413,11 @@ int main(int argc, char **argv)
 						.initial_state = &cases[i] };
 		n++;
 	}
+	if (only && n == 0) {
+		/* A name that matches nothing runs nothing: that is a mistake,
+		 * not a pass. */
+		fprintf(stderr, "%s: no case matches '%s'\n", B->name, only);
+		return 2;
+	}
 	return _cmocka_run_group_tests(B->name, tests, n, NULL, NULL);
 }

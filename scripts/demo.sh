@@ -28,6 +28,8 @@ echo "== $p checkpoint $old -o $img"
 "$p" checkpoint "$old" -o "$img"
 echo "== crit decode -i $img      (CRIU's own tool reads the image)"
 crit decode -i "$img" | python3 -c 'import json,sys; [print("  it_id %(it_id)d clock %(clock_id)d signal %(si_signo)d interval %(isec)d.%(insec)09d s remaining %(vsec)d.%(vnsec)09d s" % e) for e in json.load(sys.stdin)["entries"]]'
+echo "== $p show $img           (the image without crit: entries and ptimers' own fields)"
+"$p" show "$img"
 echo "== $p restore --hold-signals $img -- $t --adopt &"
 "$p" restore --hold-signals "$img" -- "$t" --adopt --seconds=3 & pids+=($!); new=$!
 wait_for "$new"

@@ -16,6 +16,10 @@ packages=(
   valgrind                                     # leak checks in the test run
   python3                                      # test summary (meson needs it anyway)
   coreutils util-linux vim shellcheck          # real programs run on the drop-in (real-programs.sh)
+  systemtap-sdt-dev                            # <sys/sdt.h>: the USDT probes
+  linux-perf                                   # the probes attached to, in the tests
+  man-db groff-base                            # the man pages rendered, in the tests
+  bash-completion                              # the completion's directory, and loading it in the tests
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -24,6 +24,7 @@
 #include "image.h"
 #include "notify.h"
 #include "pool.h"
+#include "probes.h"
 #include "root.h"
 #include "ptimers.h"
 #include "sys.h"
@@ -299,6 +300,7 @@ int ptimer_create(clockid_t clockid, struct sigevent *sev, timer_t *timerid)
 	__atomic_store_n(&t->valid, 1, __ATOMIC_RELEASE);
 	seq_end(t);
 	pt_seqlock_unlock(&t->lock);
+	PT_PROBE4(create, id, clockid, ev.sigev_notify, ev.sigev_signo);
 	return 0;
 
 out_id:
@@ -423,6 +425,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	seq_end(t);
 	queued_changed(t);
 	unlock_timer(t);
+	PT_PROBE3(arm, id_of(timerid), expires, interval);
 	/* As the kernel: the new setting stands even if old_value is bad. */
 	if (old_value && pt_copy_to_user(old_value, &ov, sizeof(ov)) != 0)
 		return fail(EFAULT);
@@ -484,11 +487,14 @@ int pt_timer_deliver(siginfo_t *info)
 			queued_changed(t);
 			info->si_overrun = t->overrun_last;
 		}
+		if (current)
+			PT_PROBE2(deliver, t->id, info->si_overrun);
 	} else if ((t->flags & PT_F_PROBE_TOOK) && stamp == t->probe_stamp) {
 		/* A probe found this signal gone while it was on its way to
 		 * the program, and re-armed already: this is that delivery. */
 		set_flag(t, PT_F_PROBE_TOOK, false);
 		info->si_overrun = t->overrun_last;
+		PT_PROBE2(deliver, t->id, info->si_overrun);
 	} else {
 		ret = 0; /* re-armed or deleted since it was sent: stale */
 	}
@@ -622,6 +628,7 @@ int ptimer_delete(timer_t timerid)
 	if (!t)
 		return fail(EINVAL);
 	int id = t->id;
+	PT_PROBE1(delete, id);
 	uint16_t cbase = t->cbase;
 	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
 	unline(t);
@@ -767,6 +774,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	}
 	if (t->status != PT_ARMED || t->expires > now)
 		goto out;
+	PT_PROBE2(fire, t->id, now);
 	if (t->notify == SIGEV_THREAD) {
 		pt_workers_run(t->thr, t->value);
 		seq_begin(t);

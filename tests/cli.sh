@@ -2,9 +2,10 @@
 # The CLI as an operator meets it: where checkpoint writes (devices, FIFOs,
 # symlinks, files, refusals), restore from pipes, images cut short, show,
 # messages, --version, the install's own lookup.  Prints TAP.
-# Args: ptimers ticker preload-library conformance-engine
+# Args: ptimers ticker preload-library conformance-engine build-root
 set -u
-ptimers=$1 ticker=$2 preload=$3 conf=$4
+ptimers=$1 ticker=$2 preload=$3 conf=$4 build=$5
+src=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$dir"; }
@@ -18,7 +19,7 @@ check() { # description, command...
   if out=$("$@" 2>&1); then ok "$d"; else notok "$d" "$out"; fi
 }
 
-echo "1..31"
+echo "1..36"
 
 # A program on the engine with three timers, to checkpoint.
 "$ptimers" exec -- "$ticker" >"$dir/ticker.out" 2>&1 &
@@ -155,5 +156,52 @@ check "a moved install finds its own drop-in" bash -c "
   out=\$(env -u PTIMERS_PRELOAD '$dir/inst/bin/ptimers' exec -- /bin/sh -c 'echo \$LD_PRELOAD')
   [ \"\$out\" = '$dir/inst/bin/../$libdir/libptimers-preload.so' ] || { echo \"\$out\"; exit 1; }"
 
-[ $n = 31 ] || echo "# ran $n checks, the plan says 31"
+# 7. Man pages: installed, rendered without a warning, and the options of
+# every command's --help in ptimers(1).
+check "meson installs the man pages and the bash completion" bash -c "
+  meson introspect --installed '$build' | python3 -c '
+import json, os, sys
+d = json.load(sys.stdin).values()
+names = {os.path.basename(p) for p in d}
+want = {\"ptimers.1\", \"ptimer_create.3\", \"ptimer_settime.3\", \"ptimer_checkpoint.3\", \"ptimer_list.3\",
+        \"ptimer_restore_ids.3\", \"ptimer_slice_begin.3\", \"ptimer_setleeway.3\"}
+assert want <= names, want - names
+assert any(p.endswith(\"bash-completion/completions/ptimers\") for p in d), d'"
+check "man -l renders every page without a warning" bash -c "
+  # laid out as installed (an alias page names man3/...)
+  mkdir -p '$dir/man/man1' '$dir/man/man3' && cp '$src'/doc/man/*.1 '$dir/man/man1/' &&
+  cp '$src'/doc/man/*.3 '$dir/man/man3/' && cd '$dir/man' || exit 1
+  for f in man1/*.1 man3/*.3; do
+    out=\$(MANWIDTH=80 man --warnings -l \"\$f\" 2>&1 >/dev/null)
+    [ -z \"\$out\" ] || { echo \"\$f: \$out\"; exit 1; }
+    MANWIDTH=80 man -l \"\$f\" 2>/dev/null | grep -q . || { echo \"\$f: empty\"; exit 1; }
+  done"
+check "every option of every --help is in ptimers(1)" bash -c "
+  page=\$(MANWIDTH=200 man -l '$src/doc/man/ptimers.1' 2>/dev/null)
+  for c in exec ls ps checkpoint restore show bench; do
+    for o in \$('$ptimers' \$c --help | grep -oE -- '--[a-z][a-z-]*' | sort -u); do
+      echo \"\$page\" | grep -q -- \"\$o\" || { echo \"\$c \$o is not in ptimers(1)\"; exit 1; }
+    done
+  done"
+check "every command of ptimers --help has its section in ptimers(1)" bash -c "
+  for c in \$('$ptimers' --help | sed -n 's/^  \\([a-z]*\\)  .*/\\1/p'); do
+    grep -q \"^\\.SS \$c\\$\" '$src/doc/man/ptimers.1' || { echo \"no section for \$c\"; exit 1; }
+  done"
+
+# 8. bash completion
+check "the bash completion loads and completes commands, options and groups" bash -c "
+  source /usr/share/bash-completion/bash_completion || exit 1
+  source '$src/doc/completion/ptimers' || exit 1
+  comp() {
+    COMP_LINE=\$1; COMP_POINT=\${#COMP_LINE}
+    read -ra COMP_WORDS <<<\"\${COMP_LINE//=/ = }\"
+    [[ \$COMP_LINE == *' ' ]] && COMP_WORDS+=('')
+    COMP_CWORD=\$((\${#COMP_WORDS[@]} - 1)); COMPREPLY=()
+    _ptimers 2>/dev/null; echo \"\${COMPREPLY[*]}\"
+  }
+  [ \"\$(comp 'ptimers ch')\" = checkpoint ] && [ \"\$(comp 'ptimers bench --only=calls,la')\" = calls,latency ] &&
+  [ \"\$(comp 'ptimers exec --ids=d')\" = dense ] && [ \"\$(comp 'ptimers show --j')\" = --json ] &&
+  comp 'ptimers ' | grep -q 'show' || { comp 'ptimers ch'; comp 'ptimers bench --only=calls,la'; exit 1; }"
+
+[ $n = 36 ] || echo "# ran $n checks, the plan says 36"
 exit $((fails > 0))

@@ -389,6 +389,8 @@ static void usage_checkpoint(FILE *f)
 		"are only given to the process itself): inside, ptimer_kernel_checkpoint()\n"
 		"writes the same image.\n"
 		"\n"
+		"  -o, --output=FILE   where the image goes (- for standard output)\n"
+		"\n"
 		"The kernel's ptrace access check decides who may read a process (its own\n"
 		"user, or root).\n"
 		"Exit status: 0, 1 when it cannot be done, 2 for bad arguments.\n");

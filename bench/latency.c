@@ -262,6 +262,68 @@ static int idle_wakeups(long n, double *wakeups)
 	return err ? -1 : 0;
 }
 
+/* n one-shot timers due evenly over 200 ms, each signal taken as it
+ * comes: the process's CPU per expiry and the latest lateness. */
+static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
+{
+	int sig = SIGRTMIN + 5;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	timer_t *t = malloc(sizeof(*t) * (size_t)n);
+	int64_t *due = malloc(sizeof(*due) * (size_t)n);
+	if (!t || !due) {
+		free(t);
+		free(due);
+		errno = ENOMEM;
+		return -1;
+	}
+	int made = 0, err = 0;
+	for (; made < n; made++) {
+		sev.sigev_value.sival_int = made;
+		if (a->create(CLOCK_MONOTONIC, &sev, &t[made]) != 0) {
+			err = errno;
+			break;
+		}
+	}
+	int64_t start = bench_now() + 50000000, late = 0;
+	double c0 = bench_cpu_seconds();
+	for (int i = 0; i < made && !err; i++) {
+		due[i] = start + (int64_t)i * 200000000 / n;
+		struct itimerspec its = { .it_value = { due[i] / 1000000000, due[i] % 1000000000 } };
+		if (a->settime(t[i], TIMER_ABSTIME, &its, NULL) != 0)
+			err = errno;
+	}
+	int got = 0;
+	while (!err && got < made) {
+		siginfo_t si;
+		struct timespec limit = { 2, 0 };
+		if (sigtimedwait(&set, &si, &limit) != sig) {
+			err = errno ? errno : EIO;
+			break;
+		}
+		int64_t l = bench_now() - due[si.si_value.sival_int];
+		if (l > late)
+			late = l;
+		got++;
+	}
+	*cpu_us = (bench_cpu_seconds() - c0) * 1e6 / (got ? got : 1);
+	*late_ms = (double)late / 1e6;
+	for (int i = 0; i < made; i++)
+		a->del(t[i]);
+	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
+		;
+	free(t);
+	free(due);
+	errno = err;
+	return err ? -1 : 0;
+}
+
 int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 {
 	(void)o;
@@ -285,6 +347,30 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 	snprintf(note, sizeof(note), "1,000 timers, periods 1-100 ms, 1 ms leeway; %ld and %ld signals",
 		 sw, snone);
 	bench_add(r, "leeway_1ms_wakeups", "wakeups/s", with, without, "no leeway", false, note);
+
+	/* 100,000 one-shots, or as many as the user's RLIMIT_SIGPENDING lets
+	 * the kernel have (each kernel timer is charged to it). */
+	bench_raise_sigpending();
+	long room = bench_sigq_room();
+	int n = room > 101000 || room < 0 ? 100000 : (int)(room - 1000);
+	double ecpu_us, elate, kcpu_us, klate;
+	if (n < 1000) {
+		fprintf(stderr, "%s: one-shots: the user's RLIMIT_SIGPENDING leaves room for %ld kernel "
+			"timers only (taken by its other processes): rows left out\n", o->prog, room);
+	} else if (oneshots(&engine_api, n, &ecpu_us, &elate) != 0 ||
+		   oneshots(&kernel_api, n, &kcpu_us, &klate) != 0) {
+		fprintf(stderr, "ptimers bench: one-shots: %s\n", strerror(errno));
+		return -1;
+	} else {
+		char name[48];
+		snprintf(name, sizeof(name), "oneshots_%dk_cpu_per_expiry", n / 1000);
+		bench_add(r, name, "us", ecpu_us, kcpu_us, "kernel", false,
+			  "due evenly over 200 ms, signals taken as they come");
+		snprintf(name, sizeof(name), "oneshots_%dk_late_max", n / 1000);
+		bench_add(r, name, "ms", elate, 1, "target", false, "the latest signal; kernel's in the note");
+		snprintf(r->rows[r->n - 1].note, sizeof(r->rows[0].note), "the latest signal; kernel: %.2f ms",
+			 klate);
+	}
 
 	double idle;
 	if (idle_wakeups(1000000, &idle) != 0) {

@@ -182,7 +182,14 @@ void pt_queue_update_slow(struct pt_qnode *n, uint16_t base, int64_t key)
 		return;
 	struct pt_base *b = pt_base_get(base);
 	int64_t p = __atomic_load_n(&b->programmed, SEQ);
-	if (p != PROGRAMMING && key >= p) {
+	/* The dispatcher is setting the kernel timer: it looks at the inbox
+	 * once it has (reprogram()), and n is there, so nothing is to be
+	 * waited for here.  (Waiting for its lock would hold this timer's
+	 * lock across the dispatcher's system call, and the dispatcher
+	 * waits for that lock next: two sleeps an expiry.) */
+	if (p == PROGRAMMING)
+		return;
+	if (key >= p) {
 		if (b->ops->armed)
 			b->ops->armed(b, key);
 		return;
@@ -320,7 +327,9 @@ static bool reprogram(struct pt_base *b)
 		program_kernel(b, head);
 	__atomic_store_n(&b->programmed, head, SEQ);
 	pt_unlock(&b->plock);
-	return true;
+	/* An arming that came while it was PROGRAMMING left its timer in the
+	 * inbox without waiting (pt_queue_update_slow): look again. */
+	return __atomic_load_n(&q.inbox, SEQ) == NULL;
 }
 
 /* The base that leads with the nearest expiry due within what the budget

@@ -153,8 +153,8 @@ static inline void pt_queue_update(struct pt_qnode *n, uint16_t base, int64_t ke
 			return;
 		struct pt_base *b = pt_base_get(base);
 		int64_t p = __atomic_load_n(&b->programmed, __ATOMIC_SEQ_CST);
-		if (p != PT_BASE_PROGRAMMING && key >= p && !b->ops->armed)
-			return;
+		if (p == PT_BASE_PROGRAMMING || (key >= p && !b->ops->armed))
+			return; /* programming: the dispatcher looks at the inbox after */
 	}
 	pt_queue_update_slow(n, base, key);
 }

@@ -2,9 +2,9 @@
 # The CLI as an operator meets it: where checkpoint writes (devices, FIFOs,
 # symlinks, files, refusals), restore from pipes, images cut short, show,
 # messages, --version, the install's own lookup.  Prints TAP.
-# Args: ptimers ticker preload-library conformance-engine build-root
+# Args: ptimers ticker preload-library conformance-engine build-root leeway_slack
 set -u
-ptimers=$1 ticker=$2 preload=$3 conf=$4 build=$5
+ptimers=$1 ticker=$2 preload=$3 conf=$4 build=$5 leeway_slack=$6
 src=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
 pids=()
@@ -19,7 +19,7 @@ check() { # description, command...
   if out=$("$@" 2>&1); then ok "$d"; else notok "$d" "$out"; fi
 }
 
-echo "1..36"
+echo "1..38"
 
 # A program on the engine with three timers, to checkpoint.
 "$ptimers" exec -- "$ticker" >"$dir/ticker.out" 2>&1 &
@@ -203,5 +203,13 @@ check "the bash completion loads and completes commands, options and groups" bas
   [ \"\$(comp 'ptimers exec --ids=d')\" = dense ] && [ \"\$(comp 'ptimers show --j')\" = --json ] &&
   comp 'ptimers ' | grep -q 'show' || { comp 'ptimers ch'; comp 'ptimers bench --only=calls,la'; exit 1; }"
 
-[ $n = 36 ] || echo "# ran $n checks, the plan says 36"
+# The drop-in's leeway setting: the creating thread's timer slack (200 us,
+# kept to 3 significant bits: 196,608 ns), and none without it.
+check "PTIMERS_LEEWAY=slack gives timers the thread's timer slack; without it none" bash -c "
+  a=\$(PTIMERS_LEEWAY=slack '$ptimers' exec -- '$leeway_slack'); b=\$('$ptimers' exec -- '$leeway_slack')
+  [ \"\$a\" -ge 175000 ] && [ \"\$a\" -le 200000 ] && [ \"\$b\" = 0 ] || { echo \"with \$a, without \$b\"; exit 1; }"
+check "PTIMERS_LEEWAY with a bad value is said, not ignored" bash -c "
+  PTIMERS_LEEWAY=lots '$ptimers' exec -- '$leeway_slack' 2>&1 >/dev/null | grep -q PTIMERS_LEEWAY"
+
+[ $n = 38 ] || echo "# ran $n checks, the plan says 38"
 exit $((fails > 0))

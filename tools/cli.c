@@ -15,6 +15,7 @@
 
 #include "bench.h"
 #include "enterable.h"
+#include "format.h"
 #include "image.h"
 #include "ptimers.h"
 #include "remote.h"
@@ -26,12 +27,6 @@
 #define RESTORE_NAME "libptimers-restore.so"
 
 static const char *prog = "ptimers";
-
-int pt_print_version(void)
-{
-	printf("ptimers %s\n", PTIMERS_VERSION_STRING);
-	return 0;
-}
 
 static void usage_main(FILE *f)
 {

@@ -55,3 +55,9 @@ void pt_fmt_json_string(FILE *f, const char *s)
 	}
 	fputc('"', f);
 }
+
+int pt_print_version(void)
+{
+	printf("ptimers %s\n", PTIMERS_VERSION_STRING);
+	return 0;
+}

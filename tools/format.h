@@ -15,4 +15,6 @@ void pt_fmt_signal(int sig, char *buf, size_t size);
 void pt_fmt_seconds(int64_t ns, char *buf, size_t size);
 /* s as a JSON string, quoted and escaped. */
 void pt_fmt_json_string(FILE *f, const char *s);
+/* "ptimers X.Y.Z" on standard output, for --version: 0. */
+int pt_print_version(void);
 #endif

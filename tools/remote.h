@@ -7,7 +7,5 @@ int cmd_ls(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_show(int argc, char **argv);
-/* "ptimers X.Y" on standard output: 0. */
-int pt_print_version(void);
 
 #endif

@@ -3,8 +3,9 @@
 # symlinks, files, refusals), restore from pipes, images cut short, show,
 # messages, --version, the install's own lookup.  Prints TAP.
 # Args: ptimers ticker preload-library conformance-engine build-root leeway_slack
+#       mixed_timers
 set -u
-ptimers=$1 ticker=$2 preload=$3 conf=$4 build=$5 leeway_slack=$6
+ptimers=$1 ticker=$2 preload=$3 conf=$4 build=$5 leeway_slack=$6 mixed=$7
 src=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
 pids=()
@@ -19,7 +20,7 @@ check() { # description, command...
   if out=$("$@" 2>&1); then ok "$d"; else notok "$d" "$out"; fi
 }
 
-echo "1..38"
+echo "1..41"
 
 # A program on the engine with three timers, to checkpoint.
 "$ptimers" exec -- "$ticker" >"$dir/ticker.out" 2>&1 &
@@ -211,5 +212,25 @@ check "PTIMERS_LEEWAY=slack gives timers the thread's timer slack; without it no
 check "PTIMERS_LEEWAY with a bad value is said, not ignored" bash -c "
   PTIMERS_LEEWAY=lots '$ptimers' exec -- '$leeway_slack' 2>&1 >/dev/null | grep -q PTIMERS_LEEWAY"
 
-[ $n = 38 ] || echo "# ran $n checks, the plan says 38"
+# A program with an engine SIGEV_THREAD timer and a kernel timer of its own.
+"$ptimers" exec -- "$mixed" >"$dir/mixed.out" 2>&1 &
+pids+=($!); mpid=$!
+for i in $(seq 1 200); do grep -q ready "$dir/mixed.out" && break; sleep 0.05; done
+check "ls says what it shows of a process that also has kernel timers of its own" bash -c "
+  out=\$('$ptimers' ls $mpid 2>&1); echo \"\$out\" | grep -q 'also has 1 kernel timer of its own, not shown' &&
+  echo \"\$out\" | grep -q '^process $mpid: 2 timers (the ptimers engine)' || { echo \"\$out\"; exit 1; }"
+check "checkpoint of a SIGEV_THREAD timer warns that restore will refuse it" bash -c "
+  out=\$('$ptimers' checkpoint $mpid -o '$dir/mixed.img' 2>&1); [ \$? = 0 ] &&
+  echo \"\$out\" | grep -q 'warning: 1 of them is SIGEV_THREAD' &&
+  '$ptimers' show '$dir/mixed.img' 2>&1 | grep -q 'ptimers restore. refuses it' || { echo \"\$out\"; exit 1; }"
+# PID 1: where this user may not read it, the reason is the kernel's check.
+if out=$("$ptimers" ls 1 2>&1); then
+  ok "ls 1: readable here, so no refusal to check # SKIP PID 1 is readable by this user"
+else
+  check "ls 1, refused: the kernel's ptrace access check is named, in one line" bash -c "
+    out=\$('$ptimers' ls 1 2>&1); [ \$? = 1 ] && [ \$(echo \"\$out\" | wc -l) = 1 ] &&
+    echo \"\$out\" | grep -q 'ptrace access check' || { echo \"\$out\"; exit 1; }"
+fi
+
+[ $n = 41 ] || echo "# ran $n checks, the plan says 41"
 exit $((fails > 0))

@@ -38,18 +38,27 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* A SIGEV_SIGNAL notification by sig, which the calling thread then
+ * blocks, to take it with sigtimedwait; *set holds sig. */
+static struct sigevent blocked_signal(int sig, sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, sig);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	return sev;
+}
+
 /* p50 and p99 lateness in microseconds, and the CPU the process used
  * meanwhile, as a share of one CPU.  0, or -1 (errno). */
 static int measure(const struct api *a, int others, double *p50, double *p99, double *cpu)
 {
 	int sig = SIGRTMIN + 1;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
+	struct sigevent sev = blocked_signal(sig, &set);
 	sev.sigev_signo = SIGRTMIN; /* the others': never comes */
 	static timer_t other[OTHERS];
 	int made = 0, err = 0;
@@ -188,13 +197,7 @@ static int leeway_wakeups(long leeway_ns, double *per_s, long *signals)
 	enum { N = 1000 };
 	int sig = SIGRTMIN + 4;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
+	struct sigevent sev = blocked_signal(sig, &set);
 	static timer_t t[N];
 	unsigned seed = 12345;
 	int made = 0, err = 0;
@@ -230,10 +233,7 @@ static int leeway_wakeups(long leeway_ns, double *per_s, long *signals)
  * two seconds (none are needed). */
 static int idle_wakeups(long n, double *wakeups)
 {
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = SIGRTMIN;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
 	timer_t *t = malloc(sizeof(*t) * (size_t)n);
 	if (!t)
 		return -1;
@@ -268,13 +268,7 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
 {
 	int sig = SIGRTMIN + 5;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
+	struct sigevent sev = blocked_signal(sig, &set);
 	timer_t *t = malloc(sizeof(*t) * (size_t)n);
 	int64_t *due = malloc(sizeof(*due) * (size_t)n);
 	if (!t || !due) {

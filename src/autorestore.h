@@ -7,11 +7,7 @@
 
 #include "image.h"
 #include "ptimers.h"
-
-/* How this library restores a decoded image: on the engine (the drop-in,
- * engine_image.h) or as kernel timers (libptimers-restore.so,
- * kernel_image.h). */
-typedef int (*pt_restore_fn)(struct pt_image *img, const struct ptimer_restore_opts *o);
+#include "restoring.h" /* pt_restore_fn: the drop-in's on the engine, libptimers-restore.so's as kernel timers */
 
 /* If PTIMERS_RESTORE names an image and PTIMERS_RESTORE_MODE is this
  * library's (engine for the drop-in, prctl or walk for kernel timers):

@@ -58,13 +58,10 @@ struct why {
 static int refuse(const struct why *w, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int refuse(const struct why *w, int err, const char *fmt, ...)
 {
-	if (w && w->buf && w->size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(w->buf, w->size, fmt, ap);
-		va_end(ap);
-	}
-	errno = err;
+	va_list ap;
+	va_start(ap, fmt);
+	pt_refusev(w ? w->buf : NULL, w ? w->size : 0, err, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 

@@ -337,14 +337,5 @@ int pt_kernel_restore_image(struct pt_image *img, const struct ptimer_restore_op
 
 int ptimer_kernel_restore(int fd, const struct ptimer_restore_opts *opts)
 {
-	struct ptimer_restore_opts copy;
-	struct pt_image img;
-	if (pt_restore_opts_take(&opts, &copy) != 0 ||
-	    pt_image_load(fd, &img, opts->error, opts->error_size) != 0)
-		return -1;
-	int r = pt_kernel_restore_image(&img, opts);
-	int e = errno;
-	pt_image_free(&img);
-	errno = e;
-	return r;
+	return pt_restore_fd(fd, opts, pt_kernel_restore_image);
 }

@@ -31,27 +31,40 @@ void pt_lock_wait(int *v)
 	pt_slice_resume();
 }
 
+/* The i-th wait for a lock held by another thread: spin a hundred
+ * times, then yield a hundred times, then nap (the holder may be of lower
+ * priority than us on this CPU, where yielding would not let it run).
+ * Yields and naps are outside the time-slice extension: the 100th wait
+ * withdraws the request, and the taker gives it back (backoff_done). */
+static void backoff(unsigned i)
+{
+	if (i < 100) {
+		__builtin_ia32_pause();
+	} else if (i < 200) {
+		if (i == 100)
+			pt_slice_pause();
+		sched_yield();
+	} else {
+		struct timespec nap = { 0, 2000 };
+		nanosleep(&nap, NULL);
+	}
+}
+
+static void backoff_done(unsigned i)
+{
+	if (i > 100)
+		pt_slice_resume();
+}
+
 void pt_spin_wait(int *v)
 {
 	for (unsigned i = 0;; i++) {
 		if (__atomic_load_n(v, __ATOMIC_RELAXED) == 0 &&
 		    !__atomic_exchange_n(v, 1, __ATOMIC_ACQUIRE)) {
-			if (i > 100)
-				pt_slice_resume();
+			backoff_done(i);
 			return;
 		}
-		if (i < 100) {
-			__builtin_ia32_pause();
-		} else if (i < 200) {
-			if (i == 100)
-				pt_slice_pause(); /* yields and naps: outside the extension */
-			sched_yield();
-		} else {
-			/* Still held: the holder may be of lower priority than us
-			 * on this CPU, where yielding would not let it run. */
-			struct timespec nap = { 0, 2000 };
-			nanosleep(&nap, NULL);
-		}
+		backoff(i);
 	}
 }
 
@@ -61,21 +74,10 @@ void pt_seqlock_wait(uint32_t *seq)
 		uint32_t s = __atomic_load_n(seq, __ATOMIC_RELAXED);
 		if (!(s & PT_SEQ_HELD) && __atomic_compare_exchange_n(seq, &s, s | PT_SEQ_HELD, false,
 								      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
-			if (i > 100)
-				pt_slice_resume();
+			backoff_done(i);
 			return;
 		}
-		/* As pt_spin_wait. */
-		if (i < 100) {
-			__builtin_ia32_pause();
-		} else if (i < 200) {
-			if (i == 100)
-				pt_slice_pause();
-			sched_yield();
-		} else {
-			struct timespec nap = { 0, 2000 };
-			nanosleep(&nap, NULL);
-		}
+		backoff(i);
 	}
 }
 

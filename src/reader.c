@@ -107,24 +107,25 @@ static bool have_cap_sys_ptrace(void)
 	return d[CAP_SYS_PTRACE / 32].effective >> (CAP_SYS_PTRACE % 32) & 1;
 }
 
-static long process_uid(pid_t pid)
+long pt_remote_status(pid_t pid, const char *field, long dflt)
 {
 	char path[64], line[256];
-	long uid = -1;
+	size_t len = strlen(field);
+	long v = dflt;
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	FILE *f = fopen(path, "re");
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Uid: %ld", &uid) == 1)
+		if (!strncmp(line, field, len) && line[len] == ':' && sscanf(line + len + 1, "%ld", &v) == 1)
 			break;
 	if (f)
 		fclose(f);
-	return uid;
+	return v;
 }
 
 /* The rule of the kernel's ptrace access check that refused. */
 static int refused(pid_t pid, char *why, size_t size)
 {
-	long uid = process_uid(pid), scope = ptrace_scope();
+	long uid = pt_remote_status(pid, "Uid", -1), scope = ptrace_scope();
 	bool cap = have_cap_sys_ptrace();
 	errno = EACCES;
 	if (uid >= 0 && uid != (long)geteuid() && !cap)

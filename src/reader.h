@@ -49,6 +49,10 @@ struct pt_remote_meta {
 int pt_remote_timers(struct pt_remote *r, struct pt_saved **out, size_t *n,
 		     struct pt_remote_meta *meta, char *why, size_t why_size);
 
+/* The first number of a field of /proc/PID/status ("Uid", "Tgid"), or
+ * dflt when the process or the field is not there. */
+long pt_remote_status(pid_t pid, const char *field, long dflt);
+
 /* Every process on the engine the caller may read: pids (malloc'ed) and
  * their count; processes it may not read are counted in *refused. */
 int pt_remote_list(pid_t **pids, size_t *n, size_t *refused);

@@ -16,13 +16,10 @@
 
 int pt_restore_refuse(const struct ptimer_restore_opts *o, int err, const char *fmt, ...)
 {
-	if (o && o->error && o->error_size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(o->error, o->error_size, fmt, ap);
-		va_end(ap);
-	}
-	errno = err;
+	va_list ap;
+	va_start(ap, fmt);
+	pt_refusev(o ? o->error : NULL, o ? o->error_size : 0, err, fmt, ap);
+	va_end(ap);
 	return -1;
 }
 
@@ -97,4 +94,18 @@ int pt_restore_map_threads(struct pt_image *img, const struct ptimer_restore_opt
 			return -1;
 	}
 	return 0;
+}
+
+int pt_restore_fd(int fd, const struct ptimer_restore_opts *opts, pt_restore_fn restore)
+{
+	struct ptimer_restore_opts copy;
+	struct pt_image img;
+	if (pt_restore_opts_take(&opts, &copy) != 0 ||
+	    pt_image_load(fd, &img, opts->error, opts->error_size) != 0)
+		return -1;
+	int r = restore(&img, opts);
+	int e = errno;
+	pt_image_free(&img);
+	errno = e;
+	return r;
 }

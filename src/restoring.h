@@ -10,6 +10,15 @@
 #include "image.h"
 #include "ptimers.h"
 
+/* How an image is restored: on the engine (engine_image.h) or as kernel
+ * timers (kernel_image.h). */
+typedef int (*pt_restore_fn)(struct pt_image *img, const struct ptimer_restore_opts *o);
+
+/* The public restores' common part: opts taken, the image read from fd
+ * once (pt_image_load), restored by restore, freed; restore's result
+ * (errno kept), or -1. */
+int pt_restore_fd(int fd, const struct ptimer_restore_opts *opts, pt_restore_fn restore);
+
 /* The caller's options (NULL: none), copied as far as both sides know
  * them: *o then points at copy.  0, or -1 with errno (EFAULT, EINVAL). */
 int pt_restore_opts_take(const struct ptimer_restore_opts **o, struct ptimer_restore_opts *copy);

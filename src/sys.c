@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 #include "private.h"
 #include "sys.h"
@@ -68,4 +70,21 @@ int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
 __attribute__((constructor(101))) static void sys_init(void)
 {
 	pt_pid = (pid_t)syscall(SYS_getpid);
+}
+
+int pt_refusev(char *why, size_t why_size, int err, const char *fmt, va_list ap)
+{
+	if (why && why_size)
+		vsnprintf(why, why_size, fmt, ap);
+	errno = err;
+	return -1;
+}
+
+int pt_refuse(char *why, size_t why_size, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	pt_refusev(why, why_size, err, fmt, ap);
+	va_end(ap);
+	return -1;
 }

@@ -10,6 +10,8 @@
 #define PTIMERS_SYS_H
 
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -93,6 +95,12 @@ static inline int64_t pt_shifted(int64_t t, int64_t shift)
 		return PT_NEVER;
 	return shift >= 0 ? pt_add_sat(t, shift) : t + shift;
 }
+
+/* A refusal, as every one is given: the one-line reason into why (why_size
+ * bytes; nothing when why is NULL or why_size 0), errno err, and -1. */
+int pt_refuse(char *why, size_t why_size, int err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+int pt_refusev(char *why, size_t why_size, int err, const char *fmt, va_list ap);
 
 static inline int64_t pt_clock_ns(clockid_t c)
 {

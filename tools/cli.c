@@ -19,6 +19,7 @@
 #include "image.h"
 #include "ptimers.h"
 #include "remote.h"
+#include "sys.h"
 
 #ifndef PTIMERS_PRELOAD_INSTALLED
 #define PTIMERS_PRELOAD_INSTALLED "/usr/local/lib/libptimers-preload.so"
@@ -138,28 +139,6 @@ static void usage_bench(FILE *f)
 		"about 2 GB.  PTIMERS_SPIN=N: the engine spins at most N%% of a CPU (default 2).\n");
 }
 
-/* A usage error: one line, and where the help is.  2. */
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-	fprintf(stderr, "%s %s: ", prog, cmd);
-	fprintf(stderr, fmt, arg);
-	fprintf(stderr, " (try '%s %s --help')\n", prog, cmd);
-	return 2;
-}
-
-/* What getopt_long (opterr 0) did not take: 2. */
-static int bad_option(const char *cmd, char **argv)
-{
-	const char *arg = argv[optind - 1];
-	if (!strncmp(arg, "--", 2)) {
-		if (!optopt)
-			return usage_error(cmd, "unknown option '%s'", arg);
-		return usage_error(cmd, strchr(arg, '=') ? "option '%s' takes no value"
-							  : "option '%s' needs a value", arg);
-	}
-	return usage_error(cmd, "unknown option '%s', or one without its value", arg);
-}
-
 static int parse_long(const char *s, long min, long *out)
 {
 	char *end;
@@ -255,13 +234,13 @@ static int cmd_exec(int argc, char **argv)
 			break;
 		case 'i':
 			if (strcmp(optarg, "linux") && strcmp(optarg, "dense"))
-				return usage_error("exec", "--ids takes linux or dense, not '%s'", optarg);
+				return pt_usage_error("exec", "--ids takes linux or dense, not '%s'", optarg);
 			setenv("PTIMERS_IDS", optarg, 1);
 			break;
 		case 'm': {
 			long v;
 			if (parse_long(optarg, 0, &v))
-				return usage_error("exec", "--max-timers takes a whole number >= 0, not '%s'",
+				return pt_usage_error("exec", "--max-timers takes a whole number >= 0, not '%s'",
 						   optarg);
 			setenv("PTIMERS_MAX_TIMERS", optarg, 1);
 			break;
@@ -270,11 +249,11 @@ static int cmd_exec(int argc, char **argv)
 			setenv("PTIMERS_STATS", "1", 1);
 			break;
 		default:
-			return bad_option("exec", argv);
+			return pt_bad_option("exec", argv);
 		}
 	}
 	if (optind >= argc)
-		return usage_error("exec", "no program given%s", "");
+		return pt_usage_error("exec", "no program given");
 	char why[512];
 	if (pt_program_enterable(argv[optind], why, sizeof(why)) != 0) {
 		if (require) {
@@ -361,7 +340,7 @@ static int stream_to_memory(int fd, char *why, size_t why_size)
 				 (unsigned long long)PT_IMAGE_MAX);
 			break;
 		}
-		if (write(mem, buf, (size_t)r) != r) {
+		if (pt_sys_write_all(mem, buf, (size_t)r) != 0) {
 			snprintf(why, why_size, "%s", strerror(errno));
 			break;
 		}
@@ -406,23 +385,23 @@ static int cmd_restore(int argc, char **argv)
 			char *end;
 			double v = strtod(optarg, &end);
 			if (*end || end == optarg || v < 0)
-				return usage_error("restore", "--walk-limit takes seconds, not '%s'", optarg);
+				return pt_usage_error("restore", "--walk-limit takes seconds, not '%s'", optarg);
 			limit = optarg;
 			break;
 		}
 		default:
-			return bad_option("restore", argv);
+			return pt_bad_option("restore", argv);
 		}
 	}
 	if (limit && strcmp(mode, "walk"))
-		return usage_error("restore", "--walk-limit bounds a walk: it needs --walk%s", "");
+		return pt_usage_error("restore", "--walk-limit bounds a walk: it needs --walk");
 	if (optind >= argc)
-		return usage_error("restore", "no image given%s", "");
+		return pt_usage_error("restore", "no image given");
 	const char *file = argv[optind++];
 	if (optind < argc && !strcmp(argv[optind], "--"))
 		optind++;
 	if (optind >= argc)
-		return usage_error("restore", "no program given%s", "");
+		return pt_usage_error("restore", "no program given");
 	/* A program the preloaded library cannot enter would run with no
 	 * timer restored: refused before anything starts. */
 	char nowhy[512];

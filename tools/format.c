@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /* How the commands print timers (format.h). */
 #define _GNU_SOURCE
+#include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,4 +62,27 @@ int pt_print_version(void)
 {
 	printf("ptimers %s\n", PTIMERS_VERSION_STRING);
 	return 0;
+}
+
+int pt_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "ptimers %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, " (try 'ptimers %s --help')\n", cmd);
+	va_end(ap);
+	return 2;
+}
+
+int pt_bad_option(const char *cmd, char **argv)
+{
+	const char *arg = argv[optind - 1];
+	if (!strncmp(arg, "--", 2)) {
+		if (!optopt)
+			return pt_usage_error(cmd, "unknown option '%s'", arg);
+		return pt_usage_error(cmd, strchr(arg, '=') ? "option '%s' takes no value"
+							     : "option '%s' needs a value", arg);
+	}
+	return pt_usage_error(cmd, "unknown option '%s', or one without its value", arg);
 }

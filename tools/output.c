@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,17 +14,6 @@
 
 #include "output.h"
 #include "sys.h"
-
-__attribute__((format(printf, 4, 5)))
-static int fail(char *why, size_t why_size, int err, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(why, why_size, fmt, ap);
-	va_end(ap);
-	errno = err;
-	return -1;
-}
 
 const char *pt_output_kind(const char *path)
 {
@@ -48,7 +36,7 @@ static int write_through(int fd, const char *path, const void *buf, size_t len, 
 			 size_t why_size)
 {
 	if (pt_sys_write_all(fd, buf, len) != 0)
-		return fail(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
+		return pt_refuse(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -59,23 +47,23 @@ int pt_output_write(const char *path, const void *buf, size_t len, char *why, si
 	struct stat st, lst;
 	bool exists = stat(path, &st) == 0;
 	if (!exists && errno != ENOENT)
-		return fail(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
+		return pt_refuse(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
 	if (!exists && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
-		return fail(why, why_size, ENOENT, "cannot write %s: it is a symlink to nothing", path);
+		return pt_refuse(why, why_size, ENOENT, "cannot write %s: it is a symlink to nothing", path);
 	if (exists) {
 		if (S_ISDIR(st.st_mode))
-			return fail(why, why_size, EISDIR, "cannot write %s: it is a directory", path);
+			return pt_refuse(why, why_size, EISDIR, "cannot write %s: it is a directory", path);
 		if (S_ISBLK(st.st_mode))
-			return fail(why, why_size, EINVAL,
+			return pt_refuse(why, why_size, EINVAL,
 				    "refusing to write %s: it is a block device (a disk, not a file)", path);
 		if (!S_ISREG(st.st_mode)) {
 			/* A device, a FIFO, a socket: written to, never replaced. */
 			int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOCTTY);
 			if (fd < 0)
-				return fail(why, why_size, errno, "cannot open %s: %s", path, strerror(errno));
+				return pt_refuse(why, why_size, errno, "cannot open %s: %s", path, strerror(errno));
 			int r = write_through(fd, path, buf, len, why, why_size);
 			if (close(fd) != 0 && r == 0)
-				r = fail(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
+				r = pt_refuse(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
 			return r;
 		}
 	}
@@ -84,9 +72,9 @@ int pt_output_write(const char *path, const void *buf, size_t len, char *why, si
 	char target[PATH_MAX];
 	if (exists) {
 		if (!realpath(path, target))
-			return fail(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
+			return pt_refuse(why, why_size, errno, "cannot write %s: %s", path, strerror(errno));
 	} else if (snprintf(target, sizeof(target), "%s", path) >= (int)sizeof(target)) {
-		return fail(why, why_size, ENAMETOOLONG, "cannot write %s: the name is too long", path);
+		return pt_refuse(why, why_size, ENAMETOOLONG, "cannot write %s: the name is too long", path);
 	}
 	char dirbuf[PATH_MAX], basebuf[PATH_MAX];
 	snprintf(dirbuf, sizeof(dirbuf), "%s", target);
@@ -94,10 +82,10 @@ int pt_output_write(const char *path, const void *buf, size_t len, char *why, si
 	const char *dir = dirname(dirbuf), *base = basename(basebuf);
 	char tmp[PATH_MAX];
 	if (snprintf(tmp, sizeof(tmp), "%s/.%s.XXXXXX", dir, base) >= (int)sizeof(tmp))
-		return fail(why, why_size, ENAMETOOLONG, "cannot write %s: the name is too long", path);
+		return pt_refuse(why, why_size, ENAMETOOLONG, "cannot write %s: the name is too long", path);
 	int fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
-		return fail(why, why_size, errno,
+		return pt_refuse(why, why_size, errno,
 			    "cannot write %s: no file can be made in %s to replace it whole (%s)", path,
 			    dir, strerror(errno));
 	mode_t mode = exists ? (st.st_mode & 07777) : 0;
@@ -115,7 +103,7 @@ int pt_output_write(const char *path, const void *buf, size_t len, char *why, si
 		err = errno;
 	if (err) {
 		unlink(tmp);
-		return fail(why, why_size, err, "cannot write %s: %s", path, strerror(err));
+		return pt_refuse(why, why_size, err, "cannot write %s: %s", path, strerror(err));
 	}
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {

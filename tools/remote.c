@@ -204,18 +204,28 @@ static int parse_pid(const char *s, pid_t *pid)
 }
 
 /* A thread's process (its thread group): pid itself, or its leader. */
-static pid_t process_of(pid_t pid)
+/* The one process ID the arguments from optind give: 0, or a usage
+ * error said (2). */
+static int pid_arg(const char *cmd, int argc, char **argv, pid_t *pid)
 {
-	char path[64], line[128];
-	long tgid = pid;
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	FILE *f = fopen(path, "re");
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "Tgid: %ld", &tgid) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return (pid_t)tgid;
+	if (optind >= argc)
+		return pt_usage_error(cmd, "no process ID given");
+	if (optind < argc - 1)
+		return pt_usage_error(cmd, "one process ID at a time, not %d", argc - optind);
+	if (parse_pid(argv[optind], pid) != 0)
+		return pt_usage_error(cmd, "'%s' is not a process ID", argv[optind]);
+	return 0;
+}
+
+/* The process of pid (a thread's ID names its process), said when they
+ * differ, with what is done then. */
+static pid_t as_process(const char *cmd, pid_t pid, const char *then)
+{
+	pid_t proc = (pid_t)pt_remote_status(pid, "Tgid", pid);
+	if (proc != pid)
+		fprintf(stderr, "ptimers %s: %d is a thread of process %d: %s\n", cmd, (int)pid, (int)proc,
+			then);
+	return proc;
 }
 
 static void usage_ls(FILE *f)
@@ -298,32 +308,13 @@ int cmd_ls(int argc, char **argv)
 			kernel = true;
 			break;
 		default:
-			fprintf(stderr, "ptimers ls: unknown option '%s' (try 'ptimers ls --help')\n",
-				argv[optind - 1]);
-			return 2;
+			return pt_bad_option("ls", argv);
 		}
 	}
 	pid_t pid;
-	if (optind >= argc) {
-		fprintf(stderr, "ptimers ls: no process ID given (try 'ptimers ls --help')\n");
+	if (pid_arg("ls", argc, argv, &pid) != 0)
 		return 2;
-	}
-	if (optind < argc - 1) {
-		fprintf(stderr, "ptimers ls: one process ID at a time, not %d (try 'ptimers ls --help')\n",
-			argc - optind);
-		return 2;
-	}
-	if (parse_pid(argv[optind], &pid) != 0) {
-		fprintf(stderr, "ptimers ls: '%s' is not a process ID (try 'ptimers ls --help')\n",
-			argv[optind]);
-		return 2;
-	}
-	pid_t proc = process_of(pid);
-	if (proc != pid) {
-		fprintf(stderr, "ptimers ls: %d is a thread of process %d: its timers are the "
-			"process's\n", (int)pid, (int)proc);
-		pid = proc;
-	}
+	pid = as_process("ls", pid, "its timers are the process's");
 	if (kernel)
 		return ls_kernel(pid, json, NULL);
 	char why[512];
@@ -464,40 +455,16 @@ int cmd_checkpoint(int argc, char **argv)
 			break;
 		default:
 			if (optopt == 'o')
-				fprintf(stderr, "ptimers checkpoint: -o needs a file (try 'ptimers checkpoint "
-					"--help')\n");
-			else
-				fprintf(stderr, "ptimers checkpoint: unknown option '%s' (try 'ptimers "
-					"checkpoint --help')\n", argv[optind - 1]);
-			return 2;
+				return pt_usage_error("checkpoint", "-o needs a file");
+			return pt_bad_option("checkpoint", argv);
 		}
 	}
 	pid_t pid;
-	if (optind >= argc) {
-		fprintf(stderr, "ptimers checkpoint: no process ID given (try 'ptimers checkpoint --help')\n");
+	if (pid_arg("checkpoint", argc, argv, &pid) != 0)
 		return 2;
-	}
-	if (optind < argc - 1) {
-		fprintf(stderr, "ptimers checkpoint: one process ID at a time, not %d (try 'ptimers "
-			"checkpoint --help')\n", argc - optind);
-		return 2;
-	}
-	if (parse_pid(argv[optind], &pid) != 0) {
-		fprintf(stderr, "ptimers checkpoint: '%s' is not a process ID (try 'ptimers checkpoint "
-			"--help')\n", argv[optind]);
-		return 2;
-	}
-	if (!out || !*out) {
-		fprintf(stderr, "ptimers checkpoint: no output file: -o FILE, or -o - for standard "
-			"output (try 'ptimers checkpoint --help')\n");
-		return 2;
-	}
-	pid_t proc = process_of(pid);
-	if (proc != pid) {
-		fprintf(stderr, "ptimers checkpoint: %d is a thread of process %d: checkpointing the "
-			"process\n", (int)pid, (int)proc);
-		pid = proc;
-	}
+	if (!out || !*out)
+		return pt_usage_error("checkpoint", "no output file: -o FILE, or -o - for standard output");
+	pid = as_process("checkpoint", pid, "checkpointing the process");
 	char why[512] = "";
 	int fd = -1;
 	size_t count = 0, threads = 0;
@@ -593,16 +560,11 @@ int cmd_ps(int argc, char **argv)
 			json = true;
 			break;
 		default:
-			fprintf(stderr, "ptimers ps: unknown option '%s' (try 'ptimers ps --help')\n",
-				argv[optind - 1]);
-			return 2;
+			return pt_bad_option("ps", argv);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "ptimers ps: unexpected argument '%s' (try 'ptimers ps --help')\n",
-			argv[optind]);
-		return 2;
-	}
+	if (optind < argc)
+		return pt_usage_error("ps", "unexpected argument '%s'", argv[optind]);
 	pid_t *pids = NULL;
 	size_t n = 0, refused = 0;
 	if (pt_remote_list(&pids, &n, &refused) != 0) {

@@ -43,10 +43,11 @@ static const char *source_name(int source)
 /* What `ptimers restore` (not the library call) would refuse. */
 static const char *cli_refuses(const struct pt_image *img)
 {
-	for (size_t i = 0; i < img->n; i++)
-		if (img->t[i].notify == SIGEV_THREAD)
-			return "it has SIGEV_THREAD timers (a function is code, not data): `ptimers "
-			       "restore` refuses it; ptimer_restore() with a thread_notify callback takes it";
+	struct pt_image_summary sum;
+	pt_image_summarize(img, &sum);
+	if (sum.thread_notify)
+		return "it has SIGEV_THREAD timers (a function is code, not data): `ptimers "
+		       "restore` refuses it; ptimer_restore() with a thread_notify callback takes it";
 	return NULL;
 }
 
@@ -175,20 +176,13 @@ int cmd_show(int argc, char **argv)
 			json = true;
 			break;
 		default:
-			fprintf(stderr, "ptimers show: unknown option '%s' (try 'ptimers show --help')\n",
-				argv[optind - 1]);
-			return 2;
+			return pt_bad_option("show", argv);
 		}
 	}
-	if (optind >= argc) {
-		fprintf(stderr, "ptimers show: no image given (try 'ptimers show --help')\n");
-		return 2;
-	}
-	if (optind < argc - 1) {
-		fprintf(stderr, "ptimers show: one image at a time, not %d (try 'ptimers show --help')\n",
-			argc - optind);
-		return 2;
-	}
+	if (optind >= argc)
+		return pt_usage_error("show", "no image given");
+	if (optind < argc - 1)
+		return pt_usage_error("show", "one image at a time, not %d", argc - optind);
 	const char *file = argv[optind];
 	bool std_in = !strcmp(file, "-");
 	const char *name = std_in ? "standard input" : file;

@@ -309,6 +309,7 @@ struct ptimer_stats {
 	uint64_t threads_started; /* SIGEV_THREAD calls */
 	uint64_t sends_put_off;   /* sends retried because the kernel's signal queue was full */
 	uint64_t wakeups;         /* of the engine's thread: what the process pays in wakeups */
+	uint64_t handed_off;      /* periodic timers a kernel timer of their ID carries now */
 };
 
 /* Fill *stats (size bytes of it).  0, or -1 with EINVAL/EFAULT.  MT-safe. */

@@ -26,6 +26,7 @@
 #include "clocks.h"
 #include "cpu.h"
 #include "dispatch.h"
+#include "handoff.h"
 #include "private.h"
 #include "ids.h"
 #include "notify.h"
@@ -87,6 +88,7 @@ static void fork_child(void)
 	pt_section_fork_child();
 	pt_rcu_fork_child();
 	pt_timer_fork_child(); /* before the tree it walks is gone */
+	pt_handoff_fork_child();
 	pt_notify_fork_child();
 	pt_workers_fork_child();
 	pt_root_fork_child();
@@ -124,6 +126,7 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 	s.threads_started = pt_workers_calls();
 	s.sends_put_off = n.full;
 	s.wakeups = pt_dispatch_wakeups();
+	s.handed_off = (uint64_t)pt_handoff_count();
 	s.bytes = pt_pool_bytes() + pt_ids_bytes() + pt_queue_bytes();
 	if (pt_copy_to_user(stats, &s, size < sizeof(s) ? size : sizeof(s)) != 0) {
 		errno = EFAULT;
@@ -207,5 +210,19 @@ int ptimer__dispatch_on_start(void (*fn)(void))
 		return -1;
 	}
 	pt_dispatch_on_start(fn);
+	return 0;
+}
+
+int ptimer__handoff(int max)
+{
+	if (max < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (max > 0 && !pt_sys_timer_ids_usable()) {
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	pt_handoff_set_max(max, true);
 	return 0;
 }

@@ -19,7 +19,8 @@
  * number of timers.  A bad value is reported once on stderr and ignored.
  * PTIMERS_RESTORE=FILE restores an image before main (src/autorestore.c).
  * PTIMERS_STATS=1 prints at exit what the program did with the engine
- * (timers created by notify kind, signals sent, SIGEV_THREAD calls).
+ * (timers created by notify kind, signals sent, SIGEV_THREAD calls, timers
+ * handed to the kernel: src/handoff.h).
  *
  * exec keeps the process, and the kernel's timer ID counter with it: the
  * first timer after exec continues where the program left off (a fork
@@ -45,6 +46,7 @@
 
 #include "autorestore.h"
 #include "engine_image.h"
+#include "handoff.h"
 #include "ids.h"
 #include "private.h"
 #include "ptimers.h"
@@ -166,11 +168,12 @@ __attribute__((destructor)) static void preload_fini(void)
 	ptimer_get_stats(&st, sizeof(st));
 	int n = snprintf(msg, sizeof(msg),
 			 "ptimers: %s[%d]: %lu timers on the engine (signal %lu, thread %lu, "
-			 "thread-id %lu, none %lu); %llu signals sent, %llu notify threads started\n",
+			 "thread-id %lu, none %lu); %llu signals sent, %llu notify threads started, "
+			 "%llu handed to the kernel now\n",
 			 name, (int)getpid(),
 			 created[0] + created[1] + created[2] + created[3], created[0], created[1],
 			 created[2], created[3], (unsigned long long)st.signals_sent,
-			 (unsigned long long)st.threads_started);
+			 (unsigned long long)st.threads_started, (unsigned long long)st.handed_off);
 	put(stats_fd, msg, n, sizeof(msg));
 }
 
@@ -346,6 +349,7 @@ __attribute__((constructor)) static void preload_init(void)
 {
 	exec_init();
 	exec_take_counter();
+	pt_handoff_dropin(); /* the program's timer_create is the engine's here */
 	const char *stats = getenv("PTIMERS_STATS");
 	if (stats && *stats && strcmp(stats, "0") != 0) {
 		stats_fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);

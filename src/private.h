@@ -79,6 +79,11 @@ void ptimer__set_exit_hook(void (*fn)(void));
 /* Tests: fn runs on the dispatcher's thread as it starts. */
 int ptimer__dispatch_on_start(void (*fn)(void));
 
+/* Tests and the bench: hand at most max hot periodic timers to kernel
+ * timers of their IDs (handoff.h), as PTIMERS_HANDOFF=max would; -1 with
+ * EOPNOTSUPP when this kernel cannot create a timer with a given ID. */
+int ptimer__handoff(int max);
+
 /* ---- the stand-in kernel's entry points (test builds of slice.c) ---- */
 
 /* The calling thread uses area (32 bytes, 32-aligned) as its rseq area,

@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,8 +41,11 @@ int pt_sys_write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+static void pt_sys_timer_fork_child(void);
+
 void pt_sys_fork_child(void)
 {
+	pt_sys_timer_fork_child();
 	pt_pid = (pid_t)syscall(SYS_getpid);
 	tid_cache = pt_pid;
 }
@@ -53,18 +59,95 @@ int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old
 }
 
 
-int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
+/* The kernel's restore-ID mode is the process's: one creation at a time
+ * switches it, so that the engine's own calls never see it half-set. */
+static pthread_mutex_t ktimer_lock = PTHREAD_MUTEX_INITIALIZER;
+static int next_high = INT_MAX; /* the engine's own timers, from the top down */
+static bool high_ids;
+
+static void pt_sys_timer_fork_child(void)
+{
+	pthread_mutex_init(&ktimer_lock, NULL);
+}
+
+void pt_sys_timer_ids_high(bool on)
+{
+	__atomic_store_n(&high_ids, on, __ATOMIC_RELAXED);
+}
+
+bool pt_sys_timer_ids_usable(void)
+{
+	static int usable = -1; /* not asked yet */
+	int u = __atomic_load_n(&usable, __ATOMIC_RELAXED);
+	if (u < 0) {
+		u = syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0) >= 0;
+		__atomic_store_n(&usable, u, __ATOMIC_RELAXED);
+	}
+	return u;
+}
+
+/* Under ktimer_lock.  id < 0: whatever the kernel gives, with the mode off
+ * for the call; else that ID, with the mode on for the call. */
+static int create_locked(clockid_t clock, struct sigevent *sev, int id, int *kid)
 {
 	long mode = syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 2, 0, 0, 0);
+	long want = id >= 0;
 
-	if (mode == 1)
-		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 0, 0, 0, 0);
-	long r = syscall(SYS_timer_create, clock, sev, kid);
+	if (mode >= 0 && mode != want)
+		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, want, 0, 0, 0);
+	int k = id;
+	long r = syscall(SYS_timer_create, clock, sev, &k);
 	int saved = errno;
-	if (mode == 1)
-		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, 1, 0, 0, 0);
+	if (mode >= 0 && mode != want)
+		syscall(SYS_prctl, PR_TIMER_CREATE_RESTORE_IDS, mode, 0, 0, 0);
 	errno = saved;
-	return r == 0 ? 0 : -1;
+	if (r != 0)
+		return -1;
+	*kid = k;
+	return 0;
+}
+
+int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid)
+{
+	int r = -1;
+
+	pthread_mutex_lock(&ktimer_lock);
+	if (__atomic_load_n(&high_ids, __ATOMIC_RELAXED) && pt_sys_timer_ids_usable()) {
+		/* Out of the way of the engine's IDs, which are low: a timer
+		 * handed to the kernel takes its own ID there (handoff.h). */
+		for (int tries = 0; tries < 64 && next_high > 0; tries++) {
+			r = create_locked(clock, sev, next_high--, kid);
+			if (r == 0 || errno != EBUSY)
+				break;
+		}
+	} else {
+		r = create_locked(clock, sev, -1, kid);
+	}
+	int saved = errno;
+	pthread_mutex_unlock(&ktimer_lock);
+	errno = saved;
+	return r;
+}
+
+int pt_sys_timer_create_id(clockid_t clock, struct sigevent *sev, int id)
+{
+	int kid;
+
+	if (id < 0 || !pt_sys_timer_ids_usable()) {
+		errno = EINVAL;
+		return -1;
+	}
+	pthread_mutex_lock(&ktimer_lock);
+	int r = create_locked(clock, sev, id, &kid);
+	int saved = errno;
+	pthread_mutex_unlock(&ktimer_lock);
+	errno = saved;
+	if (r == 0 && kid != id) { /* cannot be: the mode was on */
+		syscall(SYS_timer_delete, kid);
+		errno = EBUSY;
+		return -1;
+	}
+	return r;
 }
 
 __attribute__((constructor(101))) static void sys_init(void)

@@ -11,6 +11,7 @@
 
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -40,8 +41,20 @@ int pt_sys_sigaction(int sig, const struct sigaction *act, struct sigaction *old
 /* A kernel timer for the engine's own use (a CPU clock's, the alarm-clock
  * probe): the kernel's timer_create, with the kernel's restore-ID mode
  * (which the drop-in passes on) off for the moment, so that the call does
- * not read a wanted ID or move the program's ID counter.  0 or -1/errno. */
+ * not read a wanted ID or move the program's ID counter; or, once
+ * pt_sys_timer_ids_high(true), with an ID of its own counted down from
+ * INT_MAX.  0 or -1/errno. */
 int pt_sys_timer_create(clockid_t clock, struct sigevent *sev, int *kid);
+void pt_sys_timer_ids_high(bool on);
+
+/* Can the kernel create a timer with a given ID (PR_TIMER_CREATE_RESTORE_IDS,
+ * where the kernel has it)? */
+bool pt_sys_timer_ids_usable(void);
+
+/* A kernel timer with ID id, by that mode, switched on for this call
+ * only (left as it was found).  0, or -1 with errno: EBUSY when the ID is
+ * taken, EINVAL when the kernel cannot. */
+int pt_sys_timer_create_id(clockid_t clock, struct sigevent *sev, int id);
 
 static inline ssize_t pt_sys_read(int fd, void *buf, size_t len)
 {

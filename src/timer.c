@@ -20,6 +20,7 @@
 #include "clocks.h"
 #include "cpu.h"
 #include "dispatch.h"
+#include "handoff.h"
 #include "ids.h"
 #include "image.h"
 #include "notify.h"
@@ -122,8 +123,8 @@ static int64_t forward(struct pt_timer *t, int64_t now, bool inclusive)
 
 static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, int64_t *key)
 {
-	if (!t->valid || t->status == PT_DISARMED || t->notify == SIGEV_NONE ||
-	    (t->flags & PT_F_IGNORED))
+	if (!t->valid || t->status == PT_DISARMED || t->status == PT_KERNEL ||
+	    t->notify == SIGEV_NONE || (t->flags & PT_F_IGNORED))
 		return PT_BASE_NONE;
 	if (t->flags & PT_F_RETRY) {
 		if (t->flags & PT_F_WAITS)
@@ -357,6 +358,65 @@ int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
 	return pt_copy_to_user(curr, &cur, sizeof(cur)) ? fail(EFAULT) : 0;
 }
 
+/* ---- handing off to the kernel (handoff.h) ---- */
+
+/* Could t, armed with this interval on this base, be carried by a kernel
+ * timer of its ID: a periodic signal timer on a clock the kernel keeps as
+ * the engine does (no CPU clock, no shift after a restore), without
+ * leeway, which only the engine has. */
+static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
+{
+	return (t->notify == SIGEV_SIGNAL || t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)) &&
+	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
+	       t->cbase == PT_BASE_NONE && !t->leeway && interval > 0 &&
+	       interval <= PT_HANDOFF_INTERVAL_NS && pt_base_shift_of(base) == 0;
+}
+
+/* At an expiry of t (due, t->lock held, nothing of it in flight): hand
+ * it off, the kernel timer sending this expiry's signal and every one
+ * after.  false: not now, the engine fires it.
+ *
+ * Only once the program has taken a signal of this arming: the one the
+ * engine sent went out (stamp), and its delivery is the last re-arm
+ * (sigq_seq one behind).  A timer whose signal stays blocked is left to
+ * the engine, whose overrun count survives a CRIU restore of a pending
+ * signal; the kernel's does not (README). */
+static bool hand_off(struct pt_timer *t)
+{
+	if (t->flags & ~(PT_F_QUEUED | PT_F_ABSOLUTE) || !t->stamp || t->sigq_seq + 1 != t->signal_seq ||
+	    !handoff_fits(t, t->interval, t->base) || !pt_handoff_may(t->interval) ||
+	    pt_notify_full_until())
+		return false;
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = t->notify;
+	sev.sigev_signo = t->signo;
+	sev.sigev_value = t->value;
+	if (t->notify & SIGEV_THREAD_ID)
+		sev._sigev_un._tid = t->target;
+	if (pt_handoff_start(t->id, t->clockid, &sev, t->expires, t->interval) != 0)
+		return false;
+	seq_begin(t);
+	WR(t->status, PT_KERNEL);
+	WR(t->overrun, -1);
+	t->signal_seq++;
+	seq_end(t);
+	return true;
+}
+
+/* A handed-off timer is the engine's again, armed at the next point of
+ * its grid (its leeway changed).  t->lock held. */
+static void take_back(struct pt_timer *t)
+{
+	pt_handoff_end(t->id);
+	int64_t now = base_now(t->base);
+	seq_begin(t);
+	forward(t, now, false);
+	WR(t->status, PT_ARMED);
+	WR(t->overrun, -1);
+	seq_end(t);
+}
+
 /* ---- arm ---- */
 
 /* Forget the signal of the old arming: drop it from the line (before the
@@ -409,6 +469,21 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 			  : absolute ? pt_shifted(value, pt_base_shift_of(base))
 				     : pt_add_sat(base_now(base), value);
 
+	if (t->status == PT_KERNEL) {
+		/* Still one for the kernel: it re-arms it, on the same grid
+		 * as the engine (absolutely).  Else it is the engine's again. */
+		if (value && handoff_fits(t, interval, base) && pt_handoff_rearm(t->id, expires, interval) == 0) {
+			seq_begin(t);
+			t->signal_seq++;
+			WR(t->interval, interval);
+			WR(t->overrun_last, 0);
+			set_flag(t, PT_F_ABSOLUTE, absolute);
+			WR(t->expires, expires);
+			seq_end(t);
+			goto done;
+		}
+		pt_handoff_end(t->id);
+	}
 	unline(t);
 	seq_begin(t);
 	forget_signal(t);
@@ -424,6 +499,7 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 	}
 	seq_end(t);
 	queued_changed(t);
+done:
 	unlock_timer(t);
 	PT_PROBE3(arm, id_of(timerid), expires, interval);
 	/* As the kernel: the new setting stands even if old_value is bad. */
@@ -529,6 +605,11 @@ int ptimer_getoverrun(timer_t timerid)
 
 	if (!t)
 		return fail(EINVAL);
+	if (t->status == PT_KERNEL) {
+		int r = pt_handoff_overrun(t->id);
+		unlock_timer(t);
+		return r;
+	}
 	/* The kernel counts a delivery's overruns when the signal is taken,
 	 * even by a default action no hook sees: ask the kernel whether the
 	 * signal is still there. */
@@ -571,6 +652,8 @@ int ptimer_setleeway(timer_t timerid, const struct timespec *leeway)
 	if (!t)
 		return fail(EINVAL);
 	if (t->leeway != code) {
+		if (code && t->status == PT_KERNEL)
+			take_back(t); /* the kernel has no leeway: the engine's again */
 		seq_begin(t);
 		WR(t->leeway, code);
 		seq_end(t);
@@ -631,6 +714,8 @@ int ptimer_delete(timer_t timerid)
 	PT_PROBE1(delete, id);
 	uint16_t cbase = t->cbase;
 	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
+	if (t->status == PT_KERNEL)
+		pt_handoff_end(id); /* its signal still queued is dropped by the kernel */
 	unline(t);
 	seq_begin(t);
 	__atomic_store_n(&t->valid, 0, __ATOMIC_RELEASE);
@@ -789,7 +874,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 			WR(t->status, PT_DISARMED);
 		}
 		seq_end(t);
-	} else {
+	} else if (!hand_off(t)) {
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
 			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
 	}

@@ -33,6 +33,8 @@ enum pt_status {
 	PT_DISARMED,
 	PT_ARMED,
 	PT_REQUEUE_PENDING, /* periodic, signal sent, re-armed when it is delivered */
+	PT_KERNEL,          /* periodic, handed to the kernel timer of its ID (handoff.h):
+			     * expires and interval are the grid the kernel keeps */
 };
 
 /* t->flags */

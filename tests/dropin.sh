@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The drop-in and the CLI, end to end.  Prints TAP.
-# Args: ptimers demo dropin_restore exec_ids slice-emulated
+# Args: ptimers demo dropin_restore exec_ids slice-emulated hot_timer
 set -u
-ptimers=$1 demo=$2 restore=$3 exec_ids=$4 slice_emulated=$5
+ptimers=$1 demo=$2 restore=$3 exec_ids=$4 slice_emulated=$5 hot_timer=$6
 n=0 fails=0
 check() { # description, command...
   local d=$1; shift
   n=$((n+1))
   if out=$("$@" 2>&1); then echo "ok $n - $d"; else echo "not ok $n - $d"; echo "$out" | sed 's/^/# /'; fails=$((fails+1)); fi
 }
-echo "1..14"
+echo "1..16"
 check "demo runs on the engine and its timers fire" bash -c "'$ptimers' exec -- '$demo' | grep -q 'timers from: ptimers engine'"
 check "restore IDs through libc's prctl and timer_create" "$ptimers" exec -- "$restore"
 check "dense policy through --ids" bash -c "'$ptimers' exec --ids=dense -- '$demo' >/dev/null"
@@ -24,4 +24,12 @@ check "timer IDs continue across exec (execl, execv, execle, execvp) and restart
 check "bench refuses an unknown group" bash -c "out=\$('$ptimers' bench --only=calls,bogus 2>&1); [ \$? -eq 2 ] && echo \"\$out\" | grep -q \"no group\""
 check "--stats reports the engine's timers at exit" bash -c "'$ptimers' exec --stats -- '$demo' 2>&1 >/dev/null | grep -q 'timers on the engine (signal [1-9]'"
 check "a bad PTIMERS_IDS is reported and ignored" bash -c "PTIMERS_IDS=bogus '$ptimers' exec -- true 2>&1 | grep -q 'ignoring PTIMERS_IDS=bogus'"
+# Where the kernel can create a timer with a given ID, the drop-in hands a
+# hot periodic timer to one (src/handoff.h); PTIMERS_HANDOFF=0 keeps it.
+if python3 -c 'import ctypes,sys; sys.exit(ctypes.CDLL(None).prctl(77, 2, 0, 0, 0) < 0)'; then
+  check "the drop-in hands a 2 ms periodic timer to a kernel timer of its ID; its signals stay its own" bash -c "'$hot_timer' | grep -q 'with its ID: yes' && '$ptimers' exec -- '$hot_timer' | grep -q 'with its ID: yes'"
+else
+  n=$((n+1)); echo "ok $n # SKIP this kernel cannot create a timer with a given ID"
+fi
+check "PTIMERS_HANDOFF=0: the engine sends every signal itself, as its timer's" bash -c "PTIMERS_HANDOFF=0 '$ptimers' exec -- '$hot_timer' | grep -q 'with its ID: no'"
 [ $fails -eq 0 ]

@@ -175,9 +175,10 @@ static int read_proc(pid_t pid, char **out, size_t *len, char *why, size_t why_s
 	return e ? -1 : 0;
 }
 
-/* Kernel timers of the process's own (not the engine's, whose signal is
- * its own): how many. */
-static int own_kernel_timers(pid_t pid, int engine_signo)
+/* Kernel timers of the process's own: not the engine's (whose signal is
+ * its own), nor those carrying an engine timer handed off to the kernel
+ * (same ID, same signal: src/handoff.h).  How many. */
+static int own_kernel_timers(pid_t pid, int engine_signo, const struct row *engine, size_t nengine)
 {
 	char *text = NULL, why[64];
 	size_t len = 0;
@@ -185,8 +186,12 @@ static int own_kernel_timers(pid_t pid, int engine_signo)
 		return 0;
 	struct row *rows = NULL;
 	int n = parse_rows(text, len, &rows), own = 0;
-	for (int i = 0; i < n; i++)
-		own += rows[i].signo != engine_signo;
+	for (int i = 0; i < n; i++) {
+		bool handed = false;
+		for (size_t j = 0; j < nengine && !handed; j++)
+			handed = engine[j].id == rows[i].id && engine[j].signo == rows[i].signo;
+		own += rows[i].signo != engine_signo && !handed;
+	}
 	free(rows);
 	free(text);
 	return own;
@@ -349,7 +354,7 @@ int cmd_ls(int argc, char **argv)
 		fprintf(stderr, "ptimers ls: %zu timer%s left out: held by a thread that stopped in the "
 			"middle of changing %s\n", meta.changing, meta.changing == 1 ? "" : "s",
 			meta.changing == 1 ? "it" : "them");
-	int own = own_kernel_timers(pid, r.root.engine_signo);
+	int own = own_kernel_timers(pid, r.root.engine_signo, rows, n);
 	if (own)
 		fprintf(stderr, "ptimers ls: process %d also has %d kernel timer%s of its own, not shown "
 			"(ptimers ls --kernel %d)\n", (int)pid, own, own == 1 ? "" : "s", (int)pid);

@@ -1,0 +1,167 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Handing hot periodic timers to kernel timers of the same ID (handoff.h).
+ * The kernel's calls and the count; timer.c decides and keeps the fields.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handoff.h"
+#include "slice.h"
+#include "sys.h"
+
+#define REST_NS 100000000LL /* after a refusal, no handoff for this long */
+
+static struct {
+	int max, count;
+	bool explicit_;
+	int64_t rest_until; /* CLOCK_MONOTONIC */
+} ho;
+
+static void apply(int max)
+{
+	__atomic_store_n(&ho.max, max, __ATOMIC_RELAXED);
+	/* The engine's own kernel timers move out of the way of its IDs. */
+	if (max > 0 && pt_sys_timer_ids_usable())
+		pt_sys_timer_ids_high(true);
+}
+
+void pt_handoff_set_max(int max, bool explicit_)
+{
+	ho.explicit_ = explicit_;
+	apply(max < 0 ? 0 : max);
+}
+
+void pt_handoff_dropin(void)
+{
+	if (!ho.explicit_)
+		apply(PT_HANDOFF_DROPIN_DEFAULT);
+}
+
+/* PTIMERS_HANDOFF=N: at most N timers handed to the kernel (0: none). */
+__attribute__((constructor)) static void handoff_init(void)
+{
+	const char *v = getenv("PTIMERS_HANDOFF");
+	if (!v || !*v)
+		return;
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (*end || n < 0)
+		return; /* not a number: the default */
+	pt_handoff_set_max(n > 1 << 20 ? 1 << 20 : (int)n, true);
+}
+
+bool pt_handoff_may(int64_t interval)
+{
+	if (interval <= 0 || interval > PT_HANDOFF_INTERVAL_NS)
+		return false;
+	if (__atomic_load_n(&ho.count, __ATOMIC_RELAXED) >= __atomic_load_n(&ho.max, __ATOMIC_RELAXED))
+		return false;
+	int64_t rest = __atomic_load_n(&ho.rest_until, __ATOMIC_RELAXED);
+	return !rest || pt_clock_ns(CLOCK_MONOTONIC) >= rest;
+}
+
+static int refused(int err)
+{
+	__atomic_store_n(&ho.rest_until, pt_clock_ns(CLOCK_MONOTONIC) + REST_NS, __ATOMIC_RELAXED);
+	return -err;
+}
+
+/* Room in the user's signal queue (RLIMIT_SIGPENDING, shared by all of
+ * the user's processes; a kernel timer holds one entry of it for as long
+ * as it lives): hand off only while a quarter of it, and at least 256,
+ * would stay free, so that the engine's own sends never want for room
+ * the kernel timers took. */
+static bool queue_has_room(void)
+{
+	char buf[4096];
+	ssize_t n = -1;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = pt_sys_read(fd, buf, sizeof(buf) - 1);
+		pt_sys_close(fd);
+	}
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	const char *p = strstr(buf, "\nSigQ:");
+	long pending, limit;
+	if (!p || sscanf(p + 6, "%ld/%ld", &pending, &limit) != 2)
+		return false;
+	long left = limit - pending - 1;
+	return left >= 256 && left >= limit / 4;
+}
+
+static int settime(int id, int64_t expires, int64_t interval)
+{
+	struct itimerspec its = { .it_interval = pt_ns_to_ts(interval), .it_value = pt_ns_to_ts(expires) };
+	if (expires <= 0)
+		its.it_value = (struct timespec){ 0, 1 }; /* long passed: at once, not disarmed */
+	return syscall(SYS_timer_settime, id, TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
+}
+
+int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
+		     int64_t interval)
+{
+	struct sigevent ev = *sev;
+
+	/* Counted first: two expiries at once must not pass the cap. */
+	if (__atomic_add_fetch(&ho.count, 1, __ATOMIC_RELAXED) > __atomic_load_n(&ho.max, __ATOMIC_RELAXED)) {
+		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+		return -EAGAIN;
+	}
+	pt_slice_pause(); /* the caller holds the timer's lock */
+	int err = 0;
+	if (!queue_has_room()) {
+		err = EAGAIN;
+	} else if (pt_sys_timer_create_id(clock, &ev, id) != 0) {
+		err = errno;
+	} else if ((err = -settime(id, expires, interval)) != 0) {
+		syscall(SYS_timer_delete, id);
+	}
+	pt_slice_resume();
+	if (err) {
+		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+		return refused(err);
+	}
+	return 0;
+}
+
+int pt_handoff_rearm(int id, int64_t expires, int64_t interval)
+{
+	pt_slice_pause();
+	int r = settime(id, expires, interval);
+	pt_slice_resume();
+	return r;
+}
+
+void pt_handoff_end(int id)
+{
+	pt_slice_pause();
+	syscall(SYS_timer_delete, id);
+	pt_slice_resume();
+	__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+}
+
+int pt_handoff_overrun(int id)
+{
+	pt_slice_pause();
+	long r = syscall(SYS_timer_getoverrun, id);
+	pt_slice_resume();
+	return r < 0 ? 0 : (int)r;
+}
+
+int pt_handoff_count(void)
+{
+	return __atomic_load_n(&ho.count, __ATOMIC_RELAXED);
+}
+
+void pt_handoff_fork_child(void)
+{
+	ho.count = 0;
+	ho.rest_until = 0;
+}

@@ -1,0 +1,325 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hot periodic timers handed to kernel timers of their IDs (src/handoff.h):
+ * the signals the kernel then sends are the timer's (ID, value, overruns),
+ * the kernel timer is there under the same ID while handed off and gone
+ * when taken back, re-armed or deleted, the engine's thread stays asleep,
+ * and the cap and the fork child hold.  Linked with the hooks, as a
+ * program linked with -lptimers -lptimers-hooks.  Skipped where the
+ * kernel cannot create a timer with a given ID.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "private.h"
+#include "ptimers.h"
+
+#define MS 1000000LL
+
+static int sig;
+static bool supported;
+
+static long long mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static struct ptimer_stats stats(void)
+{
+	struct ptimer_stats s;
+	assert_int_equal(ptimer_get_stats(&s, sizeof(s)), 0);
+	return s;
+}
+
+/* Does /proc/self/timers list a kernel timer with this ID and signal? */
+static bool kernel_has(int id, int signo)
+{
+	FILE *f = fopen("/proc/self/timers", "r");
+	assert_non_null(f);
+	char line[256];
+	bool found = false;
+	int cur = -1;
+	while (fgets(line, sizeof(line), f)) {
+		int v, s;
+		if (sscanf(line, "ID: %d", &v) == 1)
+			cur = v;
+		else if (sscanf(line, "signal: %d/", &s) == 1 && cur == id && s == signo)
+			found = true;
+	}
+	fclose(f);
+	return found;
+}
+
+static timer_t periodic(int value, long long period_ns)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	sev.sigev_value.sival_int = value;
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+	struct itimerspec its = { { 0, period_ns }, { 0, period_ns } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	return t;
+}
+
+/* The next signal, within 5 s: its siginfo (the test fails without one). */
+static siginfo_t take(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	siginfo_t si;
+	struct timespec to = { 5, 0 };
+	int r = sigtimedwait(&set, &si, &to);
+	if (r != sig)
+		fail_msg("no signal within 5 s (%d, %s)", r, strerror(errno));
+	return si;
+}
+
+/* Nothing pending, nothing within ms. */
+static bool quiet_for(long ms)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	struct timespec to = { ms / 1000, ms % 1000 * MS };
+	return sigtimedwait(&set, &(siginfo_t){ 0 }, &to) < 0 && errno == EAGAIN;
+}
+
+/* Wait until the engine has handed off n timers: at a first expiry. */
+static void wait_handed_off(uint64_t n)
+{
+	long long end = mono_ns() + 5000 * MS;
+	while (stats().handed_off != n) {
+		if (mono_ns() > end)
+			fail_msg("%llu handed off, not %llu", (unsigned long long)stats().handed_off,
+				 (unsigned long long)n);
+		(void)take(); /* every expiry is a chance */
+	}
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	supported = ptimer__handoff(64) == 0;
+	if (!supported)
+		print_message("# this kernel cannot create a timer with a given ID (%s): "
+			      "nothing is handed off, every case skips\n", strerror(errno));
+	sig = SIGRTMIN + 2;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	while (!quiet_for(0))
+		;
+	return 0;
+}
+
+static void test_signals_are_the_timers(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t t = periodic(77, 2 * MS);
+	int id = (int)(intptr_t)t;
+	wait_handed_off(1);
+	assert_true(kernel_has(id, sig));
+	for (int i = 0; i < 5; i++) {
+		siginfo_t si = take();
+		assert_int_equal(si.si_code, SI_TIMER);
+		assert_int_equal(si.si_timerid, id);
+		assert_int_equal(si.si_value.sival_int, 77);
+		assert_int_equal(si.si_errno, 0);
+	}
+	/* The engine's thread sleeps through them: the kernel sends. */
+	uint64_t w0 = stats().wakeups;
+	for (int i = 0; i < 25; i++)
+		(void)take();
+	uint64_t woke = stats().wakeups - w0;
+	if (woke > 5)
+		fail_msg("the engine woke %llu times in 25 expiries it handed off", (unsigned long long)woke);
+	/* gettime from the grid the engine keeps. */
+	struct itimerspec cur;
+	assert_int_equal(ptimer_gettime(t, &cur), 0);
+	assert_int_equal(cur.it_interval.tv_nsec, 2 * MS);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 2 * MS);
+	/* Overruns counted by the kernel, as getoverrun says them. */
+	long long until = mono_ns() + 30 * MS;
+	while (mono_ns() < until)
+		; /* the periods pass with the signal pending */
+	siginfo_t si = take();
+	assert_true(si.si_overrun >= 5);
+	assert_int_equal(ptimer_getoverrun(t), si.si_overrun);
+	/* The readout has it armed, with its interval. */
+	struct ptimer_info info;
+	assert_int_equal(ptimer_list(id, &info, sizeof(info), 1), 1);
+	assert_int_equal(info.id, id);
+	assert_true(info.armed);
+	assert_int_equal(info.setting.it_interval.tv_nsec, 2 * MS);
+	assert_true(info.setting.it_value.tv_nsec > 0 && info.setting.it_value.tv_nsec <= 2 * MS);
+	assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_false(kernel_has(id, sig));
+	assert_true(quiet_for(20)); /* a signal it had pending went with it */
+}
+
+static void test_settime_rearms_or_takes_back(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t t = periodic(5, 2 * MS);
+	int id = (int)(intptr_t)t;
+	wait_handed_off(1);
+	/* Let a signal be pending, then re-arm: it is dropped, the kernel
+	 * timer stays, on the new setting. */
+	long long until = mono_ns() + 5 * MS;
+	while (mono_ns() < until)
+		;
+	struct itimerspec its = { { 0, 3 * MS }, { 0, 200 * MS } }, old;
+	assert_int_equal(ptimer_settime(t, 0, &its, &old), 0);
+	assert_int_equal(old.it_interval.tv_nsec, 2 * MS);
+	assert_true(old.it_value.tv_nsec > 0 && old.it_value.tv_nsec <= 2 * MS);
+	assert_true(quiet_for(20));
+	assert_int_equal(stats().handed_off, 1);
+	assert_true(kernel_has(id, sig));
+	siginfo_t si = take();
+	assert_int_equal(si.si_timerid, id);
+	/* A one-shot is the engine's again: one signal, then none. */
+	its = (struct itimerspec){ { 0, 0 }, { 0, 10 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_false(kernel_has(id, sig));
+	si = take();
+	assert_int_equal(si.si_timerid, id);
+	assert_int_equal(si.si_value.sival_int, 5);
+	assert_true(quiet_for(30));
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
+static void test_leeway_takes_back(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t t = periodic(9, 2 * MS);
+	int id = (int)(intptr_t)t;
+	wait_handed_off(1);
+	struct timespec l = { 0, 1 * MS };
+	assert_int_equal(ptimer_setleeway(t, &l), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_false(kernel_has(id, sig));
+	while (!quiet_for(0))
+		; /* what the kernel sent before */
+	uint64_t sent = stats().signals_sent;
+	for (int i = 0; i < 5; i++) {
+		siginfo_t si = take();
+		assert_int_equal(si.si_timerid, id);
+	}
+	assert_true(stats().signals_sent >= sent + 5); /* the engine sends */
+	assert_int_equal(stats().handed_off, 0);
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
+static void test_cap(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	assert_int_equal(ptimer__handoff(2), 0);
+	timer_t t[4];
+	for (int i = 0; i < 4; i++)
+		t[i] = periodic(i, 2 * MS);
+	wait_handed_off(2);
+	/* Two more stay the engine's; every one still signals as itself. */
+	int seen[4] = { 0 }, seen_n = 0;
+	while (seen_n < 4) {
+		siginfo_t si = take();
+		int v = si.si_value.sival_int;
+		assert_true(v >= 0 && v < 4);
+		assert_int_equal(si.si_timerid, (int)(intptr_t)t[v]);
+		if (!seen[v]++)
+			seen_n++;
+	}
+	assert_int_equal(stats().handed_off, 2);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(ptimer_delete(t[i]), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_int_equal(ptimer__handoff(64), 0);
+}
+
+/* A timer whose signal nobody takes stays the engine's: its overruns
+ * then survive a CRIU restore of the pending signal. */
+static void test_untaken_stays(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t t = periodic(1, 2 * MS);
+	long long until = mono_ns() + 40 * MS;
+	while (mono_ns() < until)
+		;
+	assert_int_equal(stats().handed_off, 0);
+	siginfo_t si = take();
+	assert_true(si.si_overrun >= 5);
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
+static void test_fork_child_has_none(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t t = periodic(3, 2 * MS);
+	int id = (int)(intptr_t)t;
+	wait_handed_off(1);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ptimer_stats s;
+		int bad = ptimer_get_stats(&s, sizeof(s)) != 0 || s.handed_off != 0 || s.timers != 0 ||
+			  kernel_has(id, sig);
+		_exit(bad);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	assert_true(kernel_has(id, sig)); /* the parent's stays */
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_signals_are_the_timers),
+		cmocka_unit_test(test_settime_rearms_or_takes_back),
+		cmocka_unit_test(test_leeway_takes_back),
+		cmocka_unit_test(test_cap),
+		cmocka_unit_test(test_untaken_stays),
+		cmocka_unit_test(test_fork_child_has_none),
+	};
+	return cmocka_run_group_tests_name("handoff", tests, setup, teardown);
+}

@@ -180,6 +180,21 @@ def reap(pid, subject):
     os.waitpid(pid, 0)
 
 
+def kernel_timer_ids(pid):
+    """The IDs /proc/PID/timers lists, or None."""
+    try:
+        with open(f"/proc/{pid}/timers") as f:
+            return {int(l.split()[1]) for l in f if l.startswith("ID:")}
+    except OSError:
+        return None
+
+
+def hand_off_possible():
+    """Can this kernel create a timer with a given ID (the engine's handoff)?"""
+    import ctypes
+    return ctypes.CDLL(None, use_errno=True).prctl(77, 2, 0, 0, 0) >= 0
+
+
 def listing(ptimers, pid, engine):
     """The IDs as an outside reader sees them: ptimers ls, or the kernel's file."""
     if engine:
@@ -268,6 +283,16 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
     ticks_b = b_end["ticks"]
     more = wait_until(lambda: s.report()[1]["ticks"] > ticks_b, 3, step=0.2)
     tap.ok(bool(more), f"{label}: the periodic timer goes on ticking")
+    if engine:
+        # Its signals taken as they come, the 100 ms ticker was handed to a
+        # kernel timer of its ID (src/handoff.h): CRIU carried that across.
+        handed = kernel_timer_ids(s.pid)
+        if handed is None:
+            tap.note(f"{label}: /proc/{s.pid}/timers unreadable")
+        elif hand_off_possible():
+            tap.ok(a["tick"]["id"] in handed,
+                   f"{label}: the ticker's kernel timer, its own ID, came back with CRIU",
+                   f"tick ID {a['tick']['id']}, kernel timers {sorted(handed)}")
 
     ids_b, why = listing(ptimers, s.pid, engine)
     tap.ok(ids_b == ids_a and ids_b is not None,

@@ -380,10 +380,13 @@ static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t ba
  * engine sent went out (stamp), and its delivery is the last re-arm
  * (sigq_seq one behind).  A timer whose signal stays blocked is left to
  * the engine, whose overrun count survives a CRIU restore of a pending
- * signal; the kernel's does not (README). */
+ * signal; the kernel's does not (README).  And only when that delivery
+ * had no overruns: until the kernel timer's first delivery, getoverrun
+ * asks it, and it says 0. */
 static bool hand_off(struct pt_timer *t)
 {
 	if (t->flags & ~(PT_F_QUEUED | PT_F_ABSOLUTE) || !t->stamp || t->sigq_seq + 1 != t->signal_seq ||
+	    t->overrun_last != 0 ||
 	    !handoff_fits(t, t->interval, t->base) || !pt_handoff_may(t->interval) ||
 	    pt_notify_full_until())
 		return false;

@@ -131,6 +131,27 @@ int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_
 	return 0;
 }
 
+bool pt_handoff_reserve(void)
+{
+	if (__atomic_add_fetch(&ho.count, 1, __ATOMIC_RELAXED) > __atomic_load_n(&ho.max, __ATOMIC_RELAXED)) {
+		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+		return false;
+	}
+	pt_slice_pause();
+	bool room = queue_has_room();
+	pt_slice_resume();
+	if (!room) {
+		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+		refused(EAGAIN);
+	}
+	return room;
+}
+
+void pt_handoff_release(void)
+{
+	__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+}
+
 int pt_handoff_rearm(int id, int64_t expires, int64_t interval)
 {
 	pt_slice_pause();

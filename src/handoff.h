@@ -50,6 +50,12 @@ bool pt_handoff_may(int64_t interval);
 int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
 		     int64_t interval);
 
+/* One more handed off (a SIGEV_THREAD timer's carrier, workers.h): true
+ * when the cap and the user's signal queue allow; undone by
+ * pt_handoff_release(). */
+bool pt_handoff_reserve(void);
+void pt_handoff_release(void);
+
 /* Re-arm kernel timer id absolutely: 0 or -errno. */
 int pt_handoff_rearm(int id, int64_t expires, int64_t interval);
 

@@ -420,6 +420,89 @@ static void take_back(struct pt_timer *t)
 	seq_end(t);
 }
 
+/* A SIGEV_THREAD timer carried by a worker of its own (workers.h): the
+ * same conditions, and the pool's default threads (a timer with thread
+ * attributes gets a new thread each call).  Asked for at an expiry. */
+static void carry_ask(struct pt_timer *t)
+{
+	if (t->thr->carrier || t->thr->attrs.given || !t->interval || t->overrun_last ||
+	    (t->clockid != CLOCK_MONOTONIC && t->clockid != CLOCK_BOOTTIME) || t->cbase != PT_BASE_NONE ||
+	    t->leeway || t->interval > PT_HANDOFF_INTERVAL_NS || pt_base_shift_of(t->base) != 0 ||
+	    !pt_handoff_may(t->interval) || !pt_handoff_reserve())
+		return;
+	t->thr->carrier = pt_workers_carry(t->thr->fn, t->value, t->clockid, t->id);
+	if (!t->thr->carrier)
+		pt_handoff_release();
+}
+
+/* The carrier made kernel timer kid (-1: it could not): arm it for the
+ * timer's next expiry if the carrier is still wanted. */
+static bool carry_started(struct pt_carrier *c, int id, int kid)
+{
+	struct pt_timer *t = lock_timer(id);
+	if (!t)
+		return false; /* deleted: the delete let the carrier go */
+	bool ok = false;
+	if (t->notify == SIGEV_THREAD && t->thr->carrier == c) {
+		ok = kid >= 0 && t->status == PT_ARMED && t->interval && !t->leeway &&
+		     pt_handoff_rearm(kid, t->expires, t->interval) == 0;
+		if (ok) {
+			seq_begin(t);
+			WR(t->status, PT_KERNEL);
+			WR(t->overrun_last, 0);
+			seq_end(t);
+			queued_changed(t);
+		} else {
+			t->thr->carrier = NULL;
+			pt_handoff_release();
+		}
+	}
+	unlock_timer(t);
+	return ok;
+}
+
+/* The carrier's thread ended (its function called pthread_exit): the
+ * timer is the engine's again, if it was still carried. */
+static bool carry_lost(struct pt_carrier *c, int id)
+{
+	struct pt_timer *t = lock_timer(id);
+	if (!t)
+		return false;
+	bool ours = t->notify == SIGEV_THREAD && t->thr->carrier == c;
+	if (ours) {
+		t->thr->carrier = NULL;
+		pt_handoff_release();
+		int64_t now = base_now(t->base);
+		seq_begin(t);
+		forward(t, now, false);
+		WR(t->status, PT_ARMED);
+		seq_end(t);
+		queued_changed(t);
+	}
+	unlock_timer(t);
+	return ours;
+}
+
+/* A SIGEV_THREAD timer's carrier is let go (settime, delete, leeway):
+ * the timer is the engine's again, on its grid.  t->lock held. */
+static void carry_end(struct pt_timer *t)
+{
+	struct pt_carrier *c = t->thr->carrier;
+	if (!c)
+		return;
+	bool carried = t->status == PT_KERNEL;
+	t->thr->carrier = NULL;
+	pt_workers_carry_stop(c, carried);
+	pt_handoff_release();
+	if (carried) {
+		int64_t now = base_now(t->base);
+		seq_begin(t);
+		forward(t, now, false);
+		WR(t->status, PT_ARMED);
+		seq_end(t);
+	}
+}
+
 /* ---- arm ---- */
 
 /* Forget the signal of the old arming: drop it from the line (before the
@@ -472,7 +555,9 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 			  : absolute ? pt_shifted(value, pt_base_shift_of(base))
 				     : pt_add_sat(base_now(base), value);
 
-	if (t->status == PT_KERNEL) {
+	if (t->notify == SIGEV_THREAD) {
+		carry_end(t);
+	} else if (t->status == PT_KERNEL) {
 		/* Still one for the kernel: it re-arms it, on the same grid
 		 * as the engine (absolutely).  Else it is the engine's again. */
 		if (value && handoff_fits(t, interval, base) && pt_handoff_rearm(t->id, expires, interval) == 0) {
@@ -608,7 +693,7 @@ int ptimer_getoverrun(timer_t timerid)
 
 	if (!t)
 		return fail(EINVAL);
-	if (t->status == PT_KERNEL) {
+	if (t->status == PT_KERNEL && t->notify != SIGEV_THREAD) {
 		int r = pt_handoff_overrun(t->id);
 		unlock_timer(t);
 		return r;
@@ -655,8 +740,10 @@ int ptimer_setleeway(timer_t timerid, const struct timespec *leeway)
 	if (!t)
 		return fail(EINVAL);
 	if (t->leeway != code) {
-		if (code && t->status == PT_KERNEL)
-			take_back(t); /* the kernel has no leeway: the engine's again */
+		if (code && t->notify == SIGEV_THREAD)
+			carry_end(t); /* the kernel has no leeway: the engine's again */
+		else if (code && t->status == PT_KERNEL)
+			take_back(t);
 		seq_begin(t);
 		WR(t->leeway, code);
 		seq_end(t);
@@ -717,7 +804,9 @@ int ptimer_delete(timer_t timerid)
 	PT_PROBE1(delete, id);
 	uint16_t cbase = t->cbase;
 	struct pt_thread_notify *thr = t->notify == SIGEV_THREAD ? t->thr : NULL;
-	if (t->status == PT_KERNEL)
+	if (thr)
+		carry_end(t);
+	else if (t->status == PT_KERNEL)
 		pt_handoff_end(id); /* its signal still queued is dropped by the kernel */
 	unline(t);
 	seq_begin(t);
@@ -877,6 +966,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 			WR(t->status, PT_DISARMED);
 		}
 		seq_end(t);
+		carry_ask(t);
 	} else if (!hand_off(t)) {
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
 			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
@@ -1196,6 +1286,7 @@ void pt_timer_init(void)
 {
 	pt_pool_init(sizeof(struct pt_timer), offsetof(struct pt_timer, value));
 	pt_queue_set_ops(&queue_ops);
+	pt_workers_set_carry_fns(carry_started, carry_lost);
 }
 
 bool pt_timer_busy(void *obj)
@@ -1209,8 +1300,11 @@ void pt_timer_fork_child(void)
 {
 	int id = 0;
 	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
-		if (t->valid && t->notify == SIGEV_THREAD)
+		if (t->valid && t->notify == SIGEV_THREAD) {
+			if (t->thr->carrier)
+				pt_workers_carry_forget(t->thr->carrier);
 			free(t->thr);
+		}
 		if (id == INT_MAX)
 			break;
 	}

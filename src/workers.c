@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "lock.h"
+#include "slice.h"
 #include "sys.h"
 #include "workers.h"
 
@@ -196,7 +197,7 @@ static bool ring_room(void)
 	return true;
 }
 
-void pt_workers_run(const struct pt_thread_notify *thr, union sigval value)
+static void push_call(void (*fn)(union sigval), union sigval value, const struct pt_thread_attrs *attrs)
 {
 	bool wake;
 
@@ -205,7 +206,7 @@ void pt_workers_run(const struct pt_thread_notify *thr, union sigval value)
 		pt_unlock(&w.lock);
 		return; /* as glibc: an expiry whose thread cannot start is lost */
 	}
-	w.ring[(w.head + w.len) % w.cap] = (struct call){ thr->fn, value, thr->attrs };
+	w.ring[(w.head + w.len) % w.cap] = (struct call){ fn, value, *attrs };
 	w.len++;
 	w.bell++;
 	wake = w.idle > 0;
@@ -216,6 +217,129 @@ void pt_workers_run(const struct pt_thread_notify *thr, union sigval value)
 		syscall(SYS_futex, &w.bell, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 		pt_slice_resume();
 	}
+}
+
+void pt_workers_run(const struct pt_thread_notify *thr, union sigval value)
+{
+	push_call(thr->fn, value, &thr->attrs);
+}
+
+/* ---- carriers ---- */
+
+struct pt_carrier {
+	void (*fn)(union sigval);
+	union sigval value;
+	clockid_t clock;
+	int id;      /* the timer's */
+	pid_t tid;   /* the worker carrying it, once it has taken it up */
+	int kid;     /* its kernel timer, -1 until made */
+	int stop;    /* atomic: no longer wanted */
+};
+
+static bool (*carry_start)(struct pt_carrier *c, int id, int kid);
+static bool (*carry_lost)(struct pt_carrier *c, int id);
+
+void pt_workers_set_carry_fns(bool (*start)(struct pt_carrier *c, int id, int kid),
+			      bool (*lost)(struct pt_carrier *c, int id))
+{
+	carry_start = start;
+	carry_lost = lost;
+}
+
+/* The function called pthread_exit on the carrier's thread. */
+static void carry_gone(void *arg)
+{
+	struct pt_carrier *c = arg;
+	if (carry_lost(c, c->id))
+		syscall(SYS_timer_delete, c->kid);
+	/* else stopped already: the stop deleted it */
+	free(c);
+}
+
+/* A worker's call: carry until stopped, then back to the pool. */
+static void carry(union sigval v)
+{
+	struct pt_carrier *c = v.sival_ptr;
+	static const struct pt_thread_attrs none;
+	struct sigevent sev;
+	sigset_t own;
+	int kid = -1;
+
+	__atomic_store_n(&c->tid, pt_gettid(), __ATOMIC_RELEASE);
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = pt_own_signo;
+	sev.sigev_value.sival_int = -1;
+	sev._sigev_un._tid = pt_gettid();
+	if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+		goto out; /* stopped before it was taken up: nobody waits on it */
+	if (!pt_own_signo || pt_sys_timer_create(c->clock, &sev, &kid) != 0)
+		kid = -1;
+	c->kid = kid;
+	/* Under the timer's lock: armed and carried, or given up (and the
+	 * timer no longer points here). */
+	if (!carry_start(c, c->id, kid)) {
+		if (kid >= 0)
+			syscall(SYS_timer_delete, kid); /* never armed: ours to delete */
+		goto out;
+	}
+	/* From here the kernel timer is deleted by whoever stops us. */
+	sigemptyset(&own);
+	sigaddset(&own, pt_own_signo);
+	for (;;) {
+		siginfo_t si;
+		long r = syscall(SYS_rt_sigtimedwait, &own, &si, NULL, sizeof(uint64_t));
+		if (__atomic_load_n(&c->stop, __ATOMIC_ACQUIRE))
+			break;
+		if (r != pt_own_signo || si.si_code != SI_TIMER)
+			continue;
+		for (int i = 0; i < si.si_overrun; i++)
+			push_call(c->fn, c->value, &none); /* missed while a call ran */
+		__atomic_fetch_add(&w.calls, 1, __ATOMIC_RELAXED);
+		pthread_cleanup_push(carry_gone, c);
+		c->fn(c->value);
+		pthread_cleanup_pop(0);
+	}
+out:
+	free(c);
+}
+
+struct pt_carrier *pt_workers_carry(void (*fn)(union sigval), union sigval value, clockid_t clock, int id)
+{
+	struct pt_carrier *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->fn = fn;
+	c->value = value;
+	c->clock = clock;
+	c->id = id;
+	c->kid = -1;
+	static const struct pt_thread_attrs none;
+	push_call(carry, (union sigval){ .sival_ptr = c }, &none);
+	__atomic_fetch_sub(&w.calls, 1, __ATOMIC_RELAXED); /* not the program's */
+	return c;
+}
+
+void pt_workers_carry_stop(struct pt_carrier *c, bool carried)
+{
+	if (!carried) {
+		/* Not started yet, or starting: it sees this under the
+		 * timer's lock (its start) or before, and goes. */
+		__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+		return;
+	}
+	pid_t tid = __atomic_load_n(&c->tid, __ATOMIC_ACQUIRE);
+	pt_slice_pause(); /* the caller holds the timer's lock */
+	syscall(SYS_timer_delete, c->kid);
+	__atomic_store_n(&c->stop, 1, __ATOMIC_RELEASE);
+	/* c may be gone from here: it leaves once it sees stop. */
+	syscall(SYS_tgkill, pt_pid, tid, pt_own_signo);
+	pt_slice_resume();
+}
+
+void pt_workers_carry_forget(struct pt_carrier *c)
+{
+	free(c);
 }
 
 int pt_workers_notify_new(const struct sigevent *sev, struct pt_thread_notify **out)

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "rcu.h"
 
@@ -35,10 +36,13 @@ struct pt_thread_attrs {
 	size_t stack, guard;
 };
 
+struct pt_carrier;
+
 /* A SIGEV_THREAD timer's call: a function and attributes, not data. */
 struct pt_thread_notify {
 	void (*fn)(union sigval);
 	struct pt_thread_attrs attrs;
+	struct pt_carrier *carrier; /* its carrier (below), asked for or at work; timer.c's, under its lock */
 	struct rcu_head rcu;
 };
 
@@ -51,6 +55,35 @@ void pt_workers_notify_free(struct pt_thread_notify *thr); /* after a grace peri
 /* Run thr's function with value (the dispatcher, at an expiry).  Never
  * blocks and never starts a thread: a worker does. */
 void pt_workers_run(const struct pt_thread_notify *thr, union sigval value);
+
+/*
+ * A carrier: a worker given over to one hot periodic SIGEV_THREAD timer
+ * (handoff.h).  It makes a kernel timer that signals it alone (the
+ * engine's signal), and waits for that signal with rt_sigtimedwait, calling
+ * the function at each: one wakeup an expiry, where the dispatcher and a
+ * worker cost two.  Expiries missed while a call ran (the signal's
+ * overruns) are each run by the pool, late but not lost, as glibc starts
+ * a thread for every one.
+ *
+ * pt_workers_carry() asks the pool for one (the dispatcher, at an
+ * expiry); a worker takes it up, makes the kernel timer, and calls the
+ * function set by pt_workers_set_carry_start() with it: that (timer.c)
+ * arms the kernel timer for the timer's next expiry if the carrier is
+ * still wanted, and says so.  pt_workers_carry_stop() ends it (timer.c,
+ * under the timer's lock: settime, delete, leeway): the kernel timer is
+ * deleted there and then if the start had succeeded (carried), and the
+ * carrier goes back to the pool.  A function that ends its thread
+ * (pthread_exit) gives the timer back to the engine.  NULL from pt_workers_carry(): no memory.
+ */
+struct pt_carrier *pt_workers_carry(void (*fn)(union sigval), union sigval value, clockid_t clock, int id);
+/* start(c, id, kid): kid -1 when no kernel timer could be made.  lost(c,
+ * id): the function ended the carrier's thread (pthread_exit); true when
+ * the timer was still carried (its kernel timer is then deleted here). */
+void pt_workers_set_carry_fns(bool (*start)(struct pt_carrier *c, int id, int kid),
+			      bool (*lost)(struct pt_carrier *c, int id));
+void pt_workers_carry_stop(struct pt_carrier *c, bool carried);
+/* In the fork child: the carrier is the parent's; its memory goes. */
+void pt_workers_carry_forget(struct pt_carrier *c);
 
 /* Calls started, for --stats. */
 unsigned long pt_workers_calls(void);

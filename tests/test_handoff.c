@@ -10,6 +10,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -288,6 +289,149 @@ static void test_untaken_stays(void **state)
 	assert_int_equal(ptimer_delete(t), 0);
 }
 
+/* ---- SIGEV_THREAD: a worker of its own carries a hot timer ---- */
+
+static long calls;     /* atomic */
+static int slow_ms;    /* atomic: each call sleeps this long */
+static int exit_at;    /* atomic: the call with this number ends its thread */
+
+static void on_call(union sigval v)
+{
+	(void)v;
+	long n = __atomic_add_fetch(&calls, 1, __ATOMIC_RELAXED);
+	int ms = __atomic_load_n(&slow_ms, __ATOMIC_RELAXED);
+	if (ms)
+		nanosleep(&(struct timespec){ 0, ms * MS }, NULL);
+	if (n == __atomic_load_n(&exit_at, __ATOMIC_RELAXED))
+		pthread_exit(NULL);
+}
+
+static timer_t thread_timer(long long period_ns)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = on_call;
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+	struct itimerspec its = { { 0, period_ns }, { 0, period_ns } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	return t;
+}
+
+/* Kernel timers on the engine's own signal. */
+static int engine_kernel_timers(void)
+{
+	FILE *f = fopen("/proc/self/timers", "r");
+	assert_non_null(f);
+	char line[256];
+	int n = 0, own = ptimer__engine_signo();
+	while (fgets(line, sizeof(line), f)) {
+		int s;
+		if (sscanf(line, "signal: %d/", &s) == 1 && s == own)
+			n++;
+	}
+	fclose(f);
+	return n;
+}
+
+static void wait_calls_past(long n)
+{
+	long long end = mono_ns() + 5000 * MS;
+	while (__atomic_load_n(&calls, __ATOMIC_RELAXED) < n) {
+		if (mono_ns() > end)
+			fail_msg("%ld calls, not %ld, in 5 s", __atomic_load_n(&calls, __ATOMIC_RELAXED), n);
+		nanosleep(&(struct timespec){ 0, MS }, NULL);
+	}
+}
+
+static void wait_carried(uint64_t n)
+{
+	long long end = mono_ns() + 5000 * MS;
+	while (stats().handed_off != n) {
+		if (mono_ns() > end)
+			fail_msg("%llu handed off, not %llu", (unsigned long long)stats().handed_off,
+				 (unsigned long long)n);
+		nanosleep(&(struct timespec){ 0, MS }, NULL);
+	}
+}
+
+static void test_thread_carried(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
+	int before = engine_kernel_timers();
+	timer_t t = thread_timer(2 * MS);
+	wait_carried(1);
+	long long end = mono_ns() + 5000 * MS;
+	while (engine_kernel_timers() != before + 1 && mono_ns() < end)
+		nanosleep(&(struct timespec){ 0, MS }, NULL); /* the carrier makes it */
+	assert_int_equal(engine_kernel_timers(), before + 1);
+	/* The engine's thread sleeps through the calls: the kernel timer
+	 * wakes the carrier. */
+	long c0 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	uint64_t w0 = stats().wakeups;
+	wait_calls_past(c0 + 25);
+	uint64_t woke = stats().wakeups - w0;
+	if (woke > 5)
+		fail_msg("the engine woke %llu times in 25 carried calls", (unsigned long long)woke);
+	struct itimerspec cur;
+	assert_int_equal(ptimer_gettime(t, &cur), 0);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 2 * MS);
+	assert_int_equal(ptimer_getoverrun(t), 0);
+	/* A one-shot: the engine's again, one call, then none. */
+	struct itimerspec once = { { 0, 0 }, { 0, 10 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &once, NULL), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_int_equal(engine_kernel_timers(), before);
+	nanosleep(&(struct timespec){ 0, 5 * MS }, NULL); /* a call already on its way */
+	long c1 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	wait_calls_past(c1 + 1);
+	nanosleep(&(struct timespec){ 0, 50 * MS }, NULL);
+	assert_int_equal(__atomic_load_n(&calls, __ATOMIC_RELAXED), c1 + 1);
+	assert_int_equal(ptimer_delete(t), 0);
+}
+
+static void test_thread_slow_calls_all_run(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
+	timer_t t = thread_timer(2 * MS);
+	wait_carried(1);
+	/* Calls of 7 ms every 2 ms: the missed ones go to the pool, each. */
+	__atomic_store_n(&slow_ms, 7, __ATOMIC_RELAXED);
+	long c0 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	long long t0 = mono_ns();
+	nanosleep(&(struct timespec){ 0, 200 * MS }, NULL);
+	long expected = (long)((mono_ns() - t0) / (2 * MS));
+	long got = __atomic_load_n(&calls, __ATOMIC_RELAXED) - c0;
+	__atomic_store_n(&slow_ms, 0, __ATOMIC_RELAXED);
+	assert_int_equal(ptimer_delete(t), 0);
+	if (got < expected * 6 / 10)
+		fail_msg("%ld calls for %ld expiries", got, expected);
+	nanosleep(&(struct timespec){ 0, 20 * MS }, NULL); /* the last calls end */
+}
+
+static void test_thread_exit_gives_back(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
+	timer_t t = thread_timer(2 * MS);
+	wait_carried(1);
+	long c0 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
+	__atomic_store_n(&exit_at, c0 + 3, __ATOMIC_RELAXED);
+	wait_calls_past(c0 + 20); /* calls go on past the carrier's end */
+	__atomic_store_n(&exit_at, 0, __ATOMIC_RELAXED);
+	assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(stats().handed_off, 0);
+}
+
 static void test_fork_child_has_none(void **state)
 {
 	(void)state;
@@ -319,6 +463,9 @@ int main(void)
 		cmocka_unit_test(test_leeway_takes_back),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_untaken_stays),
+		cmocka_unit_test(test_thread_carried),
+		cmocka_unit_test(test_thread_slow_calls_all_run),
+		cmocka_unit_test(test_thread_exit_gives_back),
 		cmocka_unit_test(test_fork_child_has_none),
 	};
 	return cmocka_run_group_tests_name("handoff", tests, setup, teardown);

@@ -402,16 +402,24 @@ static void test_thread_slow_calls_all_run(void **state)
 	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
 	timer_t t = thread_timer(2 * MS);
 	wait_carried(1);
-	/* Calls of 7 ms every 2 ms: the missed ones go to the pool, each. */
+	/* Calls of 7 ms every 2 ms for 200 ms: one thread alone would
+	 * manage 2 in 7.  The missed ones go to the pool, each, and none is
+	 * lost while the timer lives: the count catches up with the
+	 * expiries once the calls are quick again. */
 	__atomic_store_n(&slow_ms, 7, __ATOMIC_RELAXED);
 	long c0 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
 	long long t0 = mono_ns();
 	nanosleep(&(struct timespec){ 0, 200 * MS }, NULL);
-	long expected = (long)((mono_ns() - t0) / (2 * MS));
-	long got = __atomic_load_n(&calls, __ATOMIC_RELAXED) - c0;
 	__atomic_store_n(&slow_ms, 0, __ATOMIC_RELAXED);
+	long got, expected;
+	long long end = mono_ns() + 10000 * MS;
+	do {
+		nanosleep(&(struct timespec){ 0, 10 * MS }, NULL);
+		got = __atomic_load_n(&calls, __ATOMIC_RELAXED) - c0;
+		expected = (long)((mono_ns() - t0) / (2 * MS));
+	} while (expected - got > 10 && mono_ns() < end);
 	assert_int_equal(ptimer_delete(t), 0);
-	if (got < expected * 6 / 10)
+	if (expected - got > 10) /* a few on their way, not the 70 a lone thread misses */
 		fail_msg("%ld calls for %ld expiries", got, expected);
 	nanosleep(&(struct timespec){ 0, 20 * MS }, NULL); /* the last calls end */
 }

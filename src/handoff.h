@@ -13,7 +13,9 @@
  * it is the kernel doing it.  The engine keeps the timer's ID and
  * fields, so that the readout, a checkpoint and gettime go on without a
  * system call (the kernel's expiries stay on the grid the engine keeps);
- * settime, getoverrun and delete ask the kernel.
+ * settime, getoverrun and delete ask the kernel.  A SIGEV_THREAD timer is
+ * carried instead by a worker woken by a kernel timer of its own
+ * (workers.h); it counts against the same cap.
  *
  * At most PTIMERS_HANDOFF timers at a time (default 64 in the drop-in,
  * whose program has no other way to create kernel timers; 0, off, for a

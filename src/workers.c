@@ -300,6 +300,11 @@ static void carry(union sigval v)
 		c->fn(c->value);
 		pthread_cleanup_pop(0);
 	}
+	/* The stop's wakeup may still be here (it came while a call ran):
+	 * take it, so that it does not wait on this worker. */
+	struct timespec zero = { 0, 0 };
+	while (syscall(SYS_rt_sigtimedwait, &own, NULL, &zero, sizeof(uint64_t)) > 0)
+		;
 out:
 	free(c);
 }

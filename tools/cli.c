@@ -111,7 +111,10 @@ static void usage_bench(FILE *f)
 		"              deleting timers for S seconds, a readout running beside them\n"
 		"  latency     lateness of a 1 ms periodic timer's signals, p50 and p99, alone\n"
 		"              and with 10,000 other timers armed, and the process's CPU\n"
-		"  wakeups     CPU of a 10 kHz SIGEV_THREAD timer (against glibc's); the\n"
+		"              (medians of 3 turns; handed to the kernel as in the drop-in,\n"
+		"              and sent by the engine's thread, PTIMERS_HANDOFF=0)\n"
+		"  wakeups     CPU of a 10 kHz SIGEV_THREAD timer (against glibc's; carried\n"
+		"              as in the drop-in, and with PTIMERS_HANDOFF=0); the\n"
 		"              engine's wakeups for 1,000 timers with 1 ms of leeway (against\n"
 		"              none), and for a million armed timers none of which is due\n"
 		"  expiry      a million timers due within one second: how late the last ones\n"
@@ -140,7 +143,7 @@ static void usage_bench(FILE *f)
 		"ratio: how many times better the engine is than its reference (above 1: the\n"
 		"engine wins).  Every run first prints this machine's reference costs (a\n"
 		"system call, a vDSO clock read, a signal sent and taken): ratios against the\n"
-		"kernel move with them.  All groups take about three minutes; memory needs\n"
+		"kernel move with them.  All groups take about five minutes; memory needs\n"
 		"about 2 GB.  PTIMERS_SPIN=N: the engine spins at most N%% of a CPU (default 2).\n");
 }
 

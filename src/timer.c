@@ -1070,6 +1070,7 @@ void pt_timer_fields_save(const struct pt_timer_fields *f, pid_t pid, int64_t no
 	s->armed = f->status != PT_DISARMED;
 	s->absolute = s->armed && (f->flags & PT_F_ABSOLUTE);
 	s->signal_pending = (f->flags & PT_F_SIG_QUEUED) != 0;
+	s->kernel = f->status == PT_KERNEL;
 	s->interval = f->interval;
 	if (!s->armed)
 		return;

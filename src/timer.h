@@ -123,6 +123,7 @@ struct pt_saved {
 	union sigval value;
 	pid_t target;           /* pid, or tid for SIGEV_THREAD_ID */
 	bool armed, absolute, signal_pending;
+	bool kernel;            /* handed to a kernel timer (handoff.h); not in an image */
 	int64_t remaining;      /* ns, as timer_gettime would say (0: disarmed) */
 	int64_t interval;       /* ns */
 	int64_t deadline;       /* ns on its clock: the expiry an absolute timer was armed for */

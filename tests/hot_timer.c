@@ -7,6 +7,8 @@
  * and signal, and the CPU the process used: tests/dropin.sh runs it
  * natively and under `ptimers exec`, where the engine hands such a timer
  * to a kernel timer of its ID.  Exit 0, or 1 naming what was wrong.
+ * With --hold it prints "ready" after its checks and keeps the timer
+ * (taking its signals) until its standard input ends, for `ptimers ls`.
  */
 #define _GNU_SOURCE
 #include <signal.h>
@@ -15,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool kernel_has(int id, int signo)
 {
@@ -34,8 +37,9 @@ static bool kernel_has(int id, int signo)
 	return found;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	bool hold = argc > 1 && strcmp(argv[1], "--hold") == 0;
 	int sig = SIGRTMIN + 3;
 	sigset_t set;
 	sigemptyset(&set);
@@ -64,6 +68,13 @@ int main(void)
 		}
 	}
 	printf("kernel timer with its ID: %s\n", kernel_has(id, sig) ? "yes" : "no");
+	if (hold) {
+		printf("ready\n");
+		fflush(stdout);
+		char c;
+		while (read(0, &c, 1) > 0)
+			;
+	}
 	timer_delete(t);
 	if (kernel_has(id, sig)) {
 		printf("the kernel timer outlived timer_delete\n");

@@ -56,8 +56,11 @@ static void row_of(const struct pt_saved *s, struct row *r)
 	r->have_times = true;
 	r->remaining = s->armed ? s->remaining : 0;
 	r->interval = s->armed ? s->interval : 0;
+	/* "kernel": handed to a kernel timer of its ID, or carried by a
+	 * worker (src/handoff.h); the kernel holds its overruns. */
 	snprintf(r->state, sizeof(r->state), "%s",
-		 !s->armed ? "disarmed" : s->signal_pending ? "armed signal-pending" : "armed");
+		 !s->armed ? "disarmed" : s->kernel ? "armed kernel"
+				      : s->signal_pending ? "armed signal-pending" : "armed");
 }
 
 /* The kernel's timers of a process, from its /proc/PID/timers text. */

@@ -371,6 +371,20 @@ __attribute__((constructor)) static void preload_init(void)
 		else if (strcmp(lw, "0") != 0)
 			warn_env("PTIMERS_LEEWAY", lw, "slack, or 0 for none");
 	}
+	/* Read by the engine itself (base.c, handoff.c), which keeps its
+	 * default for a bad value: say so here. */
+	static const struct {
+		const char *name, *expect;
+	} numbers[] = {
+		{ "PTIMERS_HANDOFF", "a whole number of timers, 0 for none" },
+		{ "PTIMERS_SPIN", "a percentage of a CPU, 0 for none" },
+	};
+	for (size_t i = 0; i < sizeof(numbers) / sizeof(numbers[0]); i++) {
+		const char *v = getenv(numbers[i].name);
+		char *end;
+		if (v && *v && (strtol(v, &end, 10) < 0 || *end))
+			warn_env(numbers[i].name, v, numbers[i].expect);
+	}
 	const char *max = getenv("PTIMERS_MAX_TIMERS");
 	if (max && *max) {
 		char *end;

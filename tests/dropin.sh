@@ -9,7 +9,7 @@ check() { # description, command...
   n=$((n+1))
   if out=$("$@" 2>&1); then echo "ok $n - $d"; else echo "not ok $n - $d"; echo "$out" | sed 's/^/# /'; fails=$((fails+1)); fi
 }
-echo "1..17"
+echo "1..18"
 check "demo runs on the engine and its timers fire" bash -c "'$ptimers' exec -- '$demo' | grep -q 'timers from: ptimers engine'"
 check "restore IDs through libc's prctl and timer_create" "$ptimers" exec -- "$restore"
 check "dense policy through --ids" bash -c "'$ptimers' exec --ids=dense -- '$demo' >/dev/null"
@@ -24,6 +24,7 @@ check "timer IDs continue across exec (execl, execv, execle, execvp) and restart
 check "bench refuses an unknown group" bash -c "out=\$('$ptimers' bench --only=calls,bogus 2>&1); [ \$? -eq 2 ] && echo \"\$out\" | grep -q \"no group\""
 check "--stats reports the engine's timers at exit" bash -c "'$ptimers' exec --stats -- '$demo' 2>&1 >/dev/null | grep -q 'timers on the engine (signal [1-9]'"
 check "a bad PTIMERS_IDS is reported and ignored" bash -c "PTIMERS_IDS=bogus '$ptimers' exec -- true 2>&1 | grep -q 'ignoring PTIMERS_IDS=bogus'"
+check "a bad PTIMERS_HANDOFF or PTIMERS_SPIN is reported and ignored" bash -c "PTIMERS_HANDOFF=lots PTIMERS_SPIN=-3 '$ptimers' exec -- true 2>&1 | grep -q 'ignoring PTIMERS_HANDOFF=lots' && PTIMERS_SPIN=-3 '$ptimers' exec -- true 2>&1 | grep -q 'ignoring PTIMERS_SPIN=-3' && [ -z \"\$(PTIMERS_HANDOFF=0 PTIMERS_SPIN=5 '$ptimers' exec -- true 2>&1)\" ]"
 # Where the kernel can create a timer with a given ID, the drop-in hands a
 # hot periodic timer to one (src/handoff.h); PTIMERS_HANDOFF=0 keeps it.
 if python3 -c 'import ctypes,sys; sys.exit(ctypes.CDLL(None).prctl(77, 2, 0, 0, 0) < 0)'; then

@@ -246,10 +246,38 @@ void pt_workers_set_carry_fns(bool (*start)(struct pt_carrier *c, int id, int ki
 	carry_lost = lost;
 }
 
-/* The function called pthread_exit on the carrier's thread. */
+/* A carrier is not one of the pool's workers: the pool keeps its own for
+ * the calls (the timer's missed ones among them), so one that is idle is
+ * started now if there is none, and the idle ones' end (down to one while
+ * SIGEV_THREAD timers exist) does not count the carrier. */
+static void pool_leave(void)
+{
+	pt_lock(&w.lock);
+	w.workers--;
+	bool spare = w.idle == 0 && w.starting == 0;
+	if (spare)
+		w.starting++;
+	pt_unlock(&w.lock);
+	if (spare && start_worker() != 0) {
+		pt_lock(&w.lock);
+		w.starting--;
+		pt_unlock(&w.lock);
+	}
+}
+
+static void pool_return(void)
+{
+	pt_lock(&w.lock);
+	w.workers++;
+	pt_unlock(&w.lock);
+}
+
+/* The function called pthread_exit on the carrier's thread (the pool's
+ * own handler, worker_gone(), runs next and counts it out). */
 static void carry_gone(void *arg)
 {
 	struct pt_carrier *c = arg;
+	pool_return();
 	if (carry_lost(c, c->id))
 		syscall(SYS_timer_delete, c->kid);
 	/* else stopped already: the stop deleted it */
@@ -283,7 +311,9 @@ static void carry(union sigval v)
 			syscall(SYS_timer_delete, kid); /* never armed: ours to delete */
 		goto out;
 	}
-	/* From here the kernel timer is deleted by whoever stops us. */
+	/* From here the kernel timer is deleted by whoever stops us, and
+	 * this thread is the timer's, not the pool's. */
+	pool_leave();
 	sigemptyset(&own);
 	sigaddset(&own, pt_own_signo);
 	for (;;) {
@@ -305,6 +335,7 @@ static void carry(union sigval v)
 	struct timespec zero = { 0, 0 };
 	while (syscall(SYS_rt_sigtimedwait, &own, NULL, &zero, sizeof(uint64_t)) > 0)
 		;
+	pool_return();
 out:
 	free(c);
 }

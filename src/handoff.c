@@ -5,7 +5,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,15 +78,8 @@ static int refused(int err)
 static bool queue_has_room(void)
 {
 	char buf[4096];
-	ssize_t n = -1;
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/status", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = pt_sys_read(fd, buf, sizeof(buf) - 1);
-		pt_sys_close(fd);
-	}
-	if (n <= 0)
+	if (pt_sys_read_file("/proc/self/status", buf, sizeof(buf)) <= 0)
 		return false;
-	buf[n] = '\0';
 	const char *p = strstr(buf, "\nSigQ:");
 	long pending, limit;
 	if (!p || sscanf(p + 6, "%ld/%ld", &pending, &limit) != 2)
@@ -104,40 +96,14 @@ static int settime(int id, int64_t expires, int64_t interval)
 	return syscall(SYS_timer_settime, id, TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
 }
 
-int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
-		     int64_t interval)
-{
-	struct sigevent ev = *sev;
-
-	/* Counted first: two expiries at once must not pass the cap. */
-	if (__atomic_add_fetch(&ho.count, 1, __ATOMIC_RELAXED) > __atomic_load_n(&ho.max, __ATOMIC_RELAXED)) {
-		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
-		return -EAGAIN;
-	}
-	pt_slice_pause(); /* the caller holds the timer's lock */
-	int err = 0;
-	if (!queue_has_room()) {
-		err = EAGAIN;
-	} else if (pt_sys_timer_create_id(clock, &ev, id) != 0) {
-		err = errno;
-	} else if ((err = -settime(id, expires, interval)) != 0) {
-		syscall(SYS_timer_delete, id);
-	}
-	pt_slice_resume();
-	if (err) {
-		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
-		return refused(err);
-	}
-	return 0;
-}
-
 bool pt_handoff_reserve(void)
 {
+	/* Counted first: two expiries at once must not pass the cap. */
 	if (__atomic_add_fetch(&ho.count, 1, __ATOMIC_RELAXED) > __atomic_load_n(&ho.max, __ATOMIC_RELAXED)) {
 		__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
 		return false;
 	}
-	pt_slice_pause();
+	pt_slice_pause(); /* the caller may hold the timer's lock */
 	bool room = queue_has_room();
 	pt_slice_resume();
 	if (!room) {
@@ -150,6 +116,27 @@ bool pt_handoff_reserve(void)
 void pt_handoff_release(void)
 {
 	__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+}
+
+int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
+		     int64_t interval)
+{
+	struct sigevent ev = *sev;
+
+	if (!pt_handoff_reserve())
+		return -EAGAIN;
+	pt_slice_pause(); /* the caller holds the timer's lock */
+	int err = 0;
+	if (pt_sys_timer_create_id(clock, &ev, id) != 0)
+		err = errno;
+	else if ((err = -settime(id, expires, interval)) != 0)
+		syscall(SYS_timer_delete, id);
+	pt_slice_resume();
+	if (err) {
+		pt_handoff_release();
+		return refused(err);
+	}
+	return 0;
 }
 
 int pt_handoff_rearm(int id, int64_t expires, int64_t interval)
@@ -165,7 +152,7 @@ void pt_handoff_end(int id)
 	pt_slice_pause();
 	syscall(SYS_timer_delete, id);
 	pt_slice_resume();
-	__atomic_sub_fetch(&ho.count, 1, __ATOMIC_RELAXED);
+	pt_handoff_release();
 }
 
 int pt_handoff_overrun(int id)

@@ -23,7 +23,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,23 +97,15 @@ int pt_notify_check(const struct sigevent *sev)
 static bool task_sigmask(pid_t tid, const char *field, int signo)
 {
 	char path[64], buf[2048];
-	ssize_t n = -1;
 
 	snprintf(path, sizeof(path), "/proc/self/task/%d/status", (int)tid);
 	/* Three system calls, and callers hold a timer's lock: outside the
 	 * time-slice extension, as every question to the kernel here. */
 	pt_slice_pause();
-	/* The system call itself: on the dispatcher, whose descriptor table
-	 * is its own, a sanitizer's view of the program's must not see it. */
-	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = pt_sys_read(fd, buf, sizeof(buf) - 1);
-		pt_sys_close(fd);
-	}
+	ssize_t n = pt_sys_read_file(path, buf, sizeof(buf));
 	pt_slice_resume();
 	if (n <= 0) /* no file: the thread is gone, nothing can be pending */
 		return false;
-	buf[n] = '\0';
 	const char *p = strstr(buf, field);
 	if (!p)
 		return false;

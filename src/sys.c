@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -39,6 +40,20 @@ int pt_sys_write_all(int fd, const void *buf, size_t len)
 		len -= (size_t)w;
 	}
 	return 0;
+}
+
+ssize_t pt_sys_read_file(const char *path, char *buf, size_t size)
+{
+	ssize_t n = -1;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = pt_sys_read(fd, buf, size - 1);
+		pt_sys_close(fd);
+	}
+	if (n < 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
 }
 
 static void pt_sys_timer_fork_child(void);

@@ -84,6 +84,12 @@ static inline int pt_sys_close(int fd)
 	return (int)syscall(SYS_close, fd);
 }
 
+/* A small file (a /proc status file) in one read, NUL-terminated, by the
+ * system calls themselves: on the dispatcher, whose descriptor table is
+ * its own, a sanitizer's view of the program's must not see them.  The
+ * length (at most size - 1), or -1 when it cannot be read. */
+ssize_t pt_sys_read_file(const char *path, char *buf, size_t size);
+
 static inline int64_t pt_ts_to_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * PT_NSEC_PER_SEC + ts->tv_nsec;

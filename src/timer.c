@@ -360,16 +360,36 @@ int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
 
 /* ---- handing off to the kernel (handoff.h) ---- */
 
-/* Could t, armed with this interval on this base, be carried by a kernel
- * timer of its ID: a periodic signal timer on a clock the kernel keeps as
- * the engine does (no CPU clock, no shift after a restore), without
- * leeway, which only the engine has. */
+/* Could a kernel timer keep t, armed with this interval on this base:
+ * periodic and hot enough, on a clock the kernel keeps as the engine does
+ * (no CPU clock, no shift after a restore), without leeway, which only
+ * the engine has.  Both a signal timer's handoff and a SIGEV_THREAD
+ * timer's carrier ask this. */
+static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t base)
+{
+	return interval > 0 && interval <= PT_HANDOFF_INTERVAL_NS &&
+	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
+	       t->cbase == PT_BASE_NONE && !t->leeway && pt_base_shift_of(base) == 0;
+}
+
+/* ... and a signal timer, handed to a kernel timer of its ID. */
 static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
 	return (t->notify == SIGEV_SIGNAL || t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)) &&
-	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
-	       t->cbase == PT_BASE_NONE && !t->leeway && interval > 0 &&
-	       interval <= PT_HANDOFF_INTERVAL_NS && pt_base_shift_of(base) == 0;
+	       kernel_keeps(t, interval, base);
+}
+
+/* The timer is the engine's again, armed at the next point of its grid,
+ * its overruns counted afresh.  t->lock held; the caller tells the queue
+ * (or re-arms it anyway). */
+static void rejoin_grid(struct pt_timer *t)
+{
+	int64_t now = base_now(t->base);
+	seq_begin(t);
+	forward(t, now, false);
+	WR(t->status, PT_ARMED);
+	WR(t->overrun, -1);
+	seq_end(t);
 }
 
 /* At an expiry of t (due, t->lock held, nothing of it in flight): hand
@@ -407,17 +427,12 @@ static bool hand_off(struct pt_timer *t)
 	return true;
 }
 
-/* A handed-off timer is the engine's again, armed at the next point of
- * its grid (its leeway changed).  t->lock held. */
+/* A handed-off timer is the engine's again (its leeway changed).  t->lock
+ * held. */
 static void take_back(struct pt_timer *t)
 {
 	pt_handoff_end(t->id);
-	int64_t now = base_now(t->base);
-	seq_begin(t);
-	forward(t, now, false);
-	WR(t->status, PT_ARMED);
-	WR(t->overrun, -1);
-	seq_end(t);
+	rejoin_grid(t);
 }
 
 /* A SIGEV_THREAD timer carried by a worker of its own (workers.h): the
@@ -425,10 +440,9 @@ static void take_back(struct pt_timer *t)
  * attributes gets a new thread each call).  Asked for at an expiry. */
 static void carry_ask(struct pt_timer *t)
 {
-	if (t->thr->carrier || t->thr->attrs.given || !t->interval || t->overrun_last ||
-	    (t->clockid != CLOCK_MONOTONIC && t->clockid != CLOCK_BOOTTIME) || t->cbase != PT_BASE_NONE ||
-	    t->leeway || t->interval > PT_HANDOFF_INTERVAL_NS || pt_base_shift_of(t->base) != 0 ||
-	    !pt_handoff_may(t->interval) || !pt_handoff_reserve())
+	if (t->thr->carrier || t->thr->attrs.given || t->overrun_last ||
+	    !kernel_keeps(t, t->interval, t->base) || !pt_handoff_may(t->interval) ||
+	    !pt_handoff_reserve())
 		return;
 	t->thr->carrier = pt_workers_carry(t->thr->fn, t->value, t->clockid, t->id);
 	if (!t->thr->carrier)
@@ -472,11 +486,7 @@ static bool carry_lost(struct pt_carrier *c, int id)
 	if (ours) {
 		t->thr->carrier = NULL;
 		pt_handoff_release();
-		int64_t now = base_now(t->base);
-		seq_begin(t);
-		forward(t, now, false);
-		WR(t->status, PT_ARMED);
-		seq_end(t);
+		rejoin_grid(t);
 		queued_changed(t);
 	}
 	unlock_timer(t);
@@ -494,13 +504,8 @@ static void carry_end(struct pt_timer *t)
 	t->thr->carrier = NULL;
 	pt_workers_carry_stop(c, carried);
 	pt_handoff_release();
-	if (carried) {
-		int64_t now = base_now(t->base);
-		seq_begin(t);
-		forward(t, now, false);
-		WR(t->status, PT_ARMED);
-		seq_end(t);
-	}
+	if (carried)
+		rejoin_grid(t);
 }
 
 /* ---- arm ---- */

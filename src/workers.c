@@ -107,6 +107,21 @@ static void run_with_attrs(const struct call *c)
 	pthread_attr_destroy(&attr);
 }
 
+/* w.lock held: let it go, starting a worker on the way if start (counted
+ * as starting meanwhile, so that no other thread starts one for the same
+ * need). */
+static void unlock_starting(bool start)
+{
+	if (start)
+		w.starting++;
+	pt_unlock(&w.lock);
+	if (start && start_worker() != 0) {
+		pt_lock(&w.lock);
+		w.starting--;
+		pt_unlock(&w.lock);
+	}
+}
+
 /* A worker leaves (idle too long, or its function called pthread_exit). */
 static void worker_gone(void *arg)
 {
@@ -115,15 +130,7 @@ static void worker_gone(void *arg)
 	w.workers--;
 	/* The last one of a pool still needed: the program's function ended
 	 * it, so it starts its successor on its way out. */
-	bool replace = w.workers + w.starting == 0 && (w.needed || w.len);
-	if (replace)
-		w.starting++;
-	pt_unlock(&w.lock);
-	if (replace && start_worker() != 0) {
-		pt_lock(&w.lock);
-		w.starting--;
-		pt_unlock(&w.lock);
-	}
+	unlock_starting(w.workers + w.starting == 0 && (w.needed || w.len));
 }
 
 static void run_call(struct call *c)
@@ -165,15 +172,7 @@ static void *worker(void *arg)
 		w.len--;
 		/* Nobody else idle: a spare, for a call that comes while this
 		 * one runs. */
-		bool spare = w.idle == 0 && w.starting == 0;
-		if (spare)
-			w.starting++;
-		pt_unlock(&w.lock);
-		if (spare && start_worker() != 0) {
-			pt_lock(&w.lock);
-			w.starting--;
-			pt_unlock(&w.lock);
-		}
+		unlock_starting(w.idle == 0 && w.starting == 0);
 		run_call(&c);
 		pt_lock(&w.lock);
 	}
@@ -236,6 +235,8 @@ struct pt_carrier {
 	int stop;    /* atomic: no longer wanted */
 };
 
+static const struct pt_thread_attrs no_attrs; /* the pool's own threads */
+
 static bool (*carry_start)(struct pt_carrier *c, int id, int kid);
 static bool (*carry_lost)(struct pt_carrier *c, int id);
 
@@ -254,15 +255,7 @@ static void pool_leave(void)
 {
 	pt_lock(&w.lock);
 	w.workers--;
-	bool spare = w.idle == 0 && w.starting == 0;
-	if (spare)
-		w.starting++;
-	pt_unlock(&w.lock);
-	if (spare && start_worker() != 0) {
-		pt_lock(&w.lock);
-		w.starting--;
-		pt_unlock(&w.lock);
-	}
+	unlock_starting(w.idle == 0 && w.starting == 0);
 }
 
 static void pool_return(void)
@@ -288,7 +281,6 @@ static void carry_gone(void *arg)
 static void carry(union sigval v)
 {
 	struct pt_carrier *c = v.sival_ptr;
-	static const struct pt_thread_attrs none;
 	struct sigevent sev;
 	sigset_t own;
 	int kid = -1;
@@ -324,7 +316,7 @@ static void carry(union sigval v)
 		if (r != pt_own_signo || si.si_code != SI_TIMER)
 			continue;
 		for (int i = 0; i < si.si_overrun; i++)
-			push_call(c->fn, c->value, &none); /* missed while a call ran */
+			push_call(c->fn, c->value, &no_attrs); /* missed while a call ran */
 		__atomic_fetch_add(&w.calls, 1, __ATOMIC_RELAXED);
 		pthread_cleanup_push(carry_gone, c);
 		c->fn(c->value);
@@ -350,8 +342,7 @@ struct pt_carrier *pt_workers_carry(void (*fn)(union sigval), union sigval value
 	c->clock = clock;
 	c->id = id;
 	c->kid = -1;
-	static const struct pt_thread_attrs none;
-	push_call(carry, (union sigval){ .sival_ptr = c }, &none);
+	push_call(carry, (union sigval){ .sival_ptr = c }, &no_attrs);
 	__atomic_fetch_sub(&w.calls, 1, __ATOMIC_RELAXED); /* not the program's */
 	return c;
 }

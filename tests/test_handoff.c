@@ -47,23 +47,28 @@ static struct ptimer_stats stats(void)
 	return s;
 }
 
-/* Does /proc/self/timers list a kernel timer with this ID and signal? */
-static bool kernel_has(int id, int signo)
+/* How many kernel timers /proc/self/timers lists with this signal, and
+ * this ID (id >= 0) or any. */
+static int kernel_timers(int id, int signo)
 {
 	FILE *f = fopen("/proc/self/timers", "r");
 	assert_non_null(f);
 	char line[256];
-	bool found = false;
-	int cur = -1;
+	int n = 0, cur = -1;
 	while (fgets(line, sizeof(line), f)) {
 		int v, s;
 		if (sscanf(line, "ID: %d", &v) == 1)
 			cur = v;
-		else if (sscanf(line, "signal: %d/", &s) == 1 && cur == id && s == signo)
-			found = true;
+		else if (sscanf(line, "signal: %d/", &s) == 1 && (id < 0 || cur == id) && s == signo)
+			n++;
 	}
 	fclose(f);
-	return found;
+	return n;
+}
+
+static bool kernel_has(int id, int signo)
+{
+	return kernel_timers(id, signo) > 0;
 }
 
 static timer_t periodic(int value, long long period_ns)
@@ -104,16 +109,25 @@ static bool quiet_for(long ms)
 	return sigtimedwait(&set, &(siginfo_t){ 0 }, &to) < 0 && errno == EAGAIN;
 }
 
-/* Wait until the engine has handed off n timers: at a first expiry. */
-static void wait_handed_off(uint64_t n)
+/* Wait until the engine has handed off n timers, at an expiry: taking
+ * the signals as they come (signals), or while a worker takes the calls. */
+static void wait_handed_off_by(uint64_t n, bool signals)
 {
 	long long end = mono_ns() + 5000 * MS;
 	while (stats().handed_off != n) {
 		if (mono_ns() > end)
 			fail_msg("%llu handed off, not %llu", (unsigned long long)stats().handed_off,
 				 (unsigned long long)n);
-		(void)take(); /* every expiry is a chance */
+		if (signals)
+			(void)take(); /* every expiry is a chance */
+		else
+			nanosleep(&(struct timespec){ 0, MS }, NULL);
 	}
+}
+
+static void wait_handed_off(uint64_t n)
+{
+	wait_handed_off_by(n, true);
 }
 
 static int setup(void **state)
@@ -324,17 +338,7 @@ static timer_t thread_timer(long long period_ns)
 /* Kernel timers on the engine's own signal. */
 static int engine_kernel_timers(void)
 {
-	FILE *f = fopen("/proc/self/timers", "r");
-	assert_non_null(f);
-	char line[256];
-	int n = 0, own = ptimer__engine_signo();
-	while (fgets(line, sizeof(line), f)) {
-		int s;
-		if (sscanf(line, "signal: %d/", &s) == 1 && s == own)
-			n++;
-	}
-	fclose(f);
-	return n;
+	return kernel_timers(-1, ptimer__engine_signo());
 }
 
 static void wait_calls_past(long n)
@@ -347,15 +351,13 @@ static void wait_calls_past(long n)
 	}
 }
 
-static void wait_carried(uint64_t n)
+/* A 2 ms SIGEV_THREAD timer, once a worker of its own carries it. */
+static timer_t carried_timer(void)
 {
-	long long end = mono_ns() + 5000 * MS;
-	while (stats().handed_off != n) {
-		if (mono_ns() > end)
-			fail_msg("%llu handed off, not %llu", (unsigned long long)stats().handed_off,
-				 (unsigned long long)n);
-		nanosleep(&(struct timespec){ 0, MS }, NULL);
-	}
+	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
+	timer_t t = thread_timer(2 * MS);
+	wait_handed_off_by(1, false);
+	return t;
 }
 
 static void test_thread_carried(void **state)
@@ -363,10 +365,8 @@ static void test_thread_carried(void **state)
 	(void)state;
 	if (!supported)
 		skip();
-	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
 	int before = engine_kernel_timers();
-	timer_t t = thread_timer(2 * MS);
-	wait_carried(1);
+	timer_t t = carried_timer();
 	long long end = mono_ns() + 5000 * MS;
 	while (engine_kernel_timers() != before + 1 && mono_ns() < end)
 		nanosleep(&(struct timespec){ 0, MS }, NULL); /* the carrier makes it */
@@ -432,9 +432,7 @@ static void test_thread_slow_calls_all_run(void **state)
 	(void)state;
 	if (!supported)
 		skip();
-	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
-	timer_t t = thread_timer(2 * MS);
-	wait_carried(1);
+	timer_t t = carried_timer();
 	slow_calls_all_run(t);
 }
 
@@ -446,9 +444,7 @@ static void test_pool_keeps_a_worker(void **state)
 	(void)state;
 	if (!supported)
 		skip();
-	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
-	timer_t t = thread_timer(2 * MS);
-	wait_carried(1);
+	timer_t t = carried_timer();
 	nanosleep(&(struct timespec){ 1, 300 * MS }, NULL); /* past the idle workers' second */
 	slow_calls_all_run(t);
 }
@@ -458,9 +454,7 @@ static void test_thread_exit_gives_back(void **state)
 	(void)state;
 	if (!supported)
 		skip();
-	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
-	timer_t t = thread_timer(2 * MS);
-	wait_carried(1);
+	timer_t t = carried_timer();
 	long c0 = __atomic_load_n(&calls, __ATOMIC_RELAXED);
 	__atomic_store_n(&exit_at, c0 + 3, __ATOMIC_RELAXED);
 	wait_calls_past(c0 + 20); /* calls go on past the carrier's end */

@@ -215,13 +215,11 @@ void pt_queue_settle(struct pt_qnode *n)
 	uint16_t want = q.ops->want(n, &key);
 	if (n->hn.pos != 0) {
 		struct pt_base *cur = pt_base_table[n->in_base];
-		if (want == n->in_base) {
-			/* Still queued means it came off the inbox: a new arming,
-			 * behind others at that key, as the kernel's re-queue
-			 * puts it. */
-			pt_heap_update(&cur->heap, &n->hn, key);
+		/* Still queued means it came off the inbox: a new arming,
+		 * behind others at that key, as the kernel's re-queue puts
+		 * it.  Without memory to move it, off and in again below. */
+		if (want == n->in_base && pt_heap_update(&cur->heap, &n->hn, key) == 0)
 			return;
-		}
 		pt_heap_remove(&cur->heap, &n->hn);
 	}
 	if (want != PT_BASE_NONE) {

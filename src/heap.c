@@ -2,21 +2,34 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "heap.h"
 #include "slice.h"
+
+/* The unit test builds this file with PT_HEAP_FAULTS and fails chosen
+ * allocations, to check that no failure loses or misorders an entry. */
+#ifdef PT_HEAP_FAULTS
+bool pt_heap_fault(void);
+#define FAULT() pt_heap_fault()
+#else
+#define FAULT() false
+#endif
+
+/* ---- one 4-ary heap ---- */
 
 #define ARITY 4
 #define BLOCK_SHIFT 12
 #define BLOCK_ENTS (1u << BLOCK_SHIFT) /* 4096 entries: 64 KiB */
 #define BLOCK_MASK (BLOCK_ENTS - 1)
+#define HEAP_MAX ((1u << 30) - 2) /* positions stay below the far heap's base */
 
 /* Entry i sits at slot i + 3 of 64-byte-aligned blocks: then the four
  * children of a node, 4i+1..4i+4, fill one cache line (slots 4(i+1) to
  * 4(i+1)+3, 16 bytes each), and a step down the heap touches one line. */
 #define SKEW 3
 
-static inline struct pt_heap_ent *ent(const struct pt_heap *h, uint32_t i)
+static inline struct pt_heap_ent *ent(const struct pt_iheap *h, uint32_t i)
 {
 	i += SKEW;
 	return &h->block[i >> BLOCK_SHIFT][i & BLOCK_MASK];
@@ -31,13 +44,13 @@ static inline bool before(const struct pt_heap_ent *a, const struct pt_heap_ent 
 	return (int32_t)(a->node->order - b->node->order) < 0;
 }
 
-static inline void place(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
+static inline void place(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
 {
 	*ent(h, i) = e;
-	e.node->pos = i + 1;
+	e.node->pos = h->posbase + i + 1;
 }
 
-static void sift_up(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
+static void sift_up(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
 {
 	while (i > 0) {
 		uint32_t parent = (i - 1) / ARITY;
@@ -50,7 +63,7 @@ static void sift_up(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
 	place(h, i, e);
 }
 
-static void sift_down(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
+static void sift_down(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
 {
 	for (;;) {
 		uint32_t first = i * ARITY + 1;
@@ -80,7 +93,7 @@ static void sift_down(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
 }
 
 /* Put e at i, which was emptied, wherever it belongs from there. */
-static void settle(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
+static void settle(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
 {
 	if (i > 0 && before(&e, ent(h, (i - 1) / ARITY)))
 		sift_up(h, i, e);
@@ -88,38 +101,19 @@ static void settle(struct pt_heap *h, uint32_t i, struct pt_heap_ent e)
 		sift_down(h, i, e);
 }
 
-struct pt_heap_ent pt_heap_top(const struct pt_heap *h)
-{
-	return *ent(h, 0);
-}
-
-int64_t pt_heap_key(const struct pt_heap *h, const struct pt_heap_node *node)
-{
-	return ent(h, node->pos - 1)->key;
-}
-
 /* Growing and shrinking may reach the kernel (brk, mmap): the caller's
  * lock has asked for a time-slice extension, withdrawn around them. */
-static int grow_blocks(struct pt_heap *h);
-static int grow(struct pt_heap *h)
-{
-	pt_slice_pause();
-	int r = grow_blocks(h);
-	pt_slice_resume();
-	return r;
-}
-
-static int grow_blocks(struct pt_heap *h)
+static int grow_blocks(struct pt_iheap *h)
 {
 	if (h->nblocks == h->cap_blocks) {
 		uint32_t cap = h->cap_blocks ? h->cap_blocks * 2 : 4;
-		struct pt_heap_ent **t = realloc(h->block, cap * sizeof(*t));
+		struct pt_heap_ent **t = FAULT() ? NULL : realloc(h->block, cap * sizeof(*t));
 		if (!t)
 			return -ENOMEM;
 		h->block = t;
 		__atomic_store_n(&h->cap_blocks, cap, __ATOMIC_RELAXED); /* pt_heap_bytes reads it */
 	}
-	struct pt_heap_ent *b = aligned_alloc(64, BLOCK_ENTS * sizeof(*b));
+	struct pt_heap_ent *b = FAULT() ? NULL : aligned_alloc(64, BLOCK_ENTS * sizeof(*b));
 	if (!b)
 		return -ENOMEM;
 	h->block[h->nblocks] = b;
@@ -127,9 +121,26 @@ static int grow_blocks(struct pt_heap *h)
 	return 0;
 }
 
+/* Room for k more entries: 0, or -ENOMEM (what was had is kept). */
+static int iheap_reserve(struct pt_iheap *h, uint32_t k)
+{
+	if (k > HEAP_MAX - h->n)
+		return -ENOMEM;
+	uint64_t need = (uint64_t)h->n + k + SKEW;
+	if (need <= (uint64_t)h->nblocks * BLOCK_ENTS)
+		return 0;
+	pt_slice_pause();
+	int r = 0;
+	while (r == 0 && need > (uint64_t)h->nblocks * BLOCK_ENTS)
+		r = grow_blocks(h);
+	pt_slice_resume();
+	return r;
+}
+
 /* Keep one spare block beyond what is used, so that a heap hovering at a
- * block boundary does not allocate and free on every change. */
-static void shrink(struct pt_heap *h)
+ * block boundary does not allocate and free on every change, and never
+ * give back the first (the tiers count on it: heap.h). */
+static void shrink(struct pt_iheap *h)
 {
 	if (h->nblocks > 1 && (h->nblocks - 2) * BLOCK_ENTS >= h->n + SKEW) {
 		pt_slice_pause();
@@ -142,45 +153,522 @@ static void shrink(struct pt_heap *h)
 	}
 }
 
-int pt_heap_insert(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
+/* Room reserved. */
+static void iheap_push(struct pt_iheap *h, struct pt_heap_ent e)
 {
-	if (h->n + SKEW == h->nblocks * BLOCK_ENTS && grow(h) != 0)
-		return -ENOMEM;
-	if (h->nblocks == 0 && grow(h) != 0)
-		return -ENOMEM;
-	node->order = h->order++;
-	sift_up(h, h->n++, (struct pt_heap_ent){ key, node });
-	return 0;
+	sift_up(h, h->n++, e);
 }
 
-void pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
+static void iheap_take(struct pt_iheap *h, uint32_t i)
 {
-	node->order = h->order++;
-	settle(h, node->pos - 1, (struct pt_heap_ent){ key, node });
-}
-
-void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node)
-{
-	uint32_t i = node->pos - 1;
-
-	node->pos = 0;
 	if (--h->n != i)
 		settle(h, i, *ent(h, h->n));
 	shrink(h);
 }
 
-void pt_heap_release(struct pt_heap *h)
+static void iheap_release(struct pt_iheap *h)
 {
 	for (uint32_t i = 0; i < h->nblocks; i++)
 		free(h->block[i]);
 	free(h->block);
+	uint32_t base = h->posbase;
+	*h = (struct pt_iheap){ .posbase = base };
+}
+
+static uint64_t iheap_bytes(const struct pt_iheap *h)
+{
+	return (uint64_t)__atomic_load_n(&h->nblocks, __ATOMIC_RELAXED) * BLOCK_ENTS *
+		       sizeof(struct pt_heap_ent) +
+	       (uint64_t)__atomic_load_n(&h->cap_blocks, __ATOMIC_RELAXED) * sizeof(struct pt_heap_ent *);
+}
+
+/* ---- the tiers ---- */
+
+#define L1_SHIFT 20   /* an L1 bucket: 2^20 ns */
+#define L2_SHIFT 28   /* an L2 bucket, and the L1 window: 2^28 ns */
+#define WIN_SHIFT 36  /* the L2 window: 2^36 ns */
+#define NSLOTS 256
+#define IDX_BITS 21
+#define BUCKET_MAX ((1u << IDX_BITS) - 1)
+#define POS_RING (1u << 31) /* | level << 29 | slot << 21 | index */
+#define POS_FAR (1u << 30)  /* the far heap's posbase */
+#define DIRECT_MAX (2 * BLOCK_ENTS) /* an L2 bucket this small goes straight to the near heap */
+
+struct bucket {
+	struct pt_heap_ent *e;
+	uint32_t n, cap;
+};
+
+struct level {
+	struct bucket b[NSLOTS];
+	uint64_t map[NSLOTS / 64]; /* buckets that hold entries */
+	uint32_t count;
+};
+
+struct pt_heap_tiers {
+	struct level lv[2];
+	uint64_t w1, w2; /* the L1 and L2 windows' starts (biased keys, aligned) */
+};
+
+/* Keys biased so that unsigned order is signed order. */
+static inline uint64_t ukey(int64_t k)
+{
+	return (uint64_t)k ^ (1ull << 63);
+}
+
+static inline uint64_t align_down(uint64_t k, unsigned shift)
+{
+	return k & ~((1ull << shift) - 1);
+}
+
+static inline uint32_t ring_pos(unsigned lvl, unsigned slot, uint32_t i)
+{
+	return POS_RING | lvl << 29 | slot << IDX_BITS | i;
+}
+
+static void add_bytes(struct pt_heap *h, int64_t d)
+{
+	__atomic_store_n(&h->tier_bytes, h->tier_bytes + (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+static int bucket_grow(struct pt_heap *h, struct bucket *b, uint32_t want)
+{
+	if (want <= b->cap)
+		return 0;
+	if (want > BUCKET_MAX)
+		return -ENOMEM;
+	uint32_t cap = b->cap ? b->cap : 8;
+	while (cap < want)
+		cap *= 2;
+	pt_slice_pause();
+	struct pt_heap_ent *e = FAULT() ? NULL : realloc(b->e, cap * sizeof(*e));
+	pt_slice_resume();
+	if (!e)
+		return -ENOMEM;
+	add_bytes(h, (int64_t)(cap - b->cap) * (int64_t)sizeof(*e));
+	b->e = e;
+	b->cap = cap;
+	return 0;
+}
+
+static void bucket_free(struct pt_heap *h, struct level *l, unsigned slot)
+{
+	struct bucket *b = &l->b[slot];
+	add_bytes(h, -(int64_t)b->cap * (int64_t)sizeof(*b->e));
+	pt_slice_pause();
+	free(b->e);
+	pt_slice_resume();
+	*b = (struct bucket){ 0 };
+	l->map[slot / 64] &= ~(1ull << (slot % 64));
+}
+
+/* Room reserved. */
+static void bucket_push(struct pt_heap_tiers *t, unsigned lvl, unsigned slot, struct pt_heap_ent e)
+{
+	struct level *l = &t->lv[lvl];
+	struct bucket *b = &l->b[slot];
+	b->e[b->n] = e;
+	e.node->pos = ring_pos(lvl, slot, b->n);
+	b->n++;
+	l->count++;
+	l->map[slot / 64] |= 1ull << (slot % 64);
+}
+
+static void bucket_take(struct pt_heap *h, unsigned lvl, unsigned slot, uint32_t i)
+{
+	struct level *l = &h->tiers->lv[lvl];
+	struct bucket *b = &l->b[slot];
+	if (--b->n != i) {
+		b->e[i] = b->e[b->n];
+		b->e[i].node->pos = ring_pos(lvl, slot, i);
+	}
+	l->count--;
+	if (b->n == 0)
+		bucket_free(h, l, slot);
+}
+
+static int first_slot(const struct level *l)
+{
+	for (unsigned w = 0; w < NSLOTS / 64; w++)
+		if (l->map[w])
+			return (int)(w * 64 + (unsigned)__builtin_ctzll(l->map[w]));
+	return -1;
+}
+
+/* Where an entry at k goes. */
+enum tier { NEAR, L1, L2, FAR };
+
+static enum tier route(const struct pt_heap *h, uint64_t k, unsigned *slot)
+{
+	const struct pt_heap_tiers *t = h->tiers;
+	if (!t || k < h->near_end)
+		return NEAR;
+	if (k < t->w1 + (1ull << L2_SHIFT)) {
+		*slot = (unsigned)(k >> L1_SHIFT) % NSLOTS;
+		return L1;
+	}
+	if (k < t->w2 + (1ull << WIN_SHIFT)) {
+		*slot = (unsigned)(k >> L2_SHIFT) % NSLOTS;
+		return L2;
+	}
+	return FAR;
+}
+
+/* Room for one entry where route() said (a full bucket sends it to the
+ * far heap: the far heap may hold anything not due before near_end). */
+static int reserve(struct pt_heap *h, enum tier *where, unsigned slot)
+{
+	if (*where == NEAR)
+		return iheap_reserve(&h->near, 1);
+	if (*where != FAR) {
+		struct bucket *b = &h->tiers->lv[*where == L2].b[slot];
+		if (bucket_grow(h, b, b->n + 1) == 0)
+			return 0;
+		*where = FAR;
+	}
+	return iheap_reserve(&h->far, 1);
+}
+
+static void put(struct pt_heap *h, enum tier where, unsigned slot, struct pt_heap_ent e)
+{
+	switch (where) {
+	case NEAR:
+		iheap_push(&h->near, e);
+		break;
+	case FAR:
+		iheap_push(&h->far, e);
+		break;
+	default:
+		bucket_push(h->tiers, where == L2, slot, e);
+	}
+}
+
+static int place_entry(struct pt_heap *h, struct pt_heap_ent e)
+{
+	unsigned slot = 0;
+	enum tier where = route(h, ukey(e.key), &slot);
+	int r = reserve(h, &where, slot);
+	if (r == 0)
+		put(h, where, slot, e);
+	return r;
+}
+
+/* Where a queued node's entry is. */
+static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_node *node)
+{
+	uint32_t pos = node->pos;
+	if (pos & POS_RING)
+		return &h->tiers->lv[pos >> 29 & 1].b[pos >> IDX_BITS & (NSLOTS - 1)].e[pos & BUCKET_MAX];
+	if (pos > POS_FAR)
+		return ent(&h->far, pos - POS_FAR - 1);
+	return ent(&h->near, pos - 1);
+}
+
+static void detach(struct pt_heap *h, struct pt_heap_node *node)
+{
+	uint32_t pos = node->pos;
+	node->pos = 0;
+	if (pos & POS_RING)
+		bucket_take(h, pos >> 29 & 1, pos >> IDX_BITS & (NSLOTS - 1), pos & BUCKET_MAX);
+	else if (pos > POS_FAR)
+		iheap_take(&h->far, pos - POS_FAR - 1);
+	else
+		iheap_take(&h->near, pos - 1);
+}
+
+/* ---- moving entries down the tiers ---- */
+
+static inline void near_end_at_least(struct pt_heap *h, uint64_t k)
+{
+	if (h->near_end < k)
+		h->near_end = k;
+}
+
+/* The last resort, when memory for a move cannot be had: the single
+ * earliest entry outside the near heap goes in, found by a look through
+ * the first bucket of each level and the far heap's top.  The near heap
+ * always has room for it: it is empty and keeps its first block. */
+static void extract_min(struct pt_heap *h)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	struct pt_heap_ent *best = NULL;
+	unsigned blvl = 0, bslot = 0;
+	uint32_t bi = 0;
+	for (unsigned lvl = 0; lvl < 2; lvl++) {
+		int s = first_slot(&t->lv[lvl]);
+		if (s < 0)
+			continue;
+		struct bucket *b = &t->lv[lvl].b[s];
+		for (uint32_t i = 0; i < b->n; i++)
+			if (!best || before(&b->e[i], best)) {
+				best = &b->e[i];
+				blvl = lvl, bslot = (unsigned)s, bi = i;
+			}
+	}
+	struct pt_heap_ent e;
+	if (!best && !h->far.n)
+		return;
+	if (h->far.n && (!best || before(ent(&h->far, 0), best))) {
+		e = *ent(&h->far, 0);
+		iheap_take(&h->far, 0);
+	} else {
+		e = *best;
+		bucket_take(h, blvl, bslot, bi);
+	}
+	near_end_at_least(h, ukey(e.key));
+	if (iheap_reserve(&h->near, 1) == 0)
+		iheap_push(&h->near, e);
+}
+
+/* An L1 bucket into the near heap. */
+static void bucket_to_near(struct pt_heap *h, unsigned lvl, unsigned slot)
+{
+	struct level *l = &h->tiers->lv[lvl];
+	struct bucket *b = &l->b[slot];
+	for (uint32_t i = 0; i < b->n; i++) {
+		if (i + 8 < b->n)
+			__builtin_prefetch(b->e[i + 8].node, 1);
+		iheap_push(&h->near, b->e[i]);
+	}
+	l->count -= b->n;
+	bucket_free(h, l, slot);
+}
+
+/* An L2 bucket spread over the (empty) L1 level, which takes its window:
+ * the buckets it needs are sized first, so that a failure moves nothing. */
+static int spread(struct pt_heap *h, unsigned slot)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	struct bucket *src = &t->lv[1].b[slot];
+	uint32_t count[NSLOTS] = { 0 };
+	for (uint32_t i = 0; i < src->n; i++)
+		count[(ukey(src->e[i].key) >> L1_SHIFT) % NSLOTS]++;
+	for (unsigned s = 0; s < NSLOTS; s++)
+		if (count[s] && bucket_grow(h, &t->lv[0].b[s], count[s]) != 0) {
+			for (unsigned u = 0; u <= s; u++)
+				if (t->lv[0].b[u].e)
+					bucket_free(h, &t->lv[0], u);
+			return -ENOMEM;
+		}
+	uint64_t start = t->w2 + ((uint64_t)slot << L2_SHIFT);
+	t->w1 = start;
+	near_end_at_least(h, start);
+	for (uint32_t i = 0; i < src->n; i++) {
+		if (i + 8 < src->n)
+			__builtin_prefetch(src->e[i + 8].node, 1);
+		struct pt_heap_ent e = src->e[i];
+		bucket_push(t, 0, (unsigned)(ukey(e.key) >> L1_SHIFT) % NSLOTS, e);
+	}
+	t->lv[1].count -= src->n;
+	bucket_free(h, &t->lv[1], slot);
+	return 0;
+}
+
+/* Only the far heap holds entries: its earliest window comes down.  Keeps
+ * what it could not place there.  Returns how many moved. */
+static uint32_t pull_far(struct pt_heap *h)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	uint64_t f = ukey(ent(&h->far, 0)->key);
+	t->w2 = align_down(f, WIN_SHIFT);
+	t->w1 = align_down(f, L2_SHIFT);
+	near_end_at_least(h, align_down(f, L1_SHIFT));
+	uint32_t moved = 0;
+	while (h->far.n) {
+		struct pt_heap_ent e = *ent(&h->far, 0);
+		unsigned slot = 0;
+		enum tier where = route(h, ukey(e.key), &slot);
+		if (where == FAR)
+			break;
+		struct bucket *b = &t->lv[where == L2].b[slot];
+		if (bucket_grow(h, b, b->n + 1) != 0)
+			break;
+		iheap_take(&h->far, 0);
+		bucket_push(t, where == L2, slot, e);
+		moved++;
+	}
+	return moved;
+}
+
+/* The near heap is empty and the queue is not: bring down what is due
+ * next.  Every entry outside the near heap goes after every entry in it
+ * (all at or past near_end); the far heap may hold anything past
+ * near_end, so it is asked first each time. */
+static void advance(struct pt_heap *h)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	while (h->near.n == 0 && h->n) {
+		uint64_t f = h->far.n ? ukey(ent(&h->far, 0)->key) : UINT64_MAX;
+		int s = first_slot(&t->lv[0]);
+		if (s >= 0) {
+			uint64_t end = t->w1 + ((uint64_t)(s + 1) << L1_SHIFT);
+			if (f < end || iheap_reserve(&h->near, t->lv[0].b[s].n) != 0) {
+				extract_min(h);
+				continue;
+			}
+			near_end_at_least(h, end);
+			bucket_to_near(h, 0, (unsigned)s);
+			continue;
+		}
+		s = first_slot(&t->lv[1]);
+		if (s >= 0) {
+			uint64_t start = t->w2 + ((uint64_t)s << L2_SHIFT), end = start + (1ull << L2_SHIFT);
+			struct bucket *b = &t->lv[1].b[s];
+			if (f < end) {
+				extract_min(h);
+			} else if (b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
+				/* Few: straight in, the L1 window passed over. */
+				t->w1 = start;
+				near_end_at_least(h, end);
+				bucket_to_near(h, 1, (unsigned)s);
+			} else if (spread(h, (unsigned)s) != 0) {
+				extract_min(h);
+			}
+			continue;
+		}
+		if (!h->far.n)
+			break; /* cannot be: n counts what is queued */
+		if (pull_far(h) == 0)
+			extract_min(h);
+	}
+}
+
+/* The queue has grown big: tiers, and what the near heap holds beyond
+ * its first bucket's worth goes out to them (latest first, so that if
+ * memory runs out halfway, what stays is all earlier than what left). */
+static int desc(const void *a, const void *b)
+{
+	return before(b, a) ? -1 : before(a, b) ? 1 : 0;
+}
+
+static void activate(struct pt_heap *h)
+{
+	uint32_t n = h->near.n;
+	struct pt_heap_tiers *t = FAULT() ? NULL : calloc(1, sizeof(*t));
+	struct pt_heap_ent *all = FAULT() ? NULL : malloc(n * sizeof(*all));
+	if (!t || !all || n == 0) {
+		free(t);
+		free(all);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		all[i] = *ent(&h->near, i);
+	qsort(all, n, sizeof(*all), desc);
+	uint64_t m = ukey(all[n - 1].key);
+	t->w2 = align_down(m, WIN_SHIFT);
+	t->w1 = align_down(m, L2_SHIFT);
+	h->tiers = t;
+	h->near_end = align_down(m, L1_SHIFT) + (1ull << L1_SHIFT);
+	add_bytes(h, sizeof(*t));
+	h->near.n = 0; /* its blocks stay: room for every entry it had */
+	bool out = true;
+	for (uint32_t i = 0; i < n; i++) {
+		struct pt_heap_ent e = all[i];
+		if (out && ukey(e.key) >= h->near_end) {
+			unsigned slot = 0;
+			enum tier where = route(h, ukey(e.key), &slot);
+			if (reserve(h, &where, slot) == 0) {
+				put(h, where, slot, e);
+				continue;
+			}
+			out = false;
+			h->near_end = ukey(e.key);
+		}
+		iheap_push(&h->near, e);
+	}
+	free(all);
+}
+
+static void deactivate(struct pt_heap *h)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	for (unsigned lvl = 0; lvl < 2; lvl++)
+		for (unsigned s = 0; s < NSLOTS; s++)
+			if (t->lv[lvl].b[s].e)
+				bucket_free(h, &t->lv[lvl], s);
+	h->tiers = NULL;
+	free(t);
+	__atomic_store_n(&h->tier_bytes, 0, __ATOMIC_RELAXED);
+	iheap_release(&h->far);
+}
+
+/* ---- the queue ---- */
+
+struct pt_heap_ent pt_heap_top(struct pt_heap *h)
+{
+	if (h->near.n == 0)
+		advance(h);
+	return *ent(&h->near, 0);
+}
+
+int64_t pt_heap_key(const struct pt_heap *h, const struct pt_heap_node *node)
+{
+	return find(h, node)->key;
+}
+
+int pt_heap_insert(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
+{
+	if (!h->tiers && h->n + 1 >= PT_HEAP_TIERS)
+		activate(h);
+	node->order = h->order++;
+	int r = place_entry(h, (struct pt_heap_ent){ key, node });
+	if (r == 0)
+		h->n++;
+	return r;
+}
+
+int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
+{
+	uint32_t pos = node->pos;
+	unsigned slot = 0;
+	enum tier where = route(h, ukey(key), &slot);
+	struct pt_heap_ent e = { key, node };
+
+	if (where == NEAR && !(pos & POS_RING) && pos <= POS_FAR) {
+		node->order = h->order++;
+		settle(&h->near, pos - 1, e);
+		return 0;
+	}
+	if (where == FAR && !(pos & POS_RING) && pos > POS_FAR) {
+		node->order = h->order++;
+		settle(&h->far, pos - POS_FAR - 1, e);
+		return 0;
+	}
+	if ((where == L1 || where == L2) && (pos & POS_RING) && (pos >> 29 & 1) == (where == L2) &&
+	    (pos >> IDX_BITS & (NSLOTS - 1)) == slot) {
+		/* The same bucket: buckets are unsorted. */
+		node->order = h->order++;
+		find(h, node)->key = key;
+		return 0;
+	}
+	/* Another tier: room there first, so that a failure changes nothing. */
+	if (reserve(h, &where, slot) != 0)
+		return -ENOMEM;
+	detach(h, node);
+	node->order = h->order++;
+	put(h, where, slot, e);
+	return 0;
+}
+
+void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node)
+{
+	detach(h, node);
+	if (--h->n == 0 && h->tiers)
+		deactivate(h);
+}
+
+void pt_heap_release(struct pt_heap *h)
+{
+	if (h->tiers)
+		deactivate(h);
+	iheap_release(&h->near);
+	iheap_release(&h->far);
 	*h = (struct pt_heap)PT_HEAP_INIT;
 }
 
 uint64_t pt_heap_bytes(const struct pt_heap *h)
 {
 	/* Any thread (the statistics): the owner changes these as it runs. */
-	return (uint64_t)__atomic_load_n(&h->nblocks, __ATOMIC_RELAXED) * BLOCK_ENTS *
-		       sizeof(struct pt_heap_ent) +
-	       (uint64_t)__atomic_load_n(&h->cap_blocks, __ATOMIC_RELAXED) * sizeof(struct pt_heap_ent *);
+	return iheap_bytes(&h->near) + iheap_bytes(&h->far) +
+	       __atomic_load_n(&h->tier_bytes, __ATOMIC_RELAXED);
 }

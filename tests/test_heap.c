@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests of the generic heap (src/heap.c) on its own, against a
- * reference model: smallest key first, equal keys in insertion order. */
+/* Unit tests of the generic expiry queue (src/heap.c) on its own, against
+ * a reference model: smallest key first, equal keys in insertion order.
+ * Built with PT_HEAP_FAULTS: the queue asks pt_heap_fault() before each
+ * allocation, and the tests fail some. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +14,17 @@
 #include <cmocka.h>
 
 #include "heap.h"
+
+/* Every fail_every-th allocation of the queue fails (0: none). */
+static unsigned fail_every, allocations, faults;
+
+bool pt_heap_fault(void)
+{
+	if (!fail_every || ++allocations % fail_every != 0)
+		return false;
+	faults++;
+	return true;
+}
 
 struct item {
 	struct pt_heap_node hn;
@@ -141,12 +155,182 @@ static void test_random_against_model(void **state)
 	free(it);
 }
 
+/* A clock's queue: keys near a "now" that moves on as the earliest go,
+ * spread from the past to days ahead, so that every tier and every move
+ * between them is used (the queue turns tiered at PT_HEAP_TIERS), with
+ * ties, and starting either side of zero.  fail: every fail-th allocation
+ * fails; an insert or update that fails must leave the queue as it was. */
+static void tiers_against_model(int64_t start, unsigned fail)
+{
+	enum { N = 3000, STEPS = 120000 };
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N, sizeof(*it));
+	uint64_t clock = 0, rnd = 7 + (uint64_t)start;
+	int64_t now = start;
+	int queued = 0, failed = 0;
+	assert_non_null(it);
+	fail_every = fail;
+	allocations = faults = 0;
+	for (int s = 0; s < STEPS; s++) {
+		rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+		struct item *x = &it[(rnd >> 33) % N];
+		unsigned pick = (unsigned)(rnd >> 16) % 100;
+		/* Insert and re-key more often than pop while small, so the
+		 * queue grows past the tiers' threshold and stays there. */
+		int op = queued < N / 2 ? (int)(rnd >> 24) % 8 : (int)(rnd >> 24) % 4;
+		int64_t span = pick < 10 ? -(1 << 20) : pick < 40 ? 1 << 20 : pick < 60 ? 1 << 28 :
+			       pick < 80 ? 1ll << 36 : pick < 90 ? 1ll << 44 : 0;
+		int64_t key = span ? now + (int64_t)((rnd >> 11) % (uint64_t)(span < 0 ? -span : span)) * (span < 0 ? -1 : 1)
+				   : it[(rnd >> 40) % N].queued ? it[(rnd >> 40) % N].key : now;
+		if (!x->queued) {
+			int r = pt_heap_insert(&h, &x->hn, key);
+			if (r != 0) {
+				assert_int_equal(r, -ENOMEM);
+				assert_int_equal(x->hn.pos, 0);
+				failed++;
+				continue;
+			}
+			x->key = key;
+			x->when = clock++;
+			x->queued = 1;
+			queued++;
+		} else if (op == 0 || op >= 4) {
+			if (pt_heap_update(&h, &x->hn, key) != 0) {
+				failed++;
+				assert_int_equal(pt_heap_key(&h, &x->hn), x->key);
+				continue;
+			}
+			x->key = key;
+			x->when = clock++;
+		} else if (op == 1) {
+			struct pt_heap_ent e = pt_heap_top(&h);
+			struct item *m = model_min(it, N);
+			assert_ptr_equal(item_of(e.node), m);
+			assert_int_equal(e.key, m->key);
+			pt_heap_remove(&h, e.node);
+			m->queued = 0;
+			queued--;
+			if (e.key > now)
+				now = e.key;
+		} else {
+			assert_int_equal(pt_heap_key(&h, &x->hn), x->key);
+			pt_heap_remove(&h, &x->hn);
+			x->queued = 0;
+			queued--;
+		}
+		assert_int_equal(h.n, queued);
+	}
+	fail_every = 0;
+	if (fail)
+		assert_true(faults > 0);
+	(void)failed;
+	while (!pt_heap_empty(&h)) {
+		struct pt_heap_ent e = pt_heap_top(&h);
+		struct item *m = model_min(it, N);
+		assert_ptr_equal(item_of(e.node), m);
+		pt_heap_remove(&h, e.node);
+		m->queued = 0;
+	}
+	/* Empty: the tiers are gone, the near heap keeps one block. */
+	assert_null(h.tiers);
+	assert_true(pt_heap_bytes(&h) <= 4096 * sizeof(struct pt_heap_ent) + 4 * sizeof(void *));
+	pt_heap_release(&h);
+	assert_int_equal(pt_heap_bytes(&h), 0);
+	free(it);
+}
+
+static void test_tiers_against_model(void **state)
+{
+	(void)state;
+	tiers_against_model(1000000000000ll, 0);
+	tiers_against_model(-(1ll << 36) - 12345, 0); /* across zero */
+	tiers_against_model(INT64_MAX - (1ll << 46), 0);
+}
+
+static void test_tiers_without_memory(void **state)
+{
+	(void)state;
+	tiers_against_model(5000000000ll, 3);
+	tiers_against_model(5000000000ll, 17);
+	tiers_against_model(-(1ll << 40), 101);
+}
+
+/* 300,000 entries spread over a second, taken in order: the shape of
+ * the expiry bench, through the tiers. */
+static void test_million_in_order(void **state)
+{
+	(void)state;
+	enum { N = 300000 };
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N, sizeof(*it));
+	assert_non_null(it);
+	fail_every = 0;
+	for (int i = 0; i < N; i++) {
+		int64_t key = 700000000 + (int64_t)(((uint64_t)i * 2654435761u) % N) * 3333;
+		assert_int_equal(pt_heap_insert(&h, &it[i].hn, key), 0);
+		it[i].key = key;
+	}
+	assert_non_null(h.tiers);
+	int64_t last = INT64_MIN;
+	for (int i = 0; i < N; i++) {
+		struct pt_heap_ent e = pt_heap_top(&h);
+		assert_true(e.key >= last);
+		assert_int_equal(e.key, item_of(e.node)->key);
+		last = e.key;
+		pt_heap_remove(&h, e.node);
+	}
+	assert_true(pt_heap_empty(&h));
+	pt_heap_release(&h);
+	free(it);
+}
+
+/* Buckets too big to go straight to the near heap, spread while
+ * allocations fail: every entry still comes out, in order. */
+static void test_spread_without_memory(void **state)
+{
+	(void)state;
+	enum { N = 40000 };
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N, sizeof(*it));
+	assert_non_null(it);
+	int queued = 0;
+	for (unsigned every = 2; every <= 11; every += 4) {
+		fail_every = 0;
+		for (int i = 0; i < N; i++) {
+			int64_t key = 2000000000 + (int64_t)(((uint64_t)i * 2654435761u) % N) * 25000;
+			if (pt_heap_insert(&h, &it[i].hn, key) == 0)
+				queued++;
+			it[i].key = key;
+		}
+		fail_every = every;
+		allocations = faults = 0;
+		int64_t last = INT64_MIN;
+		while (!pt_heap_empty(&h)) {
+			struct pt_heap_ent e = pt_heap_top(&h);
+			assert_true(e.key > last);
+			assert_int_equal(e.key, item_of(e.node)->key);
+			last = e.key;
+			pt_heap_remove(&h, e.node);
+			queued--;
+		}
+		assert_int_equal(queued, 0);
+		assert_true(faults > 0);
+	}
+	fail_every = 0;
+	pt_heap_release(&h);
+	free(it);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_fifo_on_equal_keys),
 		cmocka_unit_test(test_update_goes_behind),
 		cmocka_unit_test(test_random_against_model),
+		cmocka_unit_test(test_tiers_against_model),
+		cmocka_unit_test(test_tiers_without_memory),
+		cmocka_unit_test(test_million_in_order),
+		cmocka_unit_test(test_spread_without_memory),
 	};
 	return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }

@@ -145,6 +145,12 @@ int ptimer__taken(siginfo_t *si, const sigset_t *mask)
 	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
 }
 
+bool ptimer__concerns(int signo, int code, int err)
+{
+	siginfo_t si = { .si_signo = signo, .si_code = code, .si_errno = err };
+	return signo < 32 || signo == pt_dispatch_signo() || pt_notify_is_engine_signal(&si);
+}
+
 /* Signals whose default action is to do nothing (the kernel's
  * sig_kernel_ignore()). */
 static bool ignores(int sig, void *handler)

@@ -512,6 +512,16 @@ static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
 	return out * sizeof(*rec);
 }
 
+/* Records the engine has nothing to do with (the program's own signals)
+ * are passed as read, without a look at the descriptor. */
+static bool concerns_engine(const struct signalfd_siginfo *rec, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno))
+			return true;
+	return false;
+}
+
 /* A signalfd closed behind libc's back (the raw close_range system call)
  * leaves its bit set for a number the program may since have given to
  * another file: only an anonymous inode, as a signalfd is, is read as
@@ -529,7 +539,8 @@ ssize_t read(int fd, void *buf, size_t count)
 {
 	for (;;) {
 		ssize_t r = NEXT(read)(fd, buf, count);
-		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo) || !still_signalfd(fd))
+		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo) ||
+		    !concerns_engine(buf, (size_t)r / sizeof(struct signalfd_siginfo)) || !still_signalfd(fd))
 			return r;
 		size_t kept = filter_records(buf, (size_t)r / sizeof(struct signalfd_siginfo));
 		if (kept)

@@ -54,6 +54,12 @@
  * mask: the handler's signal mask, or NULL when the signal was waited for. */
 int ptimer__taken(siginfo_t *si, const sigset_t *mask);
 
+/* Whether ptimer__taken() could do anything with a signal of this number,
+ * code and errno (an engine signal, the engine's own, or a standard
+ * signal timers wait in line for): a signalfd read holding none of those
+ * is the program's alone. */
+bool ptimer__concerns(int signo, int code, int err);
+
 /* sig's disposition went from old_handler to new_handler. */
 void ptimer__disposition(int sig, void *old_handler, void *new_handler);
 

@@ -110,28 +110,14 @@ static int bare_signals(int sig, int fd, double *cpu_per, double *rate)
 	return received == N && !duplicates ? 0 : -1;
 }
 
-int bench_expiry(const struct bench_opts *o, struct bench_report *r)
+/* One engine turn: a million timers due over a second after LEAD, the
+ * receiver taking them.  CPU seconds per signal, signals per second from
+ * the first deadline to the last signal taken, and the lateness of the
+ * latest and of the 99th percentile (ms). */
+static int engine_turn(int sig, int fd, timer_t *t, double *cpu_per, double *rate, double *late_max,
+		       double *late_p99)
 {
-	(void)o;
-	int sig = SIGRTMIN + 2, err = 0;
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	int fd = signalfd(-1, &set, SFD_CLOEXEC);
-	deadline = malloc(N * sizeof(*deadline));
-	late = malloc(N * sizeof(*late));
-	got = calloc(N, 1);
-	timer_t *t = malloc(N * sizeof(*t));
-	if (fd < 0 || !deadline || !late || !got || !t) {
-		fprintf(stderr, "ptimers bench: expiry: %s\n", fd < 0 ? strerror(errno) : "out of memory");
-		return -1;
-	}
-	double bare, bare_rate;
-	if (bare_signals(sig, fd, &bare, &bare_rate) != 0) {
-		fprintf(stderr, "ptimers bench: expiry: bare signals: %ld of %d taken\n", received, N);
-		return -1;
-	}
+	int err = 0;
 	memset(got, 0, N);
 	received = duplicates = 0;
 	struct sigevent sev;
@@ -162,28 +148,70 @@ int bench_expiry(const struct bench_opts *o, struct bench_report *r)
 	double c0 = bench_cpu_seconds();
 	pthread_join(th, NULL);
 	double cpu = bench_cpu_seconds() - c0;
-	close(fd);
 	for (int i = 0; i < made; i++)
 		ptimer_delete(t[i]);
-	free(t);
 	if (err || received < N || duplicates) {
 		fprintf(stderr, "ptimers bench: expiry: %ld of %d delivered, %ld twice%s%s\n", received, N,
 			duplicates, err ? ": " : "", err ? strerror(err) : "");
-		free(deadline), free(late), free(got);
 		return -1;
 	}
-	int64_t first_due = start, last_taken = 0;
+	int64_t last_taken = 0;
 	for (int i = 0; i < N; i++)
 		if (deadline[i] + late[i] > last_taken)
 			last_taken = deadline[i] + late[i];
 	qsort(late, N, sizeof(*late), cmp);
-	bench_add(r, "expiry_1M_late_max", "ms", (double)late[N - 1] / 1e6, 100, "target", false,
-		  "a million timers due within 1 s, each delivered once");
-	bench_add(r, "expiry_1M_late_p99", "ms", (double)late[N * 99 / 100] / 1e6, 100, "target", false, "");
-	bench_add(r, "expiry_cpu_per_signal", "us", cpu / N * 1e6, bare * 1e6, "signal", false,
-		  "whole process; against bare signals sent by a thread; target within 2x");
-	bench_add(r, "expiry_signals_per_s", "M/s", N / ((double)(last_taken - first_due) / 1e9) / 1e6,
-		  bare_rate / 1e6, "signal", true, "the rate signals reached the program");
+	*cpu_per = cpu / N;
+	*rate = N / ((double)(last_taken - start) / 1e9);
+	*late_max = (double)late[N - 1] / 1e6;
+	*late_p99 = (double)late[N * 99 / 100] / 1e6;
+	return 0;
+}
+
+#define TURNS 3
+
+int bench_expiry(const struct bench_opts *o, struct bench_report *r)
+{
+	(void)o;
+	int sig = SIGRTMIN + 2, err = 0;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int fd = signalfd(-1, &set, SFD_CLOEXEC);
+	deadline = malloc(N * sizeof(*deadline));
+	late = malloc(N * sizeof(*late));
+	got = calloc(N, 1);
+	timer_t *t = malloc(N * sizeof(*t));
+	if (fd < 0 || !deadline || !late || !got || !t) {
+		fprintf(stderr, "ptimers bench: expiry: %s\n", fd < 0 ? strerror(errno) : "out of memory");
+		return -1;
+	}
+	/* Bare signals and the engine take turns: on this kind of machine
+	 * either figure moves by a third from one run to the next (where the
+	 * scheduler puts the two threads), so each row is the median of
+	 * TURNS. */
+	double bare[TURNS], bare_rate[TURNS], cpu[TURNS], rate[TURNS], lmax[TURNS], l99[TURNS];
+	for (int k = 0; k < TURNS && !err; k++) {
+		if (bare_signals(sig, fd, &bare[k], &bare_rate[k]) != 0) {
+			fprintf(stderr, "ptimers bench: expiry: bare signals: %ld of %d taken\n", received, N);
+			err = -1;
+		} else if (engine_turn(sig, fd, t, &cpu[k], &rate[k], &lmax[k], &l99[k]) != 0) {
+			err = -1;
+		}
+	}
+	close(fd);
+	free(t);
 	free(deadline), free(late), free(got);
+	if (err)
+		return -1;
+	bench_add(r, "expiry_1M_late_max", "ms", bench_median(lmax, TURNS), 100, "target", false,
+		  "a million timers due within 1 s, each delivered once; medians of 3 turns");
+	bench_add(r, "expiry_1M_late_p99", "ms", bench_median(l99, TURNS), 100, "target", false, "");
+	bench_add(r, "expiry_cpu_per_signal", "us", bench_median(cpu, TURNS) * 1e6,
+		  bench_median(bare, TURNS) * 1e6, "signal", false,
+		  "whole process; against bare signals sent by a thread; target within 1.2x");
+	bench_add(r, "expiry_signals_per_s", "M/s", bench_median(rate, TURNS) / 1e6,
+		  bench_median(bare_rate, TURNS) / 1e6, "signal", true,
+		  "the rate signals reached the program; target 0.95 of bare");
 	return 0;
 }

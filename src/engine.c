@@ -145,10 +145,12 @@ int ptimer__taken(siginfo_t *si, const sigset_t *mask)
 	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
 }
 
-bool ptimer__concerns(int signo, int code, int err)
+int ptimer__concerns(int signo, int code, int err)
 {
 	siginfo_t si = { .si_signo = signo, .si_code = code, .si_errno = err };
-	return signo < 32 || signo == pt_dispatch_signo() || pt_notify_is_engine_signal(&si);
+	if (signo < 32 || signo == pt_dispatch_signo())
+		return PT_CONCERNS_ANY;
+	return pt_notify_is_engine_signal(&si) ? PT_CONCERNS_TIMER : PT_CONCERNS_NONE;
 }
 
 /* Signals whose default action is to do nothing (the kernel's

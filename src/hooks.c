@@ -483,45 +483,6 @@ int signalfd(int fd, const sigset_t *mask, int flags)
 	return r;
 }
 
-/* Each record of a signalfd read is a signal taken: keep what the program
- * gets.  Returns the new byte count. */
-static size_t filter_records(struct signalfd_siginfo *rec, size_t n)
-{
-	size_t out = 0;
-
-	for (size_t i = 0; i < n; i++) {
-		struct signalfd_siginfo *s = &rec[i];
-		siginfo_t si;
-		memset(&si, 0, sizeof(si));
-		si.si_signo = (int)s->ssi_signo;
-		si.si_code = s->ssi_code;
-		si.si_errno = s->ssi_errno;
-		si.si_timerid = (int)s->ssi_tid;
-		si.si_overrun = (int)s->ssi_overrun;
-		si.si_ptr = (void *)(uintptr_t)s->ssi_ptr;
-		if (!ptimer__taken(&si, NULL))
-			continue;
-		if (si.si_code == SI_TIMER) {
-			s->ssi_overrun = (uint32_t)si.si_overrun;
-			s->ssi_errno = si.si_errno;
-		}
-		if (out != i)
-			rec[out] = *s;
-		out++;
-	}
-	return out * sizeof(*rec);
-}
-
-/* Records the engine has nothing to do with (the program's own signals)
- * are passed as read, without a look at the descriptor. */
-static bool concerns_engine(const struct signalfd_siginfo *rec, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno))
-			return true;
-	return false;
-}
-
 /* A signalfd closed behind libc's back (the raw close_range system call)
  * leaves its bit set for a number the program may since have given to
  * another file: only an anonymous inode, as a signalfd is, is read as
@@ -535,14 +496,64 @@ static bool still_signalfd(int fd)
 	return false;
 }
 
+/* Each record of a signalfd read is a signal taken: keep what the program
+ * gets, in *bytes.  The descriptor is asked about (a system call) only
+ * where it matters: before any record the engine could act on beyond an
+ * engine timer's signal (checked), and before a record is taken out.
+ * False when it is no signalfd after all: the read is passed as it came. */
+static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, bool checked, size_t *bytes)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct signalfd_siginfo *s = &rec[i];
+		if (ptimer__concerns((int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {
+			siginfo_t si;
+			memset(&si, 0, sizeof(si));
+			si.si_signo = (int)s->ssi_signo;
+			si.si_code = s->ssi_code;
+			si.si_errno = s->ssi_errno;
+			si.si_timerid = (int)s->ssi_tid;
+			si.si_overrun = (int)s->ssi_overrun;
+			si.si_ptr = (void *)(uintptr_t)s->ssi_ptr;
+			if (!ptimer__taken(&si, NULL)) {
+				if (!checked && !still_signalfd(fd))
+					return false;
+				checked = true;
+				continue;
+			}
+			if (si.si_code == SI_TIMER) {
+				s->ssi_overrun = (uint32_t)si.si_overrun;
+				s->ssi_errno = si.si_errno;
+			}
+		}
+		if (out != i)
+			rec[out] = *s;
+		out++;
+	}
+	*bytes = out * sizeof(*rec);
+	return true;
+}
+
 ssize_t read(int fd, void *buf, size_t count)
 {
 	for (;;) {
 		ssize_t r = NEXT(read)(fd, buf, count);
-		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo) ||
-		    !concerns_engine(buf, (size_t)r / sizeof(struct signalfd_siginfo)) || !still_signalfd(fd))
+		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo))
 			return r;
-		size_t kept = filter_records(buf, (size_t)r / sizeof(struct signalfd_siginfo));
+		/* Records the engine has nothing to do with (the program's own
+		 * signals) pass as read. */
+		struct signalfd_siginfo *rec = buf;
+		size_t n = (size_t)r / sizeof(*rec), kept;
+		int worst = PT_CONCERNS_NONE;
+		for (size_t i = 0; i < n && worst != PT_CONCERNS_ANY; i++) {
+			int c = ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
+			if (c > worst)
+				worst = c;
+		}
+		if (worst == PT_CONCERNS_NONE || (worst == PT_CONCERNS_ANY && !still_signalfd(fd)) ||
+		    !filter_records(fd, rec, n, worst == PT_CONCERNS_ANY, &kept))
+			return r;
 		if (kept)
 			return (ssize_t)kept;
 		/* Every record was stale: the kernel would have had nothing. */

@@ -54,11 +54,14 @@
  * mask: the handler's signal mask, or NULL when the signal was waited for. */
 int ptimer__taken(siginfo_t *si, const sigset_t *mask);
 
-/* Whether ptimer__taken() could do anything with a signal of this number,
- * code and errno (an engine signal, the engine's own, or a standard
- * signal timers wait in line for): a signalfd read holding none of those
- * is the program's alone. */
-bool ptimer__concerns(int signo, int code, int err);
+/* What ptimer__taken() could do with a signal of this number, code and
+ * errno: PT_CONCERNS_NONE nothing (the program's own signal),
+ * PT_CONCERNS_TIMER an engine timer's real-time signal (its marker cannot
+ * come from anywhere else but a copy of such a record), PT_CONCERNS_ANY
+ * more (a standard signal timers may wait in line for, the engine's own
+ * signal). */
+enum { PT_CONCERNS_NONE, PT_CONCERNS_TIMER, PT_CONCERNS_ANY };
+int ptimer__concerns(int signo, int code, int err);
 
 /* sig's disposition went from old_handler to new_handler. */
 void ptimer__disposition(int sig, void *old_handler, void *new_handler);

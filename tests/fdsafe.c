@@ -10,7 +10,12 @@
  * them.  The same in a fork child and in the program after exec.
  *
  *   fdsafe MODE      MODE: close_range closefrom close_loop dup2 raw_close_range
- *                          fork_child exec
+ *                          fork_child exec replay
+ *
+ * replay: a program that saved two timer signals read from a signalfd
+ * (with the raw system call, so as the kernel has them), closed the
+ * signalfd with the raw system call and reads the saved records back from
+ * a file that took its number: it must get them as written.
  *
  * Uses libc's timer_* only: run natively it tests the kernel, under
  * `ptimers exec` the engine (tests/hostile.sh runs both).  Exit 0 when every
@@ -25,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -173,6 +179,56 @@ static void install(void)
 	sigaction(SIGRTMIN, &sa, NULL);
 }
 
+/* Records of a timer's signals, read from a signalfd, written to a file
+ * that takes the signalfd's number after a raw close, and read back. */
+static void replay(void)
+{
+	int sig = SIGRTMIN + 1;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	sev.sigev_value.sival_int = 7;
+	timer_t t;
+	struct itimerspec its = { { 0, 2000000 }, { 0, 2000000 } };
+	if (sfd < 0 || timer_create(CLOCK_MONOTONIC, &sev, &t) != 0 || timer_settime(t, 0, &its, NULL) != 0) {
+		fail("cannot make the signalfd or the timer");
+		return;
+	}
+	struct signalfd_siginfo saved[2], back[2];
+	size_t have = 0;
+	while (have < sizeof(saved)) {
+		/* The raw system call: the records as the kernel has them,
+		 * the engine's marks on them included. */
+		ssize_t r = syscall(SYS_read, sfd, (char *)saved + have, sizeof(saved) - have);
+		if (r <= 0) {
+			fail("cannot read the timer's signals");
+			return;
+		}
+		have += (size_t)r;
+	}
+	timer_delete(t);
+	syscall(SYS_close, sfd);
+	int f = memfd_create("replay", MFD_CLOEXEC);
+	if (f != sfd) {
+		fail("the file did not take the signalfd's number");
+		return;
+	}
+	if (write(f, saved, sizeof(saved)) != (ssize_t)sizeof(saved) || lseek(f, 0, SEEK_SET) != 0) {
+		fail("cannot write the file");
+		return;
+	}
+	ssize_t r = read(f, back, sizeof(back));
+	if (r != (ssize_t)sizeof(back) || memcmp(back, saved, sizeof(back)) != 0)
+		fail("the file's bytes did not come back as written");
+	close(f);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -213,6 +269,8 @@ int main(int argc, char **argv)
 			fail("the fork child failed");
 		rearrange("close_range");
 		after(true);
+	} else if (!strcmp(mode, "replay")) {
+		replay();
 	} else if (!strcmp(mode, "exec")) {
 		rearrange("close_range");
 		execl("/proc/self/exe", argv[0], "after-exec", (char *)NULL);

@@ -15,7 +15,7 @@ check() { # description, command...
   if out=$("$@" 2>&1); then echo "ok $n - $d"; else echo "not ok $n - $d"; echo "$out" | sed 's/^/# /'; fails=$((fails+1)); fi
 }
 skip() { n=$((n+1)); echo "ok $n - $1 # SKIP $2"; }
-modes=(close_range closefrom close_loop dup2 raw_close_range fork_child exec)
+modes=(close_range closefrom close_loop dup2 raw_close_range fork_child exec replay)
 echo "1..$(( ${#modes[@]} * 2 + 8 ))"
 for m in "${modes[@]}"; do
   check "kernel: timers survive $m" "$fdsafe" "$m"

@@ -300,9 +300,13 @@ static bool run_due(struct pt_base *b)
 		}
 		/* The heap position is the dispatcher's own: no lock needed. */
 		pt_heap_remove(&b->heap, &n->hn);
-		/* While this one's signal goes out, bring the next one in. */
-		if (!pt_heap_empty(&b->heap))
-			__builtin_prefetch(pt_heap_top(&b->heap).node, 1);
+		/* While this one's signal goes out, bring the next one in:
+		 * all of its owner, q.ops->span bytes from the node. */
+		if (!pt_heap_empty(&b->heap)) {
+			char *next = (char *)pt_heap_top(&b->heap).node - offsetof(struct pt_qnode, hn);
+			__builtin_prefetch(next, 1);
+			__builtin_prefetch(next + q.ops->span - 1, 1);
+		}
 		q.ops->expire(n, b, now);
 	}
 	return true;

@@ -100,6 +100,9 @@ struct pt_queue_ops {
 	/* n was due on b at now (it is off its heap): act on it, taking n's
 	 * owner's lock, and call pt_queue_settle() before letting it go. */
 	void (*expire)(struct pt_qnode *n, struct pt_base *b, int64_t now);
+	/* The size of the object a node starts (its cache lines are brought
+	 * in before expire() is called on it). */
+	size_t span;
 };
 void pt_queue_set_ops(const struct pt_queue_ops *ops);
 

@@ -153,6 +153,41 @@ int ptimer__concerns(int signo, int code, int err)
 	return pt_notify_is_engine_signal(&si) ? PT_CONCERNS_TIMER : PT_CONCERNS_NONE;
 }
 
+void ptimer__prefetch(const int *ids, size_t n)
+{
+	/* Two rounds: each ID's slot in the tree, then each timer, so that
+	 * the misses of a round overlap instead of following each other. */
+	void *const *slot[16];
+	if (n > 16)
+		n = 16;
+	pt_rcu_read_lock();
+	for (size_t i = 0; i < n; i++) {
+		slot[i] = NULL;
+		unsigned u = (unsigned)ids[i];
+		if (ids[i] < 0)
+			continue;
+		struct pt_ids_mid_view *m = __atomic_load_n(
+			&pt_ids_top[u >> (PT_IDS_MID_BITS + PT_IDS_LEAF_BITS)], __ATOMIC_ACQUIRE);
+		void *leaf = m ? __atomic_load_n(&m->leaf[(u >> PT_IDS_LEAF_BITS) & ((1u << PT_IDS_MID_BITS) - 1)],
+						 __ATOMIC_ACQUIRE)
+			       : NULL;
+		if (leaf && *(const uint32_t *)leaf == PT_IDS_DENSE) {
+			slot[i] = &((struct pt_ids_dense_view *)leaf)->slot[u & ((1u << PT_IDS_LEAF_BITS) - 1)];
+			__builtin_prefetch(slot[i]);
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!slot[i])
+			continue;
+		struct pt_timer *t = __atomic_load_n(slot[i], __ATOMIC_ACQUIRE);
+		if (t) { /* 96 bytes: two lines, whatever its alignment */
+			__builtin_prefetch(t, 1);
+			__builtin_prefetch((char *)t + sizeof(*t) - 1, 1);
+		}
+	}
+	pt_rcu_read_unlock();
+}
+
 /* Signals whose default action is to do nothing (the kernel's
  * sig_kernel_ignore()). */
 static bool ignores(int sig, void *handler)

@@ -44,10 +44,18 @@ static inline bool before(const struct pt_heap_ent *a, const struct pt_heap_ent 
 	return (int32_t)(a->node->order - b->node->order) < 0;
 }
 
+/* The near heap keeps no positions while it is small (LAZY_MAX): its
+ * nodes all say POS_LAZY, and the rare removal of one that is not at the
+ * top looks for it.  Then a step of a sift writes the heap's own lines
+ * and no timer's. */
+#define POS_LAZY (1u << 30) /* never a position: the far heap's start at + 1 */
+#define LAZY_MAX 4096
+
 static inline void place(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
 {
 	*ent(h, i) = e;
-	e.node->pos = h->posbase + i + 1;
+	if (!h->lazy)
+		e.node->pos = h->posbase + i + 1;
 }
 
 static void sift_up(struct pt_iheap *h, uint32_t i, struct pt_heap_ent e)
@@ -156,13 +164,36 @@ static void shrink(struct pt_iheap *h)
 /* Room reserved. */
 static void iheap_push(struct pt_iheap *h, struct pt_heap_ent e)
 {
+	if (h->lazy) {
+		if (h->n < LAZY_MAX) {
+			e.node->pos = POS_LAZY;
+		} else {
+			/* Big now: positions kept from here until it empties. */
+			h->lazy = false;
+			for (uint32_t i = 0; i < h->n; i++)
+				ent(h, i)->node->pos = h->posbase + i + 1;
+		}
+	}
 	sift_up(h, h->n++, e);
+}
+
+/* The index of a queued node. */
+static uint32_t iheap_index(const struct pt_iheap *h, const struct pt_heap_node *node)
+{
+	if (!h->lazy)
+		return node->pos - h->posbase - 1;
+	uint32_t i = 0;
+	while (ent(h, i)->node != node)
+		i++;
+	return i;
 }
 
 static void iheap_take(struct pt_iheap *h, uint32_t i)
 {
 	if (--h->n != i)
 		settle(h, i, *ent(h, h->n));
+	if (h->n == 0 && h->posbase == 0)
+		h->lazy = true;
 	shrink(h);
 }
 
@@ -172,7 +203,7 @@ static void iheap_release(struct pt_iheap *h)
 		free(h->block[i]);
 	free(h->block);
 	uint32_t base = h->posbase;
-	*h = (struct pt_iheap){ .posbase = base };
+	*h = (struct pt_iheap){ .posbase = base, .lazy = base == 0 };
 }
 
 static uint64_t iheap_bytes(const struct pt_iheap *h)
@@ -191,7 +222,7 @@ static uint64_t iheap_bytes(const struct pt_iheap *h)
 #define IDX_BITS 21
 #define BUCKET_MAX ((1u << IDX_BITS) - 1)
 #define POS_RING (1u << 31) /* | level << 29 | slot << 21 | index */
-#define POS_FAR (1u << 30)  /* the far heap's posbase */
+#define POS_FAR (1u << 30)  /* the far heap's posbase (and POS_LAZY) */
 #define DIRECT_MAX (2 * BLOCK_ENTS) /* an L2 bucket this small goes straight to the near heap */
 
 struct bucket {
@@ -361,19 +392,19 @@ static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_no
 		return &h->tiers->lv[pos >> 29 & 1].b[pos >> IDX_BITS & (NSLOTS - 1)].e[pos & BUCKET_MAX];
 	if (pos > POS_FAR)
 		return ent(&h->far, pos - POS_FAR - 1);
-	return ent(&h->near, pos - 1);
+	return ent(&h->near, iheap_index(&h->near, node));
 }
 
 static void detach(struct pt_heap *h, struct pt_heap_node *node)
 {
 	uint32_t pos = node->pos;
-	node->pos = 0;
 	if (pos & POS_RING)
 		bucket_take(h, pos >> 29 & 1, pos >> IDX_BITS & (NSLOTS - 1), pos & BUCKET_MAX);
 	else if (pos > POS_FAR)
 		iheap_take(&h->far, pos - POS_FAR - 1);
 	else
-		iheap_take(&h->near, pos - 1);
+		iheap_take(&h->near, iheap_index(&h->near, node));
+	node->pos = 0;
 }
 
 /* ---- moving entries down the tiers ---- */
@@ -626,7 +657,7 @@ int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 
 	if (where == NEAR && !(pos & POS_RING) && pos <= POS_FAR) {
 		node->order = h->order++;
-		settle(&h->near, pos - 1, e);
+		settle(&h->near, iheap_index(&h->near, node), e);
 		return 0;
 	}
 	if (where == FAR && !(pos & POS_RING) && pos > POS_FAR) {

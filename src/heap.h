@@ -52,6 +52,7 @@ struct pt_iheap {
 	uint32_t nblocks, cap_blocks;
 	uint32_t n;
 	uint32_t posbase; /* node->pos = posbase + index + 1 */
+	bool lazy;        /* the near heap, while small: positions not kept (heap.c) */
 };
 
 struct pt_heap_tiers;
@@ -69,7 +70,7 @@ struct pt_heap {
  * when it empties. */
 #define PT_HEAP_TIERS 512
 
-#define PT_HEAP_INIT { .far = { .posbase = 1u << 30 } }
+#define PT_HEAP_INIT { .near = { .lazy = true }, .far = { .posbase = 1u << 30 } }
 
 static inline bool pt_heap_empty(const struct pt_heap *h)
 {

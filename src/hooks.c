@@ -505,6 +505,13 @@ static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, bool 
 {
 	size_t out = 0;
 
+	int ids[16];
+	size_t nids = 0;
+	for (size_t i = 0; i < n && nids < 16; i++)
+		if (rec[i].ssi_code == SI_TIMER)
+			ids[nids++] = (int)rec[i].ssi_tid;
+	if (nids > 1)
+		ptimer__prefetch(ids, nids);
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
 		if (ptimer__concerns((int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {

@@ -63,6 +63,10 @@ int ptimer__taken(siginfo_t *si, const sigset_t *mask);
 enum { PT_CONCERNS_NONE, PT_CONCERNS_TIMER, PT_CONCERNS_ANY };
 int ptimer__concerns(int signo, int code, int err);
 
+/* The timers with these IDs are about to be delivered to: bring their
+ * lines in, all at once (a signalfd read takes several). */
+void ptimer__prefetch(const int *ids, size_t n);
+
 /* sig's disposition went from old_handler to new_handler. */
 void ptimer__disposition(int sig, void *old_handler, void *new_handler);
 

@@ -1286,6 +1286,7 @@ static const struct pt_queue_ops queue_ops = {
 	.want = q_want,
 	.earliest = q_earliest,
 	.expire = expire,
+	.span = sizeof(struct pt_timer),
 };
 
 void pt_timer_init(void)

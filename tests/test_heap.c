@@ -160,9 +160,12 @@ static void test_random_against_model(void **state)
  * between them is used (the queue turns tiered at PT_HEAP_TIERS), with
  * ties, and starting either side of zero.  fail: every fail-th allocation
  * fails; an insert or update that fails must leave the queue as it was. */
-static void tiers_against_model(int64_t start, unsigned fail)
+static void tiers_against_model(int64_t start, unsigned fail, int narrow)
 {
-	enum { N = 3000, STEPS = 120000 };
+	enum { STEPS = 120000 };
+	/* narrow: 12,000 items due within half a millisecond, so that the
+	 * near heap outgrows the size below which it keeps no positions. */
+	const int N = narrow ? 12000 : 3000;
 	struct pt_heap h = PT_HEAP_INIT;
 	struct item *it = calloc(N, sizeof(*it));
 	uint64_t clock = 0, rnd = 7 + (uint64_t)start;
@@ -180,6 +183,8 @@ static void tiers_against_model(int64_t start, unsigned fail)
 		int op = queued < N / 2 ? (int)(rnd >> 24) % 8 : (int)(rnd >> 24) % 4;
 		int64_t span = pick < 10 ? -(1 << 20) : pick < 40 ? 1 << 20 : pick < 60 ? 1 << 28 :
 			       pick < 80 ? 1ll << 36 : pick < 90 ? 1ll << 44 : 0;
+		if (narrow && span)
+			span = 1 << 19;
 		int64_t key = span ? now + (int64_t)((rnd >> 11) % (uint64_t)(span < 0 ? -span : span)) * (span < 0 ? -1 : 1)
 				   : it[(rnd >> 40) % N].queued ? it[(rnd >> 40) % N].key : now;
 		if (!x->queued) {
@@ -231,9 +236,10 @@ static void tiers_against_model(int64_t start, unsigned fail)
 		pt_heap_remove(&h, e.node);
 		m->queued = 0;
 	}
-	/* Empty: the tiers are gone, the near heap keeps one block. */
+	/* Empty: the tiers and the far heap are gone, the near heap keeps a
+	 * block and a spare. */
 	assert_null(h.tiers);
-	assert_true(pt_heap_bytes(&h) <= 4096 * sizeof(struct pt_heap_ent) + 4 * sizeof(void *));
+	assert_true(pt_heap_bytes(&h) <= 2 * 4096 * sizeof(struct pt_heap_ent) + 64 * sizeof(void *));
 	pt_heap_release(&h);
 	assert_int_equal(pt_heap_bytes(&h), 0);
 	free(it);
@@ -242,17 +248,19 @@ static void tiers_against_model(int64_t start, unsigned fail)
 static void test_tiers_against_model(void **state)
 {
 	(void)state;
-	tiers_against_model(1000000000000ll, 0);
-	tiers_against_model(-(1ll << 36) - 12345, 0); /* across zero */
-	tiers_against_model(INT64_MAX - (1ll << 46), 0);
+	tiers_against_model(1000000000000ll, 0, 0);
+	tiers_against_model(-(1ll << 36) - 12345, 0, 0); /* across zero */
+	tiers_against_model(INT64_MAX - (1ll << 46), 0, 0);
+	tiers_against_model(1000000000000ll, 0, 1);
 }
 
 static void test_tiers_without_memory(void **state)
 {
 	(void)state;
-	tiers_against_model(5000000000ll, 3);
-	tiers_against_model(5000000000ll, 17);
-	tiers_against_model(-(1ll << 40), 101);
+	tiers_against_model(5000000000ll, 3, 0);
+	tiers_against_model(5000000000ll, 17, 0);
+	tiers_against_model(-(1ll << 40), 101, 0);
+	tiers_against_model(5000000000ll, 13, 1);
 }
 
 /* 300,000 entries spread over a second, taken in order: the shape of

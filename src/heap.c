@@ -496,36 +496,41 @@ static int spread(struct pt_heap *h, unsigned slot)
 	return 0;
 }
 
-/* Only the far heap holds entries: its earliest window comes down.  Keeps
- * what it could not place there.  Returns how many moved. */
-static uint32_t pull_far(struct pt_heap *h)
+/* The far heap's earliest entry, at f, comes before what the rings have
+ * next: its millisecond moves from the far heap into its L1 bucket (the
+ * windows moved up to f first where the levels they hold are empty).  So
+ * timers armed beyond the L2 window leave the far heap a millisecond's
+ * worth at a time, as they fall due, never a window's worth at once.
+ * Returns false when a bucket could not grow (nothing is lost). */
+static bool pull_far(struct pt_heap *h, uint64_t f)
 {
 	struct pt_heap_tiers *t = h->tiers;
-	uint64_t f = ukey(ent(&h->far, 0)->key);
-	t->w2 = align_down(f, WIN_SHIFT);
-	t->w1 = align_down(f, L2_SHIFT);
-	near_end_at_least(h, align_down(f, L1_SHIFT));
-	uint32_t moved = 0;
-	while (h->far.n) {
-		struct pt_heap_ent e = *ent(&h->far, 0);
-		unsigned slot = 0;
-		enum tier where = route(h, ukey(e.key), &slot);
-		if (where == FAR)
-			break;
-		struct bucket *b = &t->lv[where == L2].b[slot];
-		if (bucket_grow(h, b, b->n + 1) != 0)
-			break;
-		iheap_take(&h->far, 0);
-		bucket_push(t, where == L2, slot, e);
-		moved++;
+	if (f >= t->w1 + (1ull << L2_SHIFT)) {
+		/* Past the L1 window, so L1 is empty (and L2 too when past
+		 * its window): both may move on. */
+		if (f >= t->w2 + (1ull << WIN_SHIFT))
+			t->w2 = align_down(f, WIN_SHIFT);
+		t->w1 = align_down(f, L2_SHIFT);
+		near_end_at_least(h, t->w1);
 	}
-	return moved;
+	unsigned slot = (unsigned)(f >> L1_SHIFT) % NSLOTS;
+	uint64_t lim = align_down(f, L1_SHIFT) + (1ull << L1_SHIFT);
+	struct bucket *b = &t->lv[0].b[slot];
+	while (h->far.n && ukey(ent(&h->far, 0)->key) < lim) {
+		if (bucket_grow(h, b, b->n + 1) != 0)
+			return false;
+		struct pt_heap_ent e = *ent(&h->far, 0);
+		iheap_take(&h->far, 0);
+		bucket_push(t, 0, slot, e);
+	}
+	return true;
 }
 
 /* The near heap is empty and the queue is not: bring down what is due
  * next.  Every entry outside the near heap goes after every entry in it
  * (all at or past near_end); the far heap may hold anything past
- * near_end, so it is asked first each time. */
+ * near_end (what was armed beyond the L2 window stays there until due),
+ * so it is asked first each time. */
 static void advance(struct pt_heap *h)
 {
 	struct pt_heap_tiers *t = h->tiers;
@@ -534,21 +539,25 @@ static void advance(struct pt_heap *h)
 		int s = first_slot(&t->lv[0]);
 		if (s >= 0) {
 			uint64_t end = t->w1 + ((uint64_t)(s + 1) << L1_SHIFT);
-			if (f < end || iheap_reserve(&h->near, t->lv[0].b[s].n) != 0) {
+			if (f < end) {
+				if (!pull_far(h, f))
+					extract_min(h);
+			} else if (iheap_reserve(&h->near, t->lv[0].b[s].n) == 0) {
+				near_end_at_least(h, end);
+				bucket_to_near(h, 0, (unsigned)s);
+			} else {
 				extract_min(h);
-				continue;
 			}
-			near_end_at_least(h, end);
-			bucket_to_near(h, 0, (unsigned)s);
 			continue;
 		}
 		s = first_slot(&t->lv[1]);
 		if (s >= 0) {
 			uint64_t start = t->w2 + ((uint64_t)s << L2_SHIFT), end = start + (1ull << L2_SHIFT);
 			struct bucket *b = &t->lv[1].b[s];
-			if (f < end) {
-				extract_min(h);
-			} else if (b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
+			if (f < start) {
+				if (!pull_far(h, f))
+					extract_min(h);
+			} else if (f >= end && b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
 				/* Few: straight in, the L1 window passed over. */
 				t->w1 = start;
 				near_end_at_least(h, end);
@@ -560,7 +569,7 @@ static void advance(struct pt_heap *h)
 		}
 		if (!h->far.n)
 			break; /* cannot be: n counts what is queued */
-		if (pull_far(h) == 0)
+		if (!pull_far(h, f))
 			extract_min(h);
 	}
 }

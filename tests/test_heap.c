@@ -329,6 +329,41 @@ static void test_spread_without_memory(void **state)
 	free(it);
 }
 
+/* Timers armed minutes ahead (beyond the L2 window) stay in the far heap
+ * until their millisecond comes: taking the earliest brings down that
+ * millisecond only, not the window's worth at once (which would stall
+ * the engine's thread for as long as a hundred thousand heap pops). */
+static void test_far_leaves_by_the_millisecond(void **state)
+{
+	(void)state;
+	enum { N = 100000 };
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N, sizeof(*it));
+	assert_non_null(it);
+	fail_every = 0;
+	int64_t start = 300000000000ll; /* 300 s on */
+	for (int i = 0; i < N; i++) {
+		int64_t key = start + (int64_t)(((uint64_t)i * 2654435761u) % N) * 1000000; /* 100 s */
+		assert_int_equal(pt_heap_insert(&h, &it[i].hn, key), 0);
+		it[i].key = key;
+	}
+	assert_non_null(h.tiers);
+	int64_t last = INT64_MIN;
+	uint32_t most = 0;
+	for (int i = 0; i < N; i++) {
+		uint32_t far = h.far.n;
+		struct pt_heap_ent e = pt_heap_top(&h);
+		if (far - h.far.n > most)
+			most = far - h.far.n;
+		assert_true(e.key > last);
+		last = e.key;
+		pt_heap_remove(&h, e.node);
+	}
+	assert_true(h.far.n == 0 && most > 0 && most <= 10); /* one a millisecond here */
+	pt_heap_release(&h);
+	free(it);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -339,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_tiers_without_memory),
 		cmocka_unit_test(test_million_in_order),
 		cmocka_unit_test(test_spread_without_memory),
+		cmocka_unit_test(test_far_leaves_by_the_millisecond),
 	};
 	return cmocka_run_group_tests_name("heap", tests, NULL, NULL);
 }

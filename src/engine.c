@@ -162,19 +162,9 @@ void ptimer__prefetch(const int *ids, size_t n)
 		n = 16;
 	pt_rcu_read_lock();
 	for (size_t i = 0; i < n; i++) {
-		slot[i] = NULL;
-		unsigned u = (unsigned)ids[i];
-		if (ids[i] < 0)
-			continue;
-		struct pt_ids_mid_view *m = __atomic_load_n(
-			&pt_ids_top[u >> (PT_IDS_MID_BITS + PT_IDS_LEAF_BITS)], __ATOMIC_ACQUIRE);
-		void *leaf = m ? __atomic_load_n(&m->leaf[(u >> PT_IDS_LEAF_BITS) & ((1u << PT_IDS_MID_BITS) - 1)],
-						 __ATOMIC_ACQUIRE)
-			       : NULL;
-		if (leaf && *(const uint32_t *)leaf == PT_IDS_DENSE) {
-			slot[i] = &((struct pt_ids_dense_view *)leaf)->slot[u & ((1u << PT_IDS_LEAF_BITS) - 1)];
+		slot[i] = pt_ids_dense_slot(ids[i]);
+		if (slot[i])
 			__builtin_prefetch(slot[i]);
-		}
 	}
 	for (size_t i = 0; i < n; i++) {
 		if (!slot[i])

@@ -63,8 +63,9 @@ extern struct pt_ids_mid_view *pt_ids_top[1u << PT_IDS_TOP_BITS];
 /* A sparse leaf's object at offset li, or NULL. */
 void *pt_ids_lookup_sparse(void *leaf, unsigned li);
 
-/* The object with this ID, or NULL.  Caller in an RCU read-side section. */
-static inline void *pt_ids_lookup(int id)
+/* The leaf that holds this ID, or NULL.  Caller in an RCU read-side
+ * section. */
+static inline void *pt_ids_leaf(int id)
 {
 	if (id < 0)
 		return NULL;
@@ -73,11 +74,27 @@ static inline void *pt_ids_lookup(int id)
 		__atomic_load_n(&pt_ids_top[u >> (PT_IDS_MID_BITS + PT_IDS_LEAF_BITS)], __ATOMIC_ACQUIRE);
 	if (!m)
 		return NULL;
-	void *leaf = __atomic_load_n(&m->leaf[(u >> PT_IDS_LEAF_BITS) & ((1u << PT_IDS_MID_BITS) - 1)],
-				     __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&m->leaf[(u >> PT_IDS_LEAF_BITS) & ((1u << PT_IDS_MID_BITS) - 1)],
+			       __ATOMIC_ACQUIRE);
+}
+
+/* The slot of this ID in a dense leaf, or NULL (no leaf, or a sparse one).
+ * Caller in an RCU read-side section. */
+static inline void *const *pt_ids_dense_slot(int id)
+{
+	void *leaf = pt_ids_leaf(id);
+	if (!leaf || *(const uint32_t *)leaf != PT_IDS_DENSE)
+		return NULL;
+	return &((struct pt_ids_dense_view *)leaf)->slot[(unsigned)id & ((1u << PT_IDS_LEAF_BITS) - 1)];
+}
+
+/* The object with this ID, or NULL.  Caller in an RCU read-side section. */
+static inline void *pt_ids_lookup(int id)
+{
+	void *leaf = pt_ids_leaf(id);
 	if (!leaf)
 		return NULL;
-	unsigned li = u & ((1u << PT_IDS_LEAF_BITS) - 1);
+	unsigned li = (unsigned)id & ((1u << PT_IDS_LEAF_BITS) - 1);
 	if (*(const uint32_t *)leaf == PT_IDS_DENSE)
 		return __atomic_load_n(&((struct pt_ids_dense_view *)leaf)->slot[li], __ATOMIC_ACQUIRE);
 	return pt_ids_lookup_sparse(leaf, li);

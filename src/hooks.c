@@ -497,21 +497,31 @@ static bool still_signalfd(int fd)
 }
 
 /* Each record of a signalfd read is a signal taken: keep what the program
- * gets, in *bytes.  The descriptor is asked about (a system call) only
- * where it matters: before any record the engine could act on beyond an
- * engine timer's signal (checked), and before a record is taken out.
- * False when it is no signalfd after all: the read is passed as it came. */
-static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, bool checked, size_t *bytes)
+ * gets, in *bytes.  A first look says what the engine has to do with the
+ * records at all (the program's own signals pass as read) and which
+ * timers it will touch (brought in together).  The descriptor is asked
+ * about (a system call) only where it matters: before any record the
+ * engine could act on beyond an engine timer's signal, and before a
+ * record is taken out.  False: the read is passed as it came (nothing of
+ * the engine's, or no signalfd after all). */
+static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, size_t *bytes)
 {
-	size_t out = 0;
-
-	int ids[16];
+	int worst = PT_CONCERNS_NONE, ids[16];
 	size_t nids = 0;
-	for (size_t i = 0; i < n && nids < 16; i++)
-		if (rec[i].ssi_code == SI_TIMER)
+	for (size_t i = 0; i < n; i++) {
+		int c = ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
+		if (c > worst)
+			worst = c;
+		if (c == PT_CONCERNS_TIMER && nids < 16)
 			ids[nids++] = (int)rec[i].ssi_tid;
+	}
+	if (worst == PT_CONCERNS_NONE || (worst == PT_CONCERNS_ANY && !still_signalfd(fd)))
+		return false;
+	bool checked = worst == PT_CONCERNS_ANY;
 	if (nids > 1)
 		ptimer__prefetch(ids, nids);
+
+	size_t out = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
 		if (ptimer__concerns((int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {
@@ -546,20 +556,9 @@ ssize_t read(int fd, void *buf, size_t count)
 {
 	for (;;) {
 		ssize_t r = NEXT(read)(fd, buf, count);
-		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo))
-			return r;
-		/* Records the engine has nothing to do with (the program's own
-		 * signals) pass as read. */
-		struct signalfd_siginfo *rec = buf;
-		size_t n = (size_t)r / sizeof(*rec), kept;
-		int worst = PT_CONCERNS_NONE;
-		for (size_t i = 0; i < n && worst != PT_CONCERNS_ANY; i++) {
-			int c = ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
-			if (c > worst)
-				worst = c;
-		}
-		if (worst == PT_CONCERNS_NONE || (worst == PT_CONCERNS_ANY && !still_signalfd(fd)) ||
-		    !filter_records(fd, rec, n, worst == PT_CONCERNS_ANY, &kept))
+		size_t kept;
+		if (r <= 0 || !sfd_is(fd) || r % sizeof(struct signalfd_siginfo) ||
+		    !filter_records(fd, buf, (size_t)r / sizeof(struct signalfd_siginfo), &kept))
 			return r;
 		if (kept)
 			return (ssize_t)kept;

@@ -263,6 +263,43 @@ static void test_tiers_without_memory(void **state)
 	tiers_against_model(5000000000ll, 13, 1);
 }
 
+/* Queue n items at start + step * k for k a permutation of 0..n-1: keys
+ * all different, in an order unrelated to the items'.  Returns how many
+ * went in. */
+static int queue_spread(struct pt_heap *h, struct item *it, int n, int64_t start, int64_t step)
+{
+	int queued = 0;
+	for (int i = 0; i < n; i++) {
+		int64_t key = start + (int64_t)(((uint64_t)i * 2654435761u) % (uint64_t)n) * step;
+		if (pt_heap_insert(h, &it[i].hn, key) == 0)
+			queued++;
+		it[i].key = key;
+	}
+	return queued;
+}
+
+/* Take everything, each after the one before (the keys are all
+ * different) and with its own key.  *most_far (if not NULL): the most
+ * entries a single pt_heap_top() took from the far heap.  Returns how
+ * many came out. */
+static int take_in_order(struct pt_heap *h, uint32_t *most_far)
+{
+	int64_t last = INT64_MIN;
+	int taken = 0;
+	while (!pt_heap_empty(h)) {
+		uint32_t far = h->far.n;
+		struct pt_heap_ent e = pt_heap_top(h);
+		if (most_far && far - h->far.n > *most_far)
+			*most_far = far - h->far.n;
+		assert_true(e.key > last);
+		assert_int_equal(e.key, item_of(e.node)->key);
+		last = e.key;
+		pt_heap_remove(h, e.node);
+		taken++;
+	}
+	return taken;
+}
+
 /* 300,000 entries spread over a second, taken in order: the shape of
  * the expiry bench, through the tiers. */
 static void test_million_in_order(void **state)
@@ -273,21 +310,9 @@ static void test_million_in_order(void **state)
 	struct item *it = calloc(N, sizeof(*it));
 	assert_non_null(it);
 	fail_every = 0;
-	for (int i = 0; i < N; i++) {
-		int64_t key = 700000000 + (int64_t)(((uint64_t)i * 2654435761u) % N) * 3333;
-		assert_int_equal(pt_heap_insert(&h, &it[i].hn, key), 0);
-		it[i].key = key;
-	}
+	assert_int_equal(queue_spread(&h, it, N, 700000000, 3333), N);
 	assert_non_null(h.tiers);
-	int64_t last = INT64_MIN;
-	for (int i = 0; i < N; i++) {
-		struct pt_heap_ent e = pt_heap_top(&h);
-		assert_true(e.key >= last);
-		assert_int_equal(e.key, item_of(e.node)->key);
-		last = e.key;
-		pt_heap_remove(&h, e.node);
-	}
-	assert_true(pt_heap_empty(&h));
+	assert_int_equal(take_in_order(&h, NULL), N);
 	pt_heap_release(&h);
 	free(it);
 }
@@ -301,27 +326,12 @@ static void test_spread_without_memory(void **state)
 	struct pt_heap h = PT_HEAP_INIT;
 	struct item *it = calloc(N, sizeof(*it));
 	assert_non_null(it);
-	int queued = 0;
 	for (unsigned every = 2; every <= 11; every += 4) {
 		fail_every = 0;
-		for (int i = 0; i < N; i++) {
-			int64_t key = 2000000000 + (int64_t)(((uint64_t)i * 2654435761u) % N) * 25000;
-			if (pt_heap_insert(&h, &it[i].hn, key) == 0)
-				queued++;
-			it[i].key = key;
-		}
+		int queued = queue_spread(&h, it, N, 2000000000, 25000);
 		fail_every = every;
 		allocations = faults = 0;
-		int64_t last = INT64_MIN;
-		while (!pt_heap_empty(&h)) {
-			struct pt_heap_ent e = pt_heap_top(&h);
-			assert_true(e.key > last);
-			assert_int_equal(e.key, item_of(e.node)->key);
-			last = e.key;
-			pt_heap_remove(&h, e.node);
-			queued--;
-		}
-		assert_int_equal(queued, 0);
+		assert_int_equal(take_in_order(&h, NULL), queued);
 		assert_true(faults > 0);
 	}
 	fail_every = 0;
@@ -341,24 +351,11 @@ static void test_far_leaves_by_the_millisecond(void **state)
 	struct item *it = calloc(N, sizeof(*it));
 	assert_non_null(it);
 	fail_every = 0;
-	int64_t start = 300000000000ll; /* 300 s on */
-	for (int i = 0; i < N; i++) {
-		int64_t key = start + (int64_t)(((uint64_t)i * 2654435761u) % N) * 1000000; /* 100 s */
-		assert_int_equal(pt_heap_insert(&h, &it[i].hn, key), 0);
-		it[i].key = key;
-	}
+	/* From 300 s on, over 100 s. */
+	assert_int_equal(queue_spread(&h, it, N, 300000000000ll, 1000000), N);
 	assert_non_null(h.tiers);
-	int64_t last = INT64_MIN;
 	uint32_t most = 0;
-	for (int i = 0; i < N; i++) {
-		uint32_t far = h.far.n;
-		struct pt_heap_ent e = pt_heap_top(&h);
-		if (far - h.far.n > most)
-			most = far - h.far.n;
-		assert_true(e.key > last);
-		last = e.key;
-		pt_heap_remove(&h, e.node);
-	}
+	assert_int_equal(take_in_order(&h, &most), N);
 	assert_true(h.far.n == 0 && most > 0 && most <= 10); /* one a millisecond here */
 	pt_heap_release(&h);
 	free(it);

@@ -385,26 +385,53 @@ static int place_entry(struct pt_heap *h, struct pt_heap_ent e)
 	return r;
 }
 
-/* Where a queued node's entry is. */
-static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_node *node)
+/* Where a queued node's entry is: its tier, and its slot and index there.
+ * A ring position is believed only when that bucket's entry is the
+ * node's: an L1 bucket moved into the lazy near heap leaves its nodes'
+ * ring positions behind (bucket_to_near), sparing a cache miss on each
+ * timer, and such a node is in the near heap. */
+static enum tier locate(const struct pt_heap *h, const struct pt_heap_node *node, unsigned *slot,
+			uint32_t *i)
 {
 	uint32_t pos = node->pos;
-	if (pos & POS_RING)
-		return &h->tiers->lv[pos >> 29 & 1].b[pos >> IDX_BITS & (NSLOTS - 1)].e[pos & BUCKET_MAX];
-	if (pos > POS_FAR)
-		return ent(&h->far, pos - POS_FAR - 1);
-	return ent(&h->near, iheap_index(&h->near, node));
+	if (pos & POS_RING) {
+		unsigned lvl = pos >> 29 & 1;
+		const struct bucket *b = &h->tiers->lv[lvl].b[pos >> IDX_BITS & (NSLOTS - 1)];
+		*slot = pos >> IDX_BITS & (NSLOTS - 1);
+		*i = pos & BUCKET_MAX;
+		if (*i < b->n && b->e[*i].node == node)
+			return lvl ? L2 : L1;
+	} else if (pos > POS_FAR) {
+		*i = pos - POS_FAR - 1;
+		return FAR;
+	}
+	*i = iheap_index(&h->near, node);
+	return NEAR;
+}
+
+static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_node *node)
+{
+	unsigned slot = 0;
+	uint32_t i;
+	switch (locate(h, node, &slot, &i)) {
+	case NEAR:
+		return ent(&h->near, i);
+	case FAR:
+		return ent(&h->far, i);
+	default:
+		return &h->tiers->lv[node->pos >> 29 & 1].b[slot].e[i];
+	}
 }
 
 static void detach(struct pt_heap *h, struct pt_heap_node *node)
 {
-	uint32_t pos = node->pos;
-	if (pos & POS_RING)
-		bucket_take(h, pos >> 29 & 1, pos >> IDX_BITS & (NSLOTS - 1), pos & BUCKET_MAX);
-	else if (pos > POS_FAR)
-		iheap_take(&h->far, pos - POS_FAR - 1);
+	unsigned slot = 0;
+	uint32_t i;
+	enum tier where = locate(h, node, &slot, &i);
+	if (where == L1 || where == L2)
+		bucket_take(h, where == L2, slot, i);
 	else
-		iheap_take(&h->near, iheap_index(&h->near, node));
+		iheap_take(where == FAR ? &h->far : &h->near, i);
 	node->pos = 0;
 }
 
@@ -457,7 +484,13 @@ static void bucket_to_near(struct pt_heap *h, unsigned lvl, unsigned slot)
 {
 	struct level *l = &h->tiers->lv[lvl];
 	struct bucket *b = &l->b[slot];
-	for (uint32_t i = 0; i < b->n; i++) {
+	uint32_t i = 0;
+	/* While the near heap is lazy, its nodes keep their ring positions
+	 * (locate()): no timer is touched. */
+	if (h->near.lazy)
+		for (; i < b->n && h->near.n < LAZY_MAX; i++)
+			sift_up(&h->near, h->near.n++, b->e[i]);
+	for (; i < b->n; i++) {
 		if (i + AHEAD < b->n)
 			__builtin_prefetch(b->e[i + AHEAD].node, 1);
 		iheap_push(&h->near, b->e[i]);
@@ -660,26 +693,20 @@ int pt_heap_insert(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 
 int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 {
-	uint32_t pos = node->pos;
-	unsigned slot = 0;
-	enum tier where = route(h, ukey(key), &slot);
+	unsigned slot = 0, cslot = 0;
+	uint32_t ci;
+	enum tier where = route(h, ukey(key), &slot), cur = locate(h, node, &cslot, &ci);
 	struct pt_heap_ent e = { key, node };
 
-	if (where == NEAR && !(pos & POS_RING) && pos <= POS_FAR) {
+	if (where == cur && (where == NEAR || where == FAR)) {
 		node->order = h->order++;
-		settle(&h->near, iheap_index(&h->near, node), e);
+		settle(where == NEAR ? &h->near : &h->far, ci, e);
 		return 0;
 	}
-	if (where == FAR && !(pos & POS_RING) && pos > POS_FAR) {
-		node->order = h->order++;
-		settle(&h->far, pos - POS_FAR - 1, e);
-		return 0;
-	}
-	if ((where == L1 || where == L2) && (pos & POS_RING) && (pos >> 29 & 1) == (where == L2) &&
-	    (pos >> IDX_BITS & (NSLOTS - 1)) == slot) {
+	if (where == cur && cslot == slot) {
 		/* The same bucket: buckets are unsorted. */
 		node->order = h->order++;
-		find(h, node)->key = key;
+		h->tiers->lv[where == L2].b[slot].e[ci].key = key;
 		return 0;
 	}
 	/* Another tier: room there first, so that a failure changes nothing. */
@@ -694,6 +721,13 @@ int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node)
 {
 	detach(h, node);
+	if (--h->n == 0 && h->tiers)
+		deactivate(h);
+}
+
+void pt_heap_pop(struct pt_heap *h)
+{
+	iheap_take(&h->near, 0);
 	if (--h->n == 0 && h->tiers)
 		deactivate(h);
 }

@@ -95,6 +95,11 @@ int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key);
 /* Take a queued node out (node->pos becomes 0). */
 void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node);
 
+/* Take out the entry pt_heap_top() gave without touching its node: the
+ * caller sets node->pos to 0 before anything else looks at the node (a
+ * store to a line not in the cache holds up every store behind it). */
+void pt_heap_pop(struct pt_heap *h);
+
 /* Free the storage of an empty queue (or drop it after fork). */
 void pt_heap_release(struct pt_heap *h);
 

@@ -156,25 +156,23 @@ int ptimer__concerns(int signo, int code, int err)
 void ptimer__prefetch(const int *ids, size_t n)
 {
 	/* Two rounds: each ID's slot in the tree, then each timer, so that
-	 * the misses of a round overlap instead of following each other. */
-	void *const *slot[16];
+	 * the misses of a round overlap instead of following each other.
+	 * The slots are loaded, not prefetched: right after the read's
+	 * system call a prefetch may be dropped where a load waits, and
+	 * sixteen independent loads overlap all the same. */
+	struct pt_timer *t[16];
 	if (n > 16)
 		n = 16;
 	pt_rcu_read_lock();
 	for (size_t i = 0; i < n; i++) {
-		slot[i] = pt_ids_dense_slot(ids[i]);
-		if (slot[i])
-			__builtin_prefetch(slot[i]);
+		void *const *slot = pt_ids_dense_slot(ids[i]);
+		t[i] = slot ? __atomic_load_n(slot, __ATOMIC_ACQUIRE) : NULL;
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (!slot[i])
-			continue;
-		struct pt_timer *t = __atomic_load_n(slot[i], __ATOMIC_ACQUIRE);
-		if (t) { /* 96 bytes: two lines, whatever its alignment */
-			__builtin_prefetch(t, 1);
-			__builtin_prefetch((char *)t + sizeof(*t) - 1, 1);
+	for (size_t i = 0; i < n; i++)
+		if (t[i]) { /* 96 bytes: two lines, whatever its alignment */
+			pt_prefetch_own(t[i]);
+			pt_prefetch_own((char *)t[i] + sizeof(*t[i]) - 1);
 		}
-	}
 	pt_rcu_read_unlock();
 }
 

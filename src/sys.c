@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <errno.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
@@ -165,9 +168,16 @@ int pt_sys_timer_create_id(clockid_t clock, struct sigevent *sev, int id)
 	return r;
 }
 
+bool pt_has_prefetchw;
+
 __attribute__((constructor(101))) static void sys_init(void)
 {
 	pt_pid = (pid_t)syscall(SYS_getpid);
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned a, b, c, d;
+	if (__get_cpuid(0x80000001, &a, &b, &c, &d))
+		pt_has_prefetchw = c >> 8 & 1; /* PRFCHW (3DNowPrefetch) */
+#endif
 }
 
 int pt_refusev(char *why, size_t why_size, int err, const char *fmt, va_list ap)

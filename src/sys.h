@@ -90,6 +90,23 @@ static inline int pt_sys_close(int fd)
  * length (at most size - 1), or -1 when it cannot be read. */
 ssize_t pt_sys_read_file(const char *path, char *buf, size_t size);
 
+/* Ask for the line at p to be brought in for writing: owned by this core
+ * when it arrives, so that a compare-and-swap on it later does not have
+ * to take it from another core a second time (PREFETCHW, where the CPU
+ * has it; a plain prefetch elsewhere). */
+extern bool pt_has_prefetchw;
+
+static inline void pt_prefetch_own(const void *p)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (__builtin_expect(pt_has_prefetchw, 1)) {
+		__asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
+		return;
+	}
+#endif
+	__builtin_prefetch(p, 1);
+}
+
 static inline int64_t pt_ts_to_ns(const struct timespec *ts)
 {
 	return (int64_t)ts->tv_sec * PT_NSEC_PER_SEC + ts->tv_nsec;

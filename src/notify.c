@@ -406,14 +406,14 @@ static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask
 		/* A CPU clock's signal goes to the thread that used the time,
 		 * as the kernel prefers it (cpu.c), unless that thread blocks
 		 * it or is gone: then to the process. */
-		r = -1;
-		errno = ESRCH;
+		bool to_process = true;
 		if (via && !(via_mask >> (t->signo - 1) & 1)) {
 			r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, via, t->signo, &info);
 			if (r == 0)
 				*sent_tid = via;
+			to_process = r != 0 && errno == ESRCH;
 		}
-		if (r != 0 && errno == ESRCH)
+		if (to_process)
 			r = send_process(t->signo, &info);
 	}
 	if (r == 0) {

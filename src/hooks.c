@@ -496,34 +496,53 @@ static bool still_signalfd(int fd)
 	return false;
 }
 
+/* The timers of the next (up to) 16 engine timer records from *from on
+ * are brought in together; *from moves past them. */
+static void prefetch_group(const struct signalfd_siginfo *rec, size_t n, size_t *from)
+{
+	int ids[16];
+	size_t nids = 0, i = *from;
+	for (; i < n && nids < 16; i++)
+		if (ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno) ==
+		    PT_CONCERNS_TIMER)
+			ids[nids++] = (int)rec[i].ssi_tid;
+	*from = i;
+	if (nids > 1)
+		ptimer__prefetch(ids, nids);
+}
+
 /* Each record of a signalfd read is a signal taken: keep what the program
  * gets, in *bytes.  A first look says what the engine has to do with the
- * records at all (the program's own signals pass as read) and which
- * timers it will touch (brought in together).  The descriptor is asked
+ * records at all (the program's own signals pass as read).  The timers
+ * they name are brought in sixteen at a time, a group ahead of the one
+ * being delivered, so that their misses overlap.  The descriptor is asked
  * about (a system call) only where it matters: before any record the
  * engine could act on beyond an engine timer's signal, and before a
  * record is taken out.  False: the read is passed as it came (nothing of
  * the engine's, or no signalfd after all). */
 static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, size_t *bytes)
 {
-	int worst = PT_CONCERNS_NONE, ids[16];
-	size_t nids = 0;
+	int worst = PT_CONCERNS_NONE;
 	for (size_t i = 0; i < n; i++) {
 		int c = ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
 		if (c > worst)
 			worst = c;
-		if (c == PT_CONCERNS_TIMER && nids < 16)
-			ids[nids++] = (int)rec[i].ssi_tid;
 	}
 	if (worst == PT_CONCERNS_NONE || (worst == PT_CONCERNS_ANY && !still_signalfd(fd)))
 		return false;
 	bool checked = worst == PT_CONCERNS_ANY;
-	if (nids > 1)
-		ptimer__prefetch(ids, nids);
+	size_t group_end = 0, ahead_end = 0;
+	prefetch_group(rec, n, &group_end);
+	ahead_end = group_end;
+	prefetch_group(rec, n, &ahead_end);
 
 	size_t out = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
+		if (i == group_end) {
+			group_end = ahead_end;
+			prefetch_group(rec, n, &ahead_end);
+		}
 		if (ptimer__concerns((int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {
 			siginfo_t si;
 			memset(&si, 0, sizeof(si));

@@ -125,6 +125,78 @@ CONF_CASE(signalfd)
 	close(fd);
 }
 
+/* Many timers' signals in one signalfd read, among the program's own
+ * queued signals, some stale: every live timer's record comes once, with
+ * its value and no marker, the program's own pass as sent, the stale
+ * never show (the engine goes through such a read sixteen timers at a
+ * time). */
+CONF_CASE(signalfd_many)
+{
+	enum { NT = 80, OWN = 2 };
+	int sig = SIGRTMIN + 1;
+	block(sig);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_OK(sigqueue(getpid(), sig, (union sigval){ .sival_int = 5000 }));
+	timer_t t[NT];
+	for (int i = 0; i < NT; i++) {
+		struct sigevent sev = sig_event(sig, 1000 + i);
+		t[i] = make_timer(CLOCK_MONOTONIC, &sev);
+	}
+	struct itimerspec its = its_ms(5, 0);
+	for (int i = 0; i < NT; i++)
+		CHECK_OK(B->settime(t[i], 0, &its, NULL));
+	/* All expired (a one-shot that has fired reads as disarmed), so all
+	 * their signals are queued. */
+	for (int i = 0; i < NT; i++) {
+		struct itimerspec cur;
+		int64_t give_up = now_ns(CLOCK_MONOTONIC) + 5000000000LL;
+		do {
+			CHECK_OK(B->gettime(t[i], &cur));
+			if (cur.it_value.tv_sec || cur.it_value.tv_nsec)
+				nap_ms(1);
+		} while ((cur.it_value.tv_sec || cur.it_value.tv_nsec) && now_ns(CLOCK_MONOTONIC) < give_up);
+	}
+	/* Every 7th re-armed while its signal is pending: stale. */
+	struct itimerspec later = its_ms(100000, 0);
+	int stale = 0;
+	for (int i = 0; i < NT; i += 7, stale++)
+		CHECK_OK(B->settime(t[i], 0, &later, NULL));
+	CHECK_OK(sigqueue(getpid(), sig, (union sigval){ .sival_int = 5001 }));
+	struct signalfd_siginfo rec[2 * NT];
+	ssize_t r = read_signalfd(fd, rec, 2 * NT, 0);
+	CHECK_EQ(r, (ssize_t)sizeof(rec[0]) * (NT - stale + OWN));
+	int count[NT] = { 0 }, own = 0;
+	for (ssize_t k = 0; k < r / (ssize_t)sizeof(rec[0]); k++) {
+		if (rec[k].ssi_code == SI_QUEUE) {
+			CHECK_EQ(rec[k].ssi_int, 5000 + own);
+			own++;
+			continue;
+		}
+		CHECK_EQ(rec[k].ssi_code, SI_TIMER);
+		CHECK_EQ(rec[k].ssi_errno, 0);
+		CHECK_EQ(rec[k].ssi_overrun, 0);
+		int i = rec[k].ssi_int - 1000;
+		CHECK(i >= 0 && i < NT && i % 7 != 0);
+		if (i >= 0 && i < NT) {
+			CHECK_EQ(rec[k].ssi_tid, (intptr_t)t[i]);
+			count[i]++;
+		}
+	}
+	CHECK_EQ(own, OWN);
+	for (int i = 0; i < NT; i++)
+		CHECK_EQ(count[i], i % 7 ? 1 : 0);
+	errno = 0;
+	CHECK_EQ(read_signalfd(fd, rec, 4, 0), -1);
+	CHECK_EQ(errno, EAGAIN);
+	for (int i = 0; i < NT; i++)
+		CHECK_OK(B->del(t[i]));
+	close(fd);
+}
+
 /* A periodic timer whose signal is ignored waits; installing a handler
  * queues its signal at once, the periods missed being its overruns.  A
  * one-shot expiry while ignored is simply lost. */

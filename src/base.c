@@ -319,11 +319,12 @@ static bool run_due(struct pt_base *b)
 			due[k++] = n;
 		}
 		/* Loads, not prefetches: a prefetch may be dropped where a
-		 * load waits, and these overlap all the same. */
+		 * load waits, and these overlap all the same.  Relaxed atomic
+		 * loads: owners write these bytes meanwhile (the inbox link). */
 		unsigned sum = 0;
 		for (int i = 0; i < k; i++)
-			sum += *(volatile unsigned char *)due[i] +
-			       *(volatile unsigned char *)((char *)due[i] + q.ops->span - 1);
+			sum += __atomic_load_n((unsigned char *)due[i], __ATOMIC_RELAXED) +
+			       __atomic_load_n((unsigned char *)due[i] + q.ops->span - 1, __ATOMIC_RELAXED);
 		__asm__ volatile("" : : "r"(sum));
 		for (int i = 0; i < k; i++)
 			due[i]->hn.pos = 0;

@@ -32,6 +32,8 @@
 
 static int64_t *deadline, *late;
 static int32_t *order; /* the values in the order the engine's timers fall due */
+static unsigned char *got;
+static long received, duplicates;
 
 /* Where timer i's deadline falls among the N: spread over the second in an
  * order unrelated to the IDs. */
@@ -39,8 +41,6 @@ static inline int64_t rank_of(int i)
 {
 	return (int64_t)(((uint64_t)i * 2654435761u) % N);
 }
-static unsigned char *got;
-static long received, duplicates;
 
 #define BATCH 64
 

@@ -290,7 +290,7 @@ static bool run_due(struct pt_base *b)
 		return false;
 	int64_t now = b->ops->now(b);
 	if (now < 0)
-		return false;
+		return false; /* its clock is gone: nothing there fires again */
 	struct pt_qnode *early = NULL;
 	for (int done = 0; done < EXPIRE_BATCH;) {
 		struct pt_qnode *due[FIRE_AHEAD];

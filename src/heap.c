@@ -396,9 +396,9 @@ static enum tier locate(const struct pt_heap *h, const struct pt_heap_node *node
 	uint32_t pos = node->pos;
 	if (pos & POS_RING) {
 		unsigned lvl = pos >> 29 & 1;
-		const struct bucket *b = &h->tiers->lv[lvl].b[pos >> IDX_BITS & (NSLOTS - 1)];
 		*slot = pos >> IDX_BITS & (NSLOTS - 1);
 		*i = pos & BUCKET_MAX;
+		const struct bucket *b = &h->tiers->lv[lvl].b[*slot];
 		if (*i < b->n && b->e[*i].node == node)
 			return lvl ? L2 : L1;
 	} else if (pos > POS_FAR) {
@@ -413,14 +413,10 @@ static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_no
 {
 	unsigned slot = 0;
 	uint32_t i;
-	switch (locate(h, node, &slot, &i)) {
-	case NEAR:
-		return ent(&h->near, i);
-	case FAR:
-		return ent(&h->far, i);
-	default:
-		return &h->tiers->lv[node->pos >> 29 & 1].b[slot].e[i];
-	}
+	enum tier where = locate(h, node, &slot, &i);
+	if (where == NEAR || where == FAR)
+		return ent(where == NEAR ? &h->near : &h->far, i);
+	return &h->tiers->lv[where == L2].b[slot].e[i];
 }
 
 static void detach(struct pt_heap *h, struct pt_heap_node *node)
@@ -718,18 +714,23 @@ int pt_heap_update(struct pt_heap *h, struct pt_heap_node *node, int64_t key)
 	return 0;
 }
 
+/* An entry has left: an empty queue is small again. */
+static void one_less(struct pt_heap *h)
+{
+	if (--h->n == 0 && h->tiers)
+		deactivate(h);
+}
+
 void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node)
 {
 	detach(h, node);
-	if (--h->n == 0 && h->tiers)
-		deactivate(h);
+	one_less(h);
 }
 
 void pt_heap_pop(struct pt_heap *h)
 {
 	iheap_take(&h->near, 0);
-	if (--h->n == 0 && h->tiers)
-		deactivate(h);
+	one_less(h);
 }
 
 void pt_heap_release(struct pt_heap *h)

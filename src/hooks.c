@@ -531,9 +531,9 @@ static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, size_
 	if (worst == PT_CONCERNS_NONE || (worst == PT_CONCERNS_ANY && !still_signalfd(fd)))
 		return false;
 	bool checked = worst == PT_CONCERNS_ANY;
-	size_t group_end = 0, ahead_end = 0;
+	size_t group_end = 0;
 	prefetch_group(rec, n, &group_end);
-	ahead_end = group_end;
+	size_t ahead_end = group_end;
 	prefetch_group(rec, n, &ahead_end);
 
 	size_t out = 0;

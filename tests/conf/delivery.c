@@ -78,15 +78,21 @@ static ssize_t read_signalfd(int fd, struct signalfd_siginfo *rec, int max, long
 	return read(fd, rec, sizeof(*rec) * (size_t)max);
 }
 
+/* sig blocked, and a non-blocking signalfd for it. */
+static int blocked_signalfd(int sig)
+{
+	block(sig);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
 /* The same through signalfd: one record however many periods pass,
  * ssi_overrun counts them, stale records never show. */
 CONF_CASE(signalfd)
 {
-	block(SIGRTMIN);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGRTMIN);
-	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int fd = blocked_signalfd(SIGRTMIN);
 	CHECK(fd >= 0);
 	struct sigevent sev = sig_event(SIGRTMIN, 21);
 	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
@@ -134,11 +140,7 @@ CONF_CASE(signalfd_many)
 {
 	enum { NT = 80, OWN = 2 };
 	int sig = SIGRTMIN + 1;
-	block(sig);
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	int fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int fd = blocked_signalfd(sig);
 	CHECK(fd >= 0);
 	CHECK_OK(sigqueue(getpid(), sig, (union sigval){ .sival_int = 5000 }));
 	timer_t t[NT];

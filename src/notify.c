@@ -198,11 +198,16 @@ void pt_notify_unline(const struct pt_timer *t)
 	pt_unlock(&line.lock);
 }
 
+bool pt_notify_lined(int sig)
+{
+	return sig > 0 && sig < NSTD && __atomic_load_n(&line.len[sig], __ATOMIC_RELAXED);
+}
+
 struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq)
 {
 	struct pt_timer *t = NULL;
 
-	if (sig <= 0 || sig >= NSTD || !__atomic_load_n(&line.len[sig], __ATOMIC_RELAXED))
+	if (!pt_notify_lined(sig))
 		return NULL;
 	pt_lock(&line.lock);
 	if (line.len[sig]) {

@@ -63,6 +63,9 @@ void pt_notify_unline(const struct pt_timer *t);
  * it got in line; NULL if none.  The timer may have been deleted since
  * (the pool keeps its memory a timer): check under its lock. */
 struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq);
+/* Is any timer in line for sig?  (No lock, no RCU: a first look, which
+ * every signal the program takes pays.) */
+bool pt_notify_lined(int sig);
 
 /* The line of timers whose send the full queue put off (t->lock held
  * for a push): first come, first served.  push: false when out of

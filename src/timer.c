@@ -988,6 +988,8 @@ void pt_timer_signal_taken(int sig)
 {
 	uint32_t seq;
 
+	if (!pt_notify_lined(sig))
+		return; /* every real-time signal, most standard ones */
 	pt_rcu_read_lock();
 	struct pt_timer *t = pt_notify_line_pop(sig, &seq);
 	if (t) {

@@ -425,7 +425,7 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
 	}
 	if (bare) {
 		pthread_join(sender, NULL);
-		err = err ? err : plan.err;
+		err = plan.err ? plan.err : err; /* the sender's failure is the cause */
 	}
 	*cpu_us = (bench_cpu_seconds() - c0) * 1e6 / (got ? got : 1);
 	*late_ms = (double)late / 1e6;

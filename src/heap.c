@@ -240,6 +240,12 @@ struct level {
 struct pt_heap_tiers {
 	struct level lv[2];
 	uint64_t w1, w2; /* the L1 and L2 windows' starts (biased keys, aligned) */
+	/* The last spread's forwarding: entry i of L2 bucket fwd_slot went
+	 * to L1 at fwd[i] (slot << IDX_BITS | index) without its node being
+	 * told, so that a spread touches no timer (locate()). */
+	uint32_t *fwd;
+	uint32_t fwd_n, fwd_cap;
+	unsigned fwd_slot;
 };
 
 /* Keys biased so that unsigned order is signed order. */
@@ -387,20 +393,31 @@ static int place_entry(struct pt_heap *h, struct pt_heap_ent e)
 
 /* Where a queued node's entry is: its tier, and its slot and index there.
  * A ring position is believed only when that bucket's entry is the
- * node's: an L1 bucket moved into the lazy near heap leaves its nodes'
- * ring positions behind (bucket_to_near), sparing a cache miss on each
- * timer, and such a node is in the near heap. */
+ * node's: a bucket moved on leaves its nodes' ring positions behind,
+ * sparing a cache miss on each timer.  An L2 bucket spread over L1 left
+ * where each entry went (fwd); an L1 bucket moved into the lazy near heap
+ * (bucket_to_near) left nothing, and such a node is in the near heap. */
 static enum tier locate(const struct pt_heap *h, const struct pt_heap_node *node, unsigned *slot,
 			uint32_t *i)
 {
 	uint32_t pos = node->pos;
 	if (pos & POS_RING) {
+		const struct pt_heap_tiers *t = h->tiers;
 		unsigned lvl = pos >> 29 & 1;
 		*slot = pos >> IDX_BITS & (NSLOTS - 1);
 		*i = pos & BUCKET_MAX;
-		const struct bucket *b = &h->tiers->lv[lvl].b[*slot];
+		const struct bucket *b = &t->lv[lvl].b[*slot];
 		if (*i < b->n && b->e[*i].node == node)
 			return lvl ? L2 : L1;
+		if (lvl == 1 && t->fwd && *slot == t->fwd_slot && *i < t->fwd_n) {
+			uint32_t f = t->fwd[*i];
+			b = &t->lv[0].b[f >> IDX_BITS];
+			if ((f & BUCKET_MAX) < b->n && b->e[f & BUCKET_MAX].node == node) {
+				*slot = f >> IDX_BITS;
+				*i = f & BUCKET_MAX;
+				return L1;
+			}
+		}
 	} else if (pos > POS_FAR) {
 		*i = pos - POS_FAR - 1;
 		return FAR;
@@ -495,6 +512,27 @@ static void bucket_to_near(struct pt_heap *h, unsigned lvl, unsigned slot)
 	bucket_free(h, l, slot);
 }
 
+/* Room in fwd for n entries, the last spread's forgotten: 0, or -ENOMEM
+ * (then the spread tells each node, as it did before fwd).  When a spread
+ * runs, the near heap and L1 are empty, so no queued node still counts on
+ * the last one's fwd. */
+static int fwd_reserve(struct pt_heap *h, uint32_t n)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	t->fwd_n = 0;
+	if (n <= t->fwd_cap && n >= t->fwd_cap / 4)
+		return 0; /* kept from the last spread, not much too big */
+	pt_slice_pause();
+	uint32_t *f = FAULT() ? NULL : realloc(t->fwd, n * sizeof(*f));
+	pt_slice_resume();
+	if (!f)
+		return n <= t->fwd_cap ? 0 : -ENOMEM;
+	add_bytes(h, ((int64_t)n - (int64_t)t->fwd_cap) * (int64_t)sizeof(*f));
+	t->fwd = f;
+	t->fwd_cap = n;
+	return 0;
+}
+
 /* An L2 bucket spread over the (empty) L1 level, which takes its window:
  * the buckets it needs are sized first, so that a failure moves nothing. */
 static int spread(struct pt_heap *h, unsigned slot)
@@ -514,11 +552,32 @@ static int spread(struct pt_heap *h, unsigned slot)
 	uint64_t start = t->w2 + ((uint64_t)slot << L2_SHIFT);
 	t->w1 = start;
 	near_end_at_least(h, start);
-	for (uint32_t i = 0; i < src->n; i++) {
-		if (i + AHEAD < src->n)
-			__builtin_prefetch(src->e[i + AHEAD].node, 1);
-		struct pt_heap_ent e = src->e[i];
-		bucket_push(t, 0, (unsigned)(ukey(e.key) >> L1_SHIFT) % NSLOTS, e);
+	if (fwd_reserve(h, src->n) == 0) {
+		/* Entries only: each node keeps its L2 position, and fwd says
+		 * where its entry went (telling the node is a cache miss on
+		 * its timer, one for each of hundreds of thousands, which
+		 * also takes the line from whichever core holds it). */
+		struct level *l1 = &t->lv[0];
+		for (uint32_t i = 0; i < src->n; i++) {
+			struct pt_heap_ent e = src->e[i];
+			unsigned s = (unsigned)(ukey(e.key) >> L1_SHIFT) % NSLOTS;
+			struct bucket *b = &l1->b[s];
+			b->e[b->n] = e;
+			t->fwd[i] = s << IDX_BITS | b->n++;
+		}
+		for (unsigned s = 0; s < NSLOTS; s++)
+			if (count[s])
+				l1->map[s / 64] |= 1ull << (s % 64);
+		l1->count += src->n;
+		t->fwd_n = src->n;
+		t->fwd_slot = slot;
+	} else {
+		for (uint32_t i = 0; i < src->n; i++) {
+			if (i + AHEAD < src->n)
+				__builtin_prefetch(src->e[i + AHEAD].node, 1);
+			struct pt_heap_ent e = src->e[i];
+			bucket_push(t, 0, (unsigned)(ukey(e.key) >> L1_SHIFT) % NSLOTS, e);
+		}
 	}
 	t->lv[1].count -= src->n;
 	bucket_free(h, &t->lv[1], slot);
@@ -657,6 +716,7 @@ static void deactivate(struct pt_heap *h)
 			if (t->lv[lvl].b[s].e)
 				bucket_free(h, &t->lv[lvl], s);
 	h->tiers = NULL;
+	free(t->fwd);
 	free(t);
 	__atomic_store_n(&h->tier_bytes, 0, __ATOMIC_RELAXED);
 	iheap_release(&h->far);

@@ -307,6 +307,7 @@ static int take_in_order(struct pt_heap *h, uint32_t *most_far)
 			*most_far = far - h->far.n;
 		assert_true(e.key > last);
 		assert_int_equal(e.key, item_of(e.node)->key);
+		assert_true(pt_heap_bytes(h) < 1ull << 32); /* no count gone below zero */
 		last = e.key;
 		pt_heap_remove(h, e.node);
 		taken++;
@@ -353,6 +354,73 @@ static void test_spread_without_memory(void **state)
 	free(it);
 }
 
+/* A bucket too big to go straight to the near heap is spread over L1
+ * without its nodes being told (the spread keeps where each entry went):
+ * after it, entries are found, re-keyed within their bucket, moved to
+ * other buckets and tiers, and removed, and the rest come out in order;
+ * then a smaller bucket is spread (the record shrinks).  fail: as above,
+ * for the spread's own allocations too. */
+static void spread_then_change(unsigned fail)
+{
+	enum { N = 40000, M = 9000 }; /* both spread; M under a quarter of N */
+	const int64_t base = 3700ll << 28, step = 5000; /* an L2 bucket's start; 5 us */
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N + M + 1, sizeof(*it));
+	assert_non_null(it);
+	fail_every = 0;
+	/* One due now, N in the next L2 bucket (300-500 ms on), M in the one
+	 * after (537-762 ms on). */
+	assert_int_equal(pt_heap_insert(&h, &it[N + M].hn, base), 0);
+	assert_int_equal(queue_spread(&h, it, N, base + 300000000, step), N);
+	assert_int_equal(queue_spread(&h, it + N, M, base + (2ll << 28) + 500, 25000), M);
+	for (int i = 0; i < N + M; i++)
+		it[i].queued = 1;
+	assert_ptr_equal(item_of(pt_heap_top(&h).node), &it[N + M]);
+	pt_heap_pop(&h);
+	it[N + M].hn.pos = 0;
+	uint64_t before = pt_heap_bytes(&h);
+	fail_every = fail;
+	allocations = faults = 0;
+	assert_int_equal(pt_heap_top(&h).key, base + 300000000); /* the spread */
+	/* The record: 4 bytes an entry at most. */
+	assert_true(pt_heap_bytes(&h) <= before + N * (4 + 2 * sizeof(struct pt_heap_ent)) + 4096);
+	int queued = N + M;
+	for (int i = 0; i < N; i++) {
+		if (i % 3)
+			continue;
+		assert_int_equal(pt_heap_key(&h, &it[i].hn), it[i].key);
+		/* Within its bucket, 4 ms on, 1 ms back, minutes on: each off
+		 * the 5 us grid by its own 1-4 us, so all keys stay different. */
+		int64_t key = it[i].key + (i % 4 == 0 ? 1000 : i % 4 == 1 ? 4002000 : i % 4 == 2 ? -997000
+											: 600000004000ll);
+		if (i % 5 == 0) {
+			pt_heap_remove(&h, &it[i].hn);
+			it[i].queued = 0;
+			queued--;
+		} else if (pt_heap_update(&h, &it[i].hn, key) == 0) {
+			it[i].key = key;
+		} else {
+			assert_int_equal(pt_heap_key(&h, &it[i].hn), it[i].key);
+		}
+	}
+	for (int i = 0; i < N + M; i++)
+		if (it[i].queued)
+			assert_int_equal(pt_heap_key(&h, &it[i].hn), it[i].key);
+	fail_every = 0;
+	assert_int_equal(take_in_order(&h, NULL), queued);
+	assert_null(h.tiers);
+	pt_heap_release(&h);
+	free(it);
+}
+
+static void test_spread_then_change(void **state)
+{
+	(void)state;
+	spread_then_change(0);
+	spread_then_change(5); /* the spread's record, or a bucket, not had */
+	spread_then_change(2);
+}
+
 /* Timers armed minutes ahead (beyond the L2 window) stay in the far heap
  * until their millisecond comes: taking the earliest brings down that
  * millisecond only, not the window's worth at once (which would stall
@@ -385,6 +453,7 @@ int main(void)
 		cmocka_unit_test(test_tiers_without_memory),
 		cmocka_unit_test(test_million_in_order),
 		cmocka_unit_test(test_spread_without_memory),
+		cmocka_unit_test(test_spread_then_change),
 		cmocka_unit_test(test_far_leaves_by_the_millisecond),
 	};
 	return cmocka_run_group_tests_name("heap", tests, NULL, NULL);

@@ -500,8 +500,8 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 		snprintf(r->rows[r->n - 1].note, sizeof(r->rows[0].note), "the latest signal; kernel: %.2f ms",
 			 klate);
 		snprintf(name, sizeof(name), "oneshots_%dk_late_max_vs_bare", n / 1000);
-		snprintf(note, sizeof(note), "a thread sending each at its deadline, no timer: what one "
-			 "signal per expiry allows here (%.1f us CPU each)", bcpu_us);
+		snprintf(note, sizeof(note), "bare: a thread sending each at its deadline, no timer "
+			 "(%.1f us CPU each)", bcpu_us);
 		bench_add(r, name, "ms", elate, blate, "bare", false, note);
 	}
 

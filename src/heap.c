@@ -300,16 +300,21 @@ static void bucket_free(struct pt_heap *h, struct level *l, unsigned slot)
 	l->map[slot / 64] &= ~(1ull << (slot % 64));
 }
 
-/* Room reserved. */
-static void bucket_push(struct pt_heap_tiers *t, unsigned lvl, unsigned slot, struct pt_heap_ent e)
+/* Room reserved.  Returns its index there; the node is not told. */
+static uint32_t bucket_append(struct pt_heap_tiers *t, unsigned lvl, unsigned slot, struct pt_heap_ent e)
 {
 	struct level *l = &t->lv[lvl];
 	struct bucket *b = &l->b[slot];
 	b->e[b->n] = e;
-	e.node->pos = ring_pos(lvl, slot, b->n);
-	b->n++;
 	l->count++;
 	l->map[slot / 64] |= 1ull << (slot % 64);
+	return b->n++;
+}
+
+/* Room reserved. */
+static void bucket_push(struct pt_heap_tiers *t, unsigned lvl, unsigned slot, struct pt_heap_ent e)
+{
+	e.node->pos = ring_pos(lvl, slot, bucket_append(t, lvl, slot, e));
 }
 
 static void bucket_take(struct pt_heap *h, unsigned lvl, unsigned slot, uint32_t i)
@@ -557,18 +562,11 @@ static int spread(struct pt_heap *h, unsigned slot)
 		 * where its entry went (telling the node is a cache miss on
 		 * its timer, one for each of hundreds of thousands, which
 		 * also takes the line from whichever core holds it). */
-		struct level *l1 = &t->lv[0];
 		for (uint32_t i = 0; i < src->n; i++) {
 			struct pt_heap_ent e = src->e[i];
 			unsigned s = (unsigned)(ukey(e.key) >> L1_SHIFT) % NSLOTS;
-			struct bucket *b = &l1->b[s];
-			b->e[b->n] = e;
-			t->fwd[i] = s << IDX_BITS | b->n++;
+			t->fwd[i] = s << IDX_BITS | bucket_append(t, 0, s, e);
 		}
-		for (unsigned s = 0; s < NSLOTS; s++)
-			if (count[s])
-				l1->map[s / 64] |= 1ull << (s % 64);
-		l1->count += src->n;
 		t->fwd_n = src->n;
 		t->fwd_slot = slot;
 	} else {

@@ -36,6 +36,7 @@
 
 #define NSTD 32
 #define FULL_BACKOFF_NS 1000000
+#define UNTRACKED_LOOK_NS 1000000
 
 static struct {
 	unsigned long signals, full;
@@ -245,6 +246,11 @@ void pt_notify_track_dispositions(void)
 	__atomic_store_n(&tracked, true, __ATOMIC_RELEASE);
 }
 
+bool pt_notify_tracks_dispositions(void)
+{
+	return __atomic_load_n(&tracked, __ATOMIC_ACQUIRE);
+}
+
 void pt_notify_disposition(int sig, bool ignored)
 {
 	if (sig > 0 && sig <= KERNEL_SIGRTMAX)
@@ -266,6 +272,25 @@ static bool kernel_ignores(int sig)
 	if (r != 0)
 		return false;
 	return ka.handler == (void *)SIG_IGN || (ka.handler == (void *)SIG_DFL && default_ignored(sig));
+}
+
+/* Nothing tells the engine that a program without the hooks stopped
+ * ignoring a signal (a handler installed through libc): its parked timers
+ * ask here at their period boundaries (timer.c), and a thousand of them
+ * on one signal still make one system call a millisecond. */
+bool pt_notify_untracked_ignores(int sig)
+{
+	static int64_t asked[KERNEL_SIGRTMAX + 1];
+	static bool answer[KERNEL_SIGRTMAX + 1];
+
+	if (pt_notify_tracks_dispositions() || sig <= 0 || sig > KERNEL_SIGRTMAX)
+		return false;
+	int64_t now = pt_clock_ns(CLOCK_MONOTONIC);
+	if (!asked[sig] || now - asked[sig] >= UNTRACKED_LOOK_NS) {
+		answer[sig] = kernel_ignores(sig);
+		asked[sig] = now;
+	}
+	return answer[sig];
 }
 
 bool pt_notify_ignored(const struct pt_timer *t)

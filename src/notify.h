@@ -54,7 +54,12 @@ bool pt_notify_ignored(const struct pt_timer *t);
  * through libc: what the kernel says of a signal can then be kept, and
  * pt_notify_ignored() asks it once per signal, not once per expiry. */
 void pt_notify_track_dispositions(void);
+bool pt_notify_tracks_dispositions(void);
 void pt_notify_disposition(int sig, bool ignored);
+
+/* Without the hooks: does the program still ignore sig?  The kernel is
+ * asked at most once a millisecond per signal.  The dispatcher's. */
+bool pt_notify_untracked_ignores(int sig);
 
 /* Leave the line (re-armed or deleted while waiting).  t->lock held. */
 void pt_notify_unline(const struct pt_timer *t);

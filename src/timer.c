@@ -121,11 +121,34 @@ static int64_t forward(struct pt_timer *t, int64_t now, bool inclusive)
 
 /* ---- the queue's view of a timer ---- */
 
+/* When a periodic timer that is not armed looks again at how things
+ * stand (a probe, a parked timer without the hooks): at its next period
+ * boundary, but not sooner than a millisecond from now: a timer of a
+ * nanosecond's period must not keep the dispatcher looking. */
+static int64_t next_look(struct pt_timer *t)
+{
+	int64_t from = base_now(t->base);
+	if (t->interval < PROBE_MIN_NS)
+		from = pt_add_sat(from, PROBE_MIN_NS);
+	int64_t at = t->expires;
+	if (at <= from)
+		at += ((from - at) / t->interval + 1) * t->interval;
+	return at;
+}
+
 static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, int64_t *key)
 {
-	if (!t->valid || t->status == PT_DISARMED || t->status == PT_KERNEL ||
-	    t->notify == SIGEV_NONE || (t->flags & PT_F_IGNORED))
+	if (!t->valid || t->status == PT_DISARMED || t->status == PT_KERNEL || t->notify == SIGEV_NONE)
 		return PT_BASE_NONE;
+	if (t->flags & PT_F_IGNORED) {
+		/* Parked until the program stops ignoring its signal.  The
+		 * hooks tell when (pt_timer_unignore()); without them it
+		 * looks at its period boundaries (expire()). */
+		if (pt_notify_tracks_dispositions())
+			return PT_BASE_NONE;
+		*key = next_look(t);
+		return t->base;
+	}
 	if (t->flags & PT_F_RETRY) {
 		if (t->flags & PT_F_WAITS)
 			return PT_BASE_NONE; /* its turn comes in the line */
@@ -142,17 +165,9 @@ static inline __attribute__((always_inline)) uint16_t want(struct pt_timer *t, i
 	}
 	if (!(t->flags & PT_F_SIG_QUEUED))
 		return PT_BASE_NONE; /* its thread is gone: nothing more to send */
-	/* A periodic timer whose signal is out: look whether it was taken at
-	 * the next boundary (the probe; see expire()), but not sooner than a
-	 * millisecond from now: a timer of a nanosecond's period must not
-	 * keep the dispatcher looking. */
-	int64_t from = base_now(t->base);
-	if (t->interval < PROBE_MIN_NS)
-		from = pt_add_sat(from, PROBE_MIN_NS);
-	int64_t at = t->expires;
-	if (at <= from)
-		at += ((from - at) / t->interval + 1) * t->interval;
-	*key = at;
+	/* A periodic timer whose signal is out: look whether it was taken
+	 * (the probe; see expire()). */
+	*key = next_look(t);
 	return t->base;
 }
 
@@ -931,6 +946,18 @@ void pt_timer_send_waiting(void)
 	}
 }
 
+/* The kernel's posixtimer_sig_unignore() for one timer, t->lock held: it
+ * gets its signal now, and is re-armed when that is delivered. */
+static void unpark(struct pt_timer *t)
+{
+	seq_begin(t);
+	set_flag(t, PT_F_IGNORED, false);
+	seq_end(t);
+	__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
+	if (t->status == PT_REQUEUE_PENDING)
+		fire_signal(t, 0, 0, false);
+}
+
 static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 {
 	struct pt_timer *t = (struct pt_timer *)n;
@@ -946,6 +973,12 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	}
 	if (b->index != t->base)
 		goto out; /* re-armed elsewhere since: the queue catches up */
+	if (t->flags & PT_F_IGNORED) {
+		/* Parked, without the hooks (want()): still ignored? */
+		if (!pt_notify_tracks_dispositions() && !pt_notify_untracked_ignores(t->signo))
+			unpark(t);
+		goto out;
+	}
 	if (t->status == PT_REQUEUE_PENDING && (t->flags & PT_F_SIG_QUEUED)) {
 		/* The probe: was the signal taken without the engine seeing? */
 		if (!pt_notify_pending(t)) {
@@ -1009,8 +1042,7 @@ void pt_timer_signal_taken(int sig)
 	pt_rcu_read_unlock();
 }
 
-/* The kernel's posixtimer_sig_unignore(): every timer parked on sig gets
- * its signal now, and is re-armed when that is delivered. */
+/* Every timer parked on sig, unparked. */
 void pt_timer_unignore(int sig)
 {
 	if (__atomic_load_n(&parked, __ATOMIC_RELAXED) == 0)
@@ -1022,12 +1054,7 @@ void pt_timer_unignore(int sig)
 			continue;
 		pt_seqlock_lock(&t->lock);
 		if (t->valid && (t->flags & PT_F_IGNORED)) {
-			seq_begin(t);
-			set_flag(t, PT_F_IGNORED, false);
-			seq_end(t);
-			__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
-			if (t->status == PT_REQUEUE_PENDING)
-				fire_signal(t, 0, 0, false);
+			unpark(t);
 			queued_changed(t);
 		}
 		pt_seqlock_unlock(&t->lock);

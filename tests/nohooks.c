@@ -1,0 +1,242 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A program linked with -lptimers and not the hooks library: nothing
+ * tells the engine when the program changes a signal's disposition or
+ * takes a signal, and the program reports each timer signal it takes with
+ * ptimer_signal_delivered().  Each case runs against the kernel (libc's
+ * timer_create(), which nothing here wraps) and against the engine.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "ptimers.h"
+
+/* Defined by the hooks library only: this program must not have it. */
+#pragma weak ptimer_hooks_linked
+
+struct api {
+	int (*create)(clockid_t, struct sigevent *, timer_t *);
+	int (*settime)(timer_t, int, const struct itimerspec *, struct itimerspec *);
+	int (*gettime)(timer_t, struct itimerspec *);
+	int (*getoverrun)(timer_t);
+	int (*del)(timer_t);
+};
+
+static const struct api kernel = { timer_create, timer_settime, timer_gettime, timer_getoverrun,
+				   timer_delete };
+static const struct api engine = { ptimer_create, ptimer_settime, ptimer_gettime, ptimer_getoverrun,
+				   ptimer_delete };
+
+static const struct api *B;
+static timer_t seen_timer;
+static volatile int seen, seen_overrun, seen_getoverrun;
+
+static void on_signal(int sig, siginfo_t *info, void *uc)
+{
+	(void)sig, (void)uc;
+	/* -1: not an engine signal (the kernel's); 0: stale, dropped. */
+	if (ptimer_signal_delivered(info) == 0 || seen)
+		return;
+	seen_overrun = info->si_overrun;
+	seen_getoverrun = B->getoverrun(seen_timer);
+	__atomic_store_n(&seen, 1, __ATOMIC_RELEASE);
+}
+
+static void install_handler(int sig)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_signal;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(sig, &sa, NULL), 0);
+}
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void nap_ms(int ms)
+{
+	int64_t until = now_ns() + (int64_t)ms * 1000000;
+	for (int64_t left; (left = until - now_ns()) > 0;) {
+		struct timespec ts = { left / 1000000000, left % 1000000000 };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Until the handler saw a signal, or ms passed. */
+static void wait_seen(int ms)
+{
+	int64_t until = now_ns() + (int64_t)ms * 1000000;
+	while (!__atomic_load_n(&seen, __ATOMIC_ACQUIRE) && now_ns() < until)
+		nap_ms(1);
+}
+
+static struct itimerspec its_ms(int value, int interval)
+{
+	struct itimerspec its = { { interval / 1000, interval % 1000 * 1000000L },
+				  { value / 1000, value % 1000 * 1000000L } };
+	return its;
+}
+
+static timer_t make_timer(int sig)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	timer_t t;
+	if (B->create(CLOCK_MONOTONIC, &sev, &t) != 0) {
+		/* The kernel's timers and queued signals count against the
+		 * user's RLIMIT_SIGPENDING, which other processes share. */
+		if (B == &kernel && errno == EAGAIN)
+			skip();
+		fail_msg("timer_create: %s", strerror(errno));
+	}
+	return t;
+}
+
+/*
+ * A periodic timer whose signal is ignored at an expiry stops, and starts
+ * again when the program stops ignoring the signal, its signal then
+ * counting the periods missed.  The kernel sends it at the sigaction; the
+ * engine, which does not see the sigaction without the hooks, at the
+ * timer's next period boundary.
+ */
+static void parked_timer_resumes(const struct api *api)
+{
+	B = api;
+	seen = 0;
+	signal(SIGUSR1, SIG_IGN);
+	seen_timer = make_timer(SIGUSR1);
+	struct itimerspec its = its_ms(20, 20), cur;
+	assert_int_equal(B->settime(seen_timer, 0, &its, NULL), 0);
+	nap_ms(110);
+	assert_int_equal(B->gettime(seen_timer, &cur), 0);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 20000000);
+	assert_int_equal(B->getoverrun(seen_timer), 0);
+	install_handler(SIGUSR1);
+	wait_seen(5000);
+	assert_int_equal(seen, 1);
+	assert_in_range(seen_overrun, 3, 300); /* about 5, more on a busy machine */
+	assert_int_equal(seen_getoverrun, seen_overrun);
+	/* And it goes on: the next periods come, one signal each. */
+	seen = 0;
+	wait_seen(5000);
+	assert_int_equal(seen, 1);
+	assert_int_equal(B->del(seen_timer), 0);
+	signal(SIGUSR1, SIG_IGN);
+}
+
+static void test_parked_resumes_kernel(void **state)
+{
+	(void)state;
+	parked_timer_resumes(&kernel);
+}
+
+static void test_parked_resumes_engine(void **state)
+{
+	(void)state;
+	parked_timer_resumes(&engine);
+}
+
+/* A one-shot expiry while its signal is ignored is lost for good. */
+static void oneshot_lost(const struct api *api)
+{
+	B = api;
+	seen = 0;
+	signal(SIGUSR2, SIG_IGN);
+	seen_timer = make_timer(SIGUSR2);
+	struct itimerspec its = its_ms(10, 0), cur;
+	assert_int_equal(B->settime(seen_timer, 0, &its, NULL), 0);
+	nap_ms(40);
+	install_handler(SIGUSR2);
+	nap_ms(60);
+	assert_int_equal(seen, 0);
+	assert_int_equal(B->gettime(seen_timer, &cur), 0);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec == 0);
+	assert_int_equal(B->del(seen_timer), 0);
+	signal(SIGUSR2, SIG_IGN);
+}
+
+static void test_oneshot_lost_kernel(void **state)
+{
+	(void)state;
+	oneshot_lost(&kernel);
+}
+
+static void test_oneshot_lost_engine(void **state)
+{
+	(void)state;
+	oneshot_lost(&engine);
+}
+
+/* A parked timer deleted, or armed again, while its signal is still
+ * ignored: nothing of the old arming comes later. */
+static void parked_then_changed(const struct api *api)
+{
+	B = api;
+	seen = 0;
+	signal(SIGUSR1, SIG_IGN);
+	timer_t gone = make_timer(SIGUSR1);
+	seen_timer = make_timer(SIGUSR1);
+	struct itimerspec its = its_ms(5, 5);
+	assert_int_equal(B->settime(gone, 0, &its, NULL), 0);
+	assert_int_equal(B->settime(seen_timer, 0, &its, NULL), 0);
+	nap_ms(30);
+	assert_int_equal(B->del(gone), 0);
+	struct itimerspec later = its_ms(500, 0);
+	assert_int_equal(B->settime(seen_timer, 0, &later, NULL), 0);
+	install_handler(SIGUSR1);
+	nap_ms(60);
+	assert_int_equal(seen, 0); /* the re-armed one is not due yet */
+	wait_seen(5000);
+	assert_int_equal(seen, 1);
+	assert_int_equal(seen_overrun, 0);
+	assert_int_equal(B->del(seen_timer), 0);
+	signal(SIGUSR1, SIG_IGN);
+}
+
+static void test_parked_then_changed_kernel(void **state)
+{
+	(void)state;
+	parked_then_changed(&kernel);
+}
+
+static void test_parked_then_changed_engine(void **state)
+{
+	(void)state;
+	parked_then_changed(&engine);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parked_resumes_kernel),
+		cmocka_unit_test(test_parked_resumes_engine),
+		cmocka_unit_test(test_oneshot_lost_kernel),
+		cmocka_unit_test(test_oneshot_lost_engine),
+		cmocka_unit_test(test_parked_then_changed_kernel),
+		cmocka_unit_test(test_parked_then_changed_engine),
+	};
+	if (ptimer_hooks_linked) {
+		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");
+		return 1;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

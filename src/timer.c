@@ -525,6 +525,10 @@ static void carry_end(struct pt_timer *t)
 
 /* ---- arm ---- */
 
+/* Timers parked because their signal is ignored: while there are none,
+ * a signal no longer ignored needs no look through the timers. */
+static unsigned long parked;
+
 /* Forget the signal of the old arming: drop it from the line (before the
  * window, it takes the line's lock) and from the parked set (inside). */
 static void unline(struct pt_timer *t)
@@ -535,6 +539,8 @@ static void unline(struct pt_timer *t)
 
 static void forget_signal(struct pt_timer *t)
 {
+	if (t->flags & PT_F_IGNORED)
+		__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
 	set_flag(t, PT_F_LINED | PT_F_IGNORED | PT_F_RETRY | PT_F_WAITS | PT_F_PROBE_TOOK, false);
 	/* A signal still pending for the old arming is dropped when it is
 	 * delivered: it carries the old sequence number.  (If it is still
@@ -848,7 +854,6 @@ int ptimer_delete(timer_t timerid)
 
 /* ---- expiry (the dispatcher) ---- */
 
-static unsigned long parked; /* timers parked because their signal is ignored */
 
 /*
  * The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a

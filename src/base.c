@@ -314,6 +314,10 @@ static bool run_due(struct pt_base *b)
 				}
 				early = n;
 			}
+			if (b->ops->hold && b->ops->hold(b, e.key < now ? e.key : now)) {
+				more = false;
+				break;
+			}
 			/* The heap position is the dispatcher's own: no lock needed. */
 			pt_heap_pop(&b->heap);
 			due[k++] = n;

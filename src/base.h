@@ -69,6 +69,10 @@ struct pt_base_ops {
 	void (*program)(struct pt_base *b, int64_t when);
 	/* Optional: an arm at `key` did not need the kernel timer moved. */
 	void (*armed)(struct pt_base *b, int64_t key);
+	/* Optional, dispatcher: a timer at `key` is due; true keeps it
+	 * (and what follows) queued for now, and the provider has asked for
+	 * a wakeup (a CPU base waits for the kernel to say whose time ran). */
+	bool (*hold)(struct pt_base *b, int64_t key);
 	/* Its kernel timer is set pt_queue_lead() early (see below). */
 	bool leads;
 };

@@ -139,7 +139,7 @@ static void fixed_program(struct pt_base *b, int64_t when)
 		if (when == PT_NEVER)
 			return;
 		int kid;
-		if (pt_dispatch_ktimer(fb->clock, PT_SRC_BASE + b->index, false, &kid) != 0) {
+		if (pt_dispatch_ktimer(fb->clock, PT_SRC_BASE + b->index, PT_TO_DISPATCHER, &kid) != 0) {
 			/* The kernel refused a timer (the user's signal queue
 			 * is full, say): the dispatcher looks again soon, and
 			 * meanwhile wakes to run the heap anyway. */
@@ -174,14 +174,14 @@ static const struct pt_base_ops fixed_ops = {
 
 /* A fixed base's kernel timer went off: it is spent, set again on the
  * dispatcher's next look.  Or a CPU clock's (cpu.c). */
-static void source_fired(int value, pid_t via, const sigset_t *mask)
+static void source_fired(int value, pid_t via, const sigset_t *mask, bool woke)
 {
 	if (value == PT_SRC_INTERRUPTED) {
 		pt_clocks_check_restored();
 		return;
 	}
 	if (value >= PT_SRC_CPU) {
-		pt_cpu_fired(value - PT_SRC_CPU, via, mask);
+		pt_cpu_fired(value - PT_SRC_CPU, via, mask, woke);
 		return;
 	}
 	int i = value - PT_SRC_BASE;

@@ -5,19 +5,36 @@
  * Only the kernel sees CPU time pass, so each CPU clock in use is a base
  * whose kernel timer is a kernel CPU timer, armed at the earliest expiry
  * among the engine's timers on that clock, however many there are.  Its
- * signal is the engine's (dispatch.h), sent process-directed: the kernel
- * then hands it to the thread whose CPU time made it expire, exactly as
- * it picks the receiver of a process-CPU timer's signal.  The engine's
- * handler notes that thread and its signal mask in the base and wakes the
- * dispatcher, which fires what is due; the core sends each timer's own
- * signal to the same thread (or to the process, when that thread blocks
- * it), as the kernel would.  The hooks keep the engine's signal out of
- * every mask the program sets through libc, so that thread always takes
- * it, whatever it blocks of its own.
+ * signal is the engine's (dispatch.h).  A process clock's is sent
+ * process-directed: the kernel then hands it to the thread whose CPU time
+ * made it expire, exactly as it picks the receiver of a process-CPU
+ * timer's signal.  A thread clock's goes to that thread, the only one
+ * whose time it counts.  The engine's handler notes the thread and its
+ * signal mask in the base (the report) and wakes the dispatcher, which
+ * fires what is due; the core sends each timer's own signal to the same
+ * thread (or to the process, when that thread blocks it), as the kernel
+ * would.  The hooks keep the engine's signal out of every mask the
+ * program sets through libc, so that thread always takes it, whatever it
+ * blocks of its own.
  *
- * A signal no program thread accepts still arrives: the dispatcher waits
- * for it too (the receiver is then unknown and the timers' signals go to
- * the process).
+ * The dispatcher reads the clock too, whenever it wakes, and may find a
+ * timer due before the kernel's tick has seen the clock pass it (CPU
+ * timers are looked at on the tick of a thread that runs).  It does not
+ * fire it then: whose time made it expire is not known yet.  It waits
+ * for the report, which says how far the clock had got when it was
+ * taken, and fires what that covers; after HOLD_NS of wall time without
+ * one (taken by a raw wait the hooks do not see), the timers' signals go
+ * to the process.  The dispatcher never sets the kernel timer in the
+ * past: the kernel would fire it at once, on the dispatcher, and hand its
+ * signal to some other thread.
+ *
+ * Some takers say nothing of who ran (pt_cpu_fired()): the dispatcher's
+ * own wait, which can take a process-directed signal between the kernel's
+ * choice and the chosen thread's taking it, and a thread woken from a
+ * sleep, which is where the kernel sends it when the thread that ran (the
+ * dispatcher) blocks it.  The kernel timer is then set again, just ahead,
+ * for the next tick.  When that is how the program takes it every time
+ * (no thread of it accepts the engine's signal), it counts.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +56,9 @@
 
 #define MAX_CLOCKS (PT_MAX_BASES - 4)
 #define RESTORED_BACK 1000000 /* ns a CPU clock went back: a restore */
+#define HOLD_NS 1000000000    /* wall ns a due timer waits for the kernel's report */
+#define AHEAD_NS 200000       /* CPU ns ahead the dispatcher sets a due kernel timer */
+#define DOUBTS 3              /* doubtful takers in a row that count (pt_cpu_fired) */
 
 struct cpu_clock {
 	struct pt_base b;         /* first: the handler finds the clock from it */
@@ -46,6 +66,10 @@ struct cpu_clock {
 	int users;                /* timers created on it */
 	int ktimer;               /* the kernel timer, -1 when unused */
 	int64_t seen;             /* the latest reading, on the engine's timeline */
+	int64_t reported;         /* the clock when the kernel timer's signal was
+				   * last taken (b.via its taker), INT64_MIN: never */
+	int64_t held_since;       /* dispatcher: wall clock a hold began, 0: none */
+	int doubted;              /* takers in a row that were a wait or a sleeper */
 };
 
 static struct {
@@ -143,8 +167,14 @@ static void cpu_program(struct pt_base *b, int64_t when)
 
 	if (kt < 0)
 		return;
-	if (when != PT_NEVER)
+	if (when != PT_NEVER) {
 		when -= pt_base_shift_of(b->index); /* on the kernel's clock */
+		if (pt_dispatch_is_self()) {
+			int64_t raw = pt_clock_ns(__atomic_load_n(&c->clock, __ATOMIC_RELAXED));
+			if (raw >= 0 && when < raw + AHEAD_NS)
+				when = raw + AHEAD_NS;
+		}
+	}
 	struct itimerspec its = { .it_value = pt_ns_to_ts(when == PT_NEVER ? 0 : when > 0 ? when : 1) };
 	syscall(SYS_timer_settime, kt, TIMER_ABSTIME, &its, NULL);
 }
@@ -160,29 +190,69 @@ static void cpu_armed(struct pt_base *b, int64_t key)
 		pt_dispatch_kick();
 }
 
+static bool cpu_hold(struct pt_base *b, int64_t key)
+{
+	struct cpu_clock *c = (struct cpu_clock *)b;
+	if (__atomic_load_n(&c->reported, __ATOMIC_ACQUIRE) >= key) {
+		__atomic_store_n(&c->held_since, 0, __ATOMIC_RELAXED);
+		return false;
+	}
+	int64_t t = pt_clock_ns(CLOCK_MONOTONIC);
+	int64_t since = __atomic_load_n(&c->held_since, __ATOMIC_RELAXED);
+	if (!since)
+		__atomic_store_n(&c->held_since, since = t, __ATOMIC_RELAXED);
+	if (t - since >= HOLD_NS) {
+		__atomic_store_n(&c->held_since, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&b->via, 0, __ATOMIC_RELEASE); /* no word: the process */
+		return false;
+	}
+	pt_dispatch_wake_within(since + HOLD_NS - t);
+	return true;
+}
+
 static const struct pt_base_ops cpu_ops = {
 	.now = cpu_now,
 	.program = cpu_program,
 	.armed = cpu_armed,
+	.hold = cpu_hold,
 };
 
 /* ---- the kernel timer went off ---- */
 
-void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask)
+void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask, bool woke)
 {
 	struct cpu_clock *c = slot >= 0 && slot < (int)MAX_CLOCKS
 			      ? __atomic_load_n(&cpu.slot[slot], __ATOMIC_ACQUIRE) : NULL;
-	if (c) {
-		/* Taken by the dispatcher or a wait: that says nothing of who
-		 * used the time, so the timers' signals go to the process. */
+	if (!c)
+		return;
+	/* Whose time ran out?  Not known when the signal was taken by a
+	 * wait (the dispatcher's, between the kernel's choice of the thread
+	 * that ran and that thread's taking it), nor, on the process's clock,
+	 * by a thread that slept (the kernel's pick when the one that ran,
+	 * the dispatcher, blocks the signal).  A thread's clock signals that
+	 * thread alone.  Then the kernel timer is set again, just ahead, and
+	 * the next tick asks again.  Taken that way DOUBTS times running,
+	 * that is how this program's threads take it (none that runs accepts
+	 * the engine's signal, say): it counts, until a thread that ran
+	 * takes it again. */
+	bool process = !(__atomic_load_n(&c->clock, __ATOMIC_RELAXED) & CPUCLOCK_PERTHREAD_MASK);
+	bool doubt = !via || (woke && process);
+	int doubts = doubt ? __atomic_load_n(&c->doubted, __ATOMIC_RELAXED) : 0;
+	if (doubts < DOUBTS)
+		__atomic_store_n(&c->doubted, doubt ? doubts + 1 : 0, __ATOMIC_RELAXED);
+	if (!doubt || doubts + 1 >= DOUBTS) {
 		uint64_t m = 0;
 		if (mask)
 			memcpy(&m, mask, sizeof(m));
+		/* How far the clock had got: the expiries this covers. */
+		int64_t raw = pt_clock_ns(__atomic_load_n(&c->clock, __ATOMIC_RELAXED));
+		int64_t at = raw >= 0 ? raw + pt_base_shift_of(c->b.index) : INT64_MAX;
 		__atomic_store_n(&c->b.via_mask, m, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->b.via, via, __ATOMIC_RELEASE);
-		pt_base_spent(&c->b);
+		__atomic_store_n(&c->reported, at, __ATOMIC_RELEASE);
 	}
-	if (via)
+	pt_base_spent(&c->b);
+	if (!pt_dispatch_is_self())
 		pt_dispatch_kick();
 }
 
@@ -224,7 +294,11 @@ int pt_cpu_attach(clockid_t clockid)
 			}
 		}
 		int kid = 0;
-		err = pt_dispatch_ktimer(clock, PT_SRC_CPU + (int)free_idx, true, &kid);
+		/* A thread's clock runs only while that thread does: its
+		 * signal goes to it alone, and no other thread's wait (the
+		 * dispatcher's) can take it first. */
+		pid_t to = clock & CPUCLOCK_PERTHREAD_MASK ? CPUCLOCK_PID(clock) : PT_TO_PROCESS;
+		err = pt_dispatch_ktimer(clock, PT_SRC_CPU + (int)free_idx, to, &kid);
 		if (err) {
 			/* Kept, if fresh: its base index is taken for good. */
 			err = err == -EINVAL ? -EINVAL : -EAGAIN;
@@ -239,6 +313,9 @@ int pt_cpu_attach(clockid_t clockid)
 		__atomic_store_n(&free_slot->seen, 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&pt_base_shift[free_slot->b.index], 0, __ATOMIC_RELAXED);
 		__atomic_store_n(&free_slot->b.via, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&free_slot->reported, INT64_MIN, __ATOMIC_RELAXED);
+		__atomic_store_n(&free_slot->held_since, 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&free_slot->doubted, 0, __ATOMIC_RELAXED);
 		/* A new kernel timer holds nothing yet. */
 		pt_lock(&free_slot->b.plock);
 		__atomic_store_n(&free_slot->b.programmed, PT_NEVER, __ATOMIC_SEQ_CST);
@@ -304,6 +381,9 @@ void pt_cpu_fork_child(void)
 		c->users = 0;
 		c->ktimer = -1;
 		c->b.via = 0;
+		c->reported = INT64_MIN;
+		c->held_since = 0;
+		c->doubted = 0;
 		c->seen = 0;
 		pt_base_shift[c->b.index] = 0; /* the child's CPU clocks are its own */
 	}

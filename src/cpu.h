@@ -25,8 +25,9 @@ int pt_cpu_describe(uint16_t base, clockid_t *clock, pid_t *tid);
 
 /* The kernel timer of the clock in this slot went off: via is the thread
  * whose handler took its signal (0: the dispatcher or a wait took it),
- * mask that thread's signal mask.  Async-signal-safe. */
-void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask);
+ * mask that thread's signal mask, woke: that thread was asleep in a
+ * system call.  Async-signal-safe. */
+void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask, bool woke);
 
 /* Where a CPU base keeps its clock, from the base's start (layout.h). */
 uint32_t pt_cpu_clock_offset(void);

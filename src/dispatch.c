@@ -46,7 +46,7 @@ static struct {
 	int kick_kid;       /* the kernel timer that wakes it, -1: none (tgkill) */
 	int kick_pending;   /* a kick is on its way: no other is sent */
 	void (*work)(void);
-	void (*source)(int value, pid_t via, const sigset_t *mask);
+	void (*source)(int value, pid_t via, const sigset_t *mask, bool woke);
 	int64_t wake_within;
 	uint64_t wakeups;   /* returns from the wait (the dispatcher's own) */
 	void (*on_start[4])(void);
@@ -94,13 +94,13 @@ int pt_dispatch_signo(void)
 	return disp.signo;
 }
 
-void pt_dispatch_set_source_hook(void (*fn)(int value, pid_t via, const sigset_t *mask))
+void pt_dispatch_set_source_hook(void (*fn)(int value, pid_t via, const sigset_t *mask, bool woke))
 {
 	disp.source = fn;
 }
 
 /* A source's signal, from the dispatcher's wait or a program thread. */
-static void source_fired(const siginfo_t *si, pid_t via, const sigset_t *mask)
+static void source_fired(const siginfo_t *si, pid_t via, const sigset_t *mask, bool woke)
 {
 	if (si->si_code != SI_TIMER || si->si_value.sival_int == PT_SRC_KICK) {
 		/* A kick (or anyone's signal of our number): a wakeup. */
@@ -109,14 +109,44 @@ static void source_fired(const siginfo_t *si, pid_t via, const sigset_t *mask)
 		return;
 	}
 	if (disp.source)
-		disp.source(si->si_value.sival_int, via, mask);
+		disp.source(si->si_value.sival_int, via, mask, woke);
 }
 
-bool pt_dispatch_signal(const siginfo_t *si, const sigset_t *mask)
+/*
+ * Did the handler interrupt a system call that slept?  Then the kernel
+ * restarts it (the instruction pointer is back on the system call), or it
+ * returns EINTR (just past one).  A thread the kernel woke for the signal
+ * was not the one running when it was sent.  Where this cannot be told,
+ * false.
+ */
+static bool woke_from_syscall(const ucontext_t *uc)
+{
+#if defined(__x86_64__)
+	const unsigned char *ip = (const unsigned char *)uc->uc_mcontext.gregs[REG_RIP];
+	if (ip[0] == 0x0f && ip[1] == 0x05)
+		return true;
+	return ((uintptr_t)ip & 4095) >= 2 && ip[-2] == 0x0f && ip[-1] == 0x05 &&
+	       uc->uc_mcontext.gregs[REG_RAX] == -EINTR;
+#elif defined(__aarch64__)
+	const uint32_t *pc = (const uint32_t *)uc->uc_mcontext.pc;
+	if (*pc == 0xd4000001u)
+		return true;
+	return ((uintptr_t)pc & 4095) >= 4 && pc[-1] == 0xd4000001u && (long)uc->uc_mcontext.regs[0] == -EINTR;
+#else
+	(void)uc;
+	return false;
+#endif
+}
+
+bool pt_dispatch_signal(const siginfo_t *si, const void *ucv)
 {
 	if (disp.signo == 0 || si->si_signo != disp.signo)
 		return false;
-	source_fired(si, mask ? pt_gettid() : 0, mask);
+	const ucontext_t *uc = ucv;
+	if (uc)
+		source_fired(si, pt_gettid(), &uc->uc_sigmask, woke_from_syscall(uc));
+	else
+		source_fired(si, 0, NULL, false);
 	return true;
 }
 
@@ -129,20 +159,20 @@ static void on_engine_signal(int sig, siginfo_t *si, void *ucv)
 	(void)sig;
 	int saved = errno;
 	pt_slice_pause();
-	pt_dispatch_signal(si, ucv ? &((ucontext_t *)ucv)->uc_sigmask : NULL);
+	pt_dispatch_signal(si, ucv);
 	pt_slice_resume();
 	errno = saved;
 }
 
-int pt_dispatch_ktimer(clockid_t clock, int value, bool to_process, int *kid)
+int pt_dispatch_ktimer(clockid_t clock, int value, pid_t to, int *kid)
 {
 	struct sigevent sev;
-	pid_t tid = __atomic_load_n(&disp.tid, __ATOMIC_ACQUIRE);
+	pid_t tid = to == PT_TO_DISPATCHER ? __atomic_load_n(&disp.tid, __ATOMIC_ACQUIRE) : to;
 
-	if (!disp.signo || (!to_process && !tid))
+	if (!disp.signo || !tid)
 		return -EAGAIN;
 	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = to_process ? SIGEV_SIGNAL : SIGEV_SIGNAL | SIGEV_THREAD_ID;
+	sev.sigev_notify = to == PT_TO_PROCESS ? SIGEV_SIGNAL : SIGEV_SIGNAL | SIGEV_THREAD_ID;
 	sev.sigev_signo = disp.signo;
 	sev.sigev_value.sival_int = value;
 	sev._sigev_un._tid = tid;
@@ -267,12 +297,12 @@ static void *dispatcher(void *arg)
 			/* One source a wakeup: another one pending ends the
 			 * next wait at once, and a look for it here would cost
 			 * every wakeup a system call. */
-			source_fired(&si, 0, NULL);
+			source_fired(&si, 0, NULL, false);
 		} else if (r < 0 && errno == EINTR && disp.source) {
 			/* Every signal is blocked here: only a stop, a tracer or
 			 * a restore interrupts the wait.  After a restore the
 			 * clocks may have moved under the deadlines. */
-			disp.source(PT_SRC_INTERRUPTED, 0, NULL);
+			disp.source(PT_SRC_INTERRUPTED, 0, NULL, false);
 		}
 		/* After a wakeup of any kind (a source, a kick, a timeout),
 		 * the work looks at everything. */
@@ -318,7 +348,7 @@ int pt_dispatch_start(void)
 	while (!__atomic_load_n(&disp.tid, __ATOMIC_ACQUIRE))
 		syscall(SYS_futex, &disp.tid, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
 	int kid;
-	if (pt_dispatch_ktimer(CLOCK_MONOTONIC, PT_SRC_KICK, false, &kid) == 0)
+	if (pt_dispatch_ktimer(CLOCK_MONOTONIC, PT_SRC_KICK, PT_TO_DISPATCHER, &kid) == 0)
 		__atomic_store_n(&disp.kick_kid, kid, __ATOMIC_RELAXED);
 	__atomic_store_n(&disp.started, true, __ATOMIC_RELEASE);
 out:

@@ -46,19 +46,26 @@ int pt_dispatch_start(void);
 bool pt_dispatch_started(void);
 
 /* A kernel timer on clock whose signal is the engine's, carrying value;
- * aimed at the dispatcher (which must be started) or, with
- * to_process, at the process (a CPU clock's).  0 and *kid, or -errno. */
-int pt_dispatch_ktimer(clockid_t clock, int value, bool to_process, int *kid);
+ * aimed at `to`: the dispatcher (which must be started), the process (a
+ * process CPU clock's: the kernel picks the thread that ran), or a thread
+ * of the process (a thread CPU clock's: that thread).  0 and *kid, or
+ * -errno. */
+#define PT_TO_DISPATCHER 0
+#define PT_TO_PROCESS (-1)
+int pt_dispatch_ktimer(clockid_t clock, int value, pid_t to, int *kid);
 
 /* What the dispatcher (or the handler) does with a source's signal:
  * value as above; via the thread that took it in a handler (0: the
- * dispatcher, or a wait), mask that thread's signal mask.  Set once, at
- * init.  Called in a signal handler too: async-signal-safe. */
-void pt_dispatch_set_source_hook(void (*fn)(int value, pid_t via, const sigset_t *mask));
+ * dispatcher, or a wait), mask that thread's signal mask, woke: the
+ * handler interrupted a system call that slept (the thread was not
+ * running when the signal was sent).  Set once, at init.  Called in a
+ * signal handler too: async-signal-safe. */
+void pt_dispatch_set_source_hook(void (*fn)(int value, pid_t via, const sigset_t *mask, bool woke));
 
-/* A program thread took the engine's signal (the handler, or a wait the
- * hooks see): pass it on.  False if si is not the engine's. */
-bool pt_dispatch_signal(const siginfo_t *si, const sigset_t *mask);
+/* A program thread took the engine's signal (the handler, with its
+ * context; or a wait the hooks see, uc NULL): pass it on.  False if si is
+ * not the engine's. */
+bool pt_dispatch_signal(const siginfo_t *si, const void *uc);
 
 /* Run fn on the dispatcher thread when it starts, before it first waits.
  * Register at start-up; at most a few. */

@@ -137,10 +137,10 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 
 /* ---- the hooks' side ---- */
 
-int ptimer__taken(siginfo_t *si, const sigset_t *mask)
+int ptimer__taken(siginfo_t *si, const void *uc)
 {
 	pt_timer_signal_taken(si->si_signo); /* a standard signal's slot is free again */
-	if (pt_dispatch_signal(si, mask))
+	if (pt_dispatch_signal(si, uc))
 		return 0;
 	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
 }

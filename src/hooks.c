@@ -178,7 +178,7 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		/* Nowhere left to set it aside: pass it on as it is. */
 		if (si && ptimer__is_engine_signal(si))
 			si->si_errno = 0;
-	} else if (si && !ptimer__taken(si, uc ? &((ucontext_t *)uc)->uc_sigmask : NULL)) {
+	} else if (si && !ptimer__taken(si, uc)) {
 		errno = saved_errno;
 		return; /* stale: dropped, as the kernel drops it */
 	}

@@ -51,8 +51,8 @@
  * record): 1 when the program gets it (an engine signal then counts as
  * delivered: si_overrun filled in, si_errno cleared), 0 when it must be
  * swallowed (a stale engine signal, or the engine's own CPU-clock signal).
- * mask: the handler's signal mask, or NULL when the signal was waited for. */
-int ptimer__taken(siginfo_t *si, const sigset_t *mask);
+ * uc: the handler's context, or NULL when the signal was waited for. */
+int ptimer__taken(siginfo_t *si, const void *uc);
 
 /* What ptimer__taken() could do with a signal of this number, code and
  * errno: PT_CONCERNS_NONE nothing (the program's own signal),

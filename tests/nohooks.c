@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -224,6 +225,78 @@ static void test_parked_then_changed_engine(void **state)
 	parked_then_changed(&engine);
 }
 
+static int64_t cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * Every signal blocked, the engine's too (nothing keeps it out of the
+ * mask without the hooks), and the time used by this thread alone: no
+ * program thread takes the engine's CPU-clock signal, its own thread
+ * does each time.  A periodic CPU timer's signals still come once a
+ * period of CPU time, as the kernel's do, not held back waiting for word
+ * of which thread ran.
+ */
+static void cpu_signal_all_blocked(const struct api *api)
+{
+	B = api;
+	sigset_t all, old, usr1;
+	sigfillset(&all);
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &all, &old), 0);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIGUSR1;
+	timer_t t;
+	if (B->create(CLOCK_PROCESS_CPUTIME_ID, &sev, &t) != 0) {
+		if (B == &kernel && errno == EAGAIN)
+			skip(); /* RLIMIT_SIGPENDING, shared with other processes */
+		fail_msg("timer_create: %s", strerror(errno));
+	}
+	struct itimerspec its = its_ms(10, 10);
+	assert_int_equal(B->settime(t, 0, &its, NULL), 0);
+	int64_t start = cpu_ns(), last = start, worst = 0;
+	int got = 0;
+	struct timespec zero = { 0, 0 };
+	while (got < 20 && cpu_ns() - start < 5000000000LL) {
+		siginfo_t si;
+		if (sigtimedwait(&usr1, &si, &zero) != SIGUSR1)
+			continue;
+		ptimer_signal_delivered(&si);
+		int64_t now = cpu_ns();
+		if (now - last > worst)
+			worst = now - last;
+		last = now;
+		got++;
+	}
+	assert_int_equal(B->del(t), 0);
+	siginfo_t si;
+	while (sigtimedwait(&usr1, &si, &zero) == SIGUSR1)
+		;
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	printf("# %s: %d signals, the longest CPU time between two %.1f ms (period 10 ms)\n",
+	       B == &kernel ? "kernel" : "engine", got, worst / 1e6);
+	assert_int_equal(got, 20);
+	assert_true(worst < 100000000);
+}
+
+static void test_cpu_signal_all_blocked_kernel(void **state)
+{
+	(void)state;
+	cpu_signal_all_blocked(&kernel);
+}
+
+static void test_cpu_signal_all_blocked_engine(void **state)
+{
+	(void)state;
+	cpu_signal_all_blocked(&engine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -233,6 +306,8 @@ int main(void)
 		cmocka_unit_test(test_oneshot_lost_engine),
 		cmocka_unit_test(test_parked_then_changed_kernel),
 		cmocka_unit_test(test_parked_then_changed_engine),
+		cmocka_unit_test(test_cpu_signal_all_blocked_kernel),
+		cmocka_unit_test(test_cpu_signal_all_blocked_engine),
 	};
 	if (ptimer_hooks_linked) {
 		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");

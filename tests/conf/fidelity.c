@@ -273,3 +273,79 @@ CONF_CASE(cpu_signal_to_masked_consumer)
 		CHECK_OK(B->del(t));
 	}
 }
+
+/* A timer on another signal, blocked everywhere, looked at by the engine
+ * every 200 us: the engine's thread wakes all the time, and may find a
+ * CPU timer due before the kernel's tick says whose time ran. */
+static timer_t busy_start(void)
+{
+	struct sigevent sev = sig_event(SIGRTMIN + 4, 0);
+	timer_t busy = make_timer(CLOCK_MONOTONIC, &sev);
+	struct itimerspec its = { .it_value = ns_ts(200000), .it_interval = ns_ts(200000) };
+	CHECK_OK(B->settime(busy, 0, &its, NULL));
+	return busy;
+}
+
+static void busy_stop(timer_t busy)
+{
+	CHECK_OK(B->del(busy));
+	siginfo_t si;
+	while (wait_signal(SIGRTMIN + 4, &si, 0) == SIGRTMIN + 4)
+		;
+}
+
+/* Rounds of a CPU timer (the process's clock, or the burning thread's
+ * own) armed 5 ms ahead beside the busy timer: the first signal goes to
+ * the burning thread every time.  The main thread sleeps meanwhile. */
+static void cpu_beside_busy(bool thread_clock)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = on_cpu;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
+	CHECK_OK(sem_init(&cpu_got, 0, 0));
+	block(SIGRTMIN + 4); /* the burner inherits it */
+	__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
+	while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+		sched_yield();
+	clockid_t clock = CLOCK_PROCESS_CPUTIME_ID;
+	if (thread_clock)
+		CHECK_EQ(pthread_getcpuclockid(th, &clock), 0);
+	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
+	timer_t t = make_timer(clock, &sev);
+	timer_t busy = busy_start();
+	for (int i = 0; i < 40; i++) {
+		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
+		struct itimerspec its = its_ms(5, 0);
+		CHECK_OK(B->settime(t, 0, &its, NULL));
+		struct timespec end;
+		clock_gettime(CLOCK_MONOTONIC, &end);
+		end.tv_sec += 5;
+		while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST))
+			if (sem_clockwait(&cpu_got, CLOCK_MONOTONIC, &end) != 0 && errno == ETIMEDOUT)
+				break;
+		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+			failf(__LINE__, "round %d: signal taken by %d, not the burning thread %d", i,
+			      (int)by, (int)burner_tid);
+	}
+	busy_stop(busy);
+	CHECK_OK(B->del(t));
+	__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
+	pthread_join(th, NULL);
+	unblock(SIGRTMIN + 4);
+}
+
+CONF_CASE(cpu_signal_beside_busy_timer)
+{
+	cpu_beside_busy(false);
+}
+
+CONF_CASE(thread_cpu_signal_beside_busy_timer)
+{
+	cpu_beside_busy(true);
+}

@@ -294,9 +294,15 @@ static void busy_stop(timer_t busy)
 		;
 }
 
-/* Rounds of a CPU timer (the process's clock, or the burning thread's
- * own) armed 5 ms ahead beside the busy timer: the first signal goes to
- * the burning thread every time.  The main thread sleeps meanwhile. */
+/* 80 rounds of a CPU timer (the process's clock, or the burning thread's
+ * own) armed 5 ms ahead beside the busy timer, a new burning thread each
+ * round (so that the thread of an earlier round is never the right
+ * answer by chance): the first signal goes to the burning thread.  The
+ * main thread sleeps meanwhile.  On the process's clock, up to 2 rounds
+ * of 80 may go elsewhere: the engine's thread runs too (the busy timer),
+ * and a tick that lands on it while the thread the kernel picks instead
+ * is preempted, not asleep, cannot be told from the real thing (README);
+ * a thread's clock has no such case. */
 static void cpu_beside_busy(bool thread_clock)
 {
 	struct sigaction sa;
@@ -305,21 +311,26 @@ static void cpu_beside_busy(bool thread_clock)
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
 	CHECK_OK(sem_init(&cpu_got, 0, 0));
-	block(SIGRTMIN + 4); /* the burner inherits it */
-	__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
-	__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
-	pthread_t th;
-	CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
-	while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
-		sched_yield();
-	clockid_t clock = CLOCK_PROCESS_CPUTIME_ID;
-	if (thread_clock)
-		CHECK_EQ(pthread_getcpuclockid(th, &clock), 0);
+	block(SIGRTMIN + 4); /* the burners inherit it */
 	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
-	timer_t t = make_timer(clock, &sev);
+	timer_t t = 0;
+	if (!thread_clock)
+		t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
 	timer_t busy = busy_start();
-	for (int i = 0; i < 40; i++) {
+	int wrong = 0;
+	for (int i = 0; i < 80; i++) {
 		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
+		while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+			sched_yield();
+		if (thread_clock) {
+			clockid_t clock;
+			CHECK_EQ(pthread_getcpuclockid(th, &clock), 0);
+			t = make_timer(clock, &sev);
+		}
 		struct itimerspec its = its_ms(5, 0);
 		CHECK_OK(B->settime(t, 0, &its, NULL));
 		struct timespec end;
@@ -329,14 +340,23 @@ static void cpu_beside_busy(bool thread_clock)
 			if (sem_clockwait(&cpu_got, CLOCK_MONOTONIC, &end) != 0 && errno == ETIMEDOUT)
 				break;
 		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		if (!by)
+			failf(__LINE__, "round %d: no signal in 5 s", i);
 		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
-			failf(__LINE__, "round %d: signal taken by %d, not the burning thread %d", i,
-			      (int)by, (int)burner_tid);
+			wrong++;
+		if (thread_clock)
+			CHECK_OK(B->del(t));
+		__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
+		pthread_join(th, NULL);
 	}
+	printf("# %d of 80 rounds: the signal went to another thread than the burning one\n", wrong);
+	fflush(stdout);
+	if (wrong > (thread_clock ? 0 : 2))
+		failf(__LINE__, "%d of 80 rounds: the signal went to another thread than the burning one",
+		      wrong);
 	busy_stop(busy);
-	CHECK_OK(B->del(t));
-	__atomic_store_n(&cpu_stop, 1, __ATOMIC_SEQ_CST);
-	pthread_join(th, NULL);
+	if (!thread_clock)
+		CHECK_OK(B->del(t));
 	unblock(SIGRTMIN + 4);
 }
 

@@ -235,17 +235,16 @@ void pt_cpu_fired(int slot, pid_t via, const sigset_t *mask, bool woke)
 	 * that is how this program's threads take it (none that runs accepts
 	 * the engine's signal, say): it counts, until a thread that ran
 	 * takes it again. */
-	bool process = !(__atomic_load_n(&c->clock, __ATOMIC_RELAXED) & CPUCLOCK_PERTHREAD_MASK);
-	bool doubt = !via || (woke && process);
-	int doubts = doubt ? __atomic_load_n(&c->doubted, __ATOMIC_RELAXED) : 0;
-	if (doubts < DOUBTS)
-		__atomic_store_n(&c->doubted, doubt ? doubts + 1 : 0, __ATOMIC_RELAXED);
-	if (!doubt || doubts + 1 >= DOUBTS) {
+	clockid_t clock = __atomic_load_n(&c->clock, __ATOMIC_RELAXED);
+	bool doubt = !via || (woke && !(clock & CPUCLOCK_PERTHREAD_MASK));
+	int doubts = doubt ? __atomic_load_n(&c->doubted, __ATOMIC_RELAXED) + 1 : 0;
+	__atomic_store_n(&c->doubted, doubts < DOUBTS ? doubts : DOUBTS, __ATOMIC_RELAXED);
+	if (!doubt || doubts >= DOUBTS) {
 		uint64_t m = 0;
 		if (mask)
 			memcpy(&m, mask, sizeof(m));
 		/* How far the clock had got: the expiries this covers. */
-		int64_t raw = pt_clock_ns(__atomic_load_n(&c->clock, __ATOMIC_RELAXED));
+		int64_t raw = pt_clock_ns(clock);
 		int64_t at = raw >= 0 ? raw + pt_base_shift_of(c->b.index) : INT64_MAX;
 		__atomic_store_n(&c->b.via_mask, m, __ATOMIC_RELAXED);
 		__atomic_store_n(&c->b.via, via, __ATOMIC_RELEASE);

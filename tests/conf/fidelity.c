@@ -118,9 +118,8 @@ static void on_cpu(int sig, siginfo_t *si, void *uc)
 	sem_post(&cpu_got);
 }
 
-/* A process CPU-time timer signals the thread that used the time, not
- * the main thread (sleeping), however often it is tried. */
-CONF_CASE(cpu_signal_to_consumer)
+/* The CPU timers' signal, SIGRTMIN + 3, caught by on_cpu. */
+static void catch_cpu_signal(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
@@ -128,26 +127,48 @@ CONF_CASE(cpu_signal_to_consumer)
 	sa.sa_flags = SA_SIGINFO | SA_RESTART;
 	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
 	CHECK_OK(sem_init(&cpu_got, 0, 0));
+}
+
+/* Wait asleep, up to 5 s, for on_cpu: the thread that took the signal, 0
+ * if none did.  (A main thread that woke every millisecond could itself
+ * be the one running when the kernel notices the expiry, as it was under
+ * TSan, and then rightly be the one signalled.) */
+static pid_t wait_cpu_signal(void)
+{
+	struct timespec end;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += 5;
+	while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST))
+		if (sem_clockwait(&cpu_got, CLOCK_MONOTONIC, &end) != 0 && errno == ETIMEDOUT)
+			break;
+	return __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+}
+
+/* A burner running, its TID known (burner_tid, cpu_stop reset). */
+static pthread_t start_burner(void)
+{
+	__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
 	while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
 		sched_yield();
+	return th;
+}
+
+/* A process CPU-time timer signals the thread that used the time, not
+ * the main thread (sleeping), however often it is tried. */
+CONF_CASE(cpu_signal_to_consumer)
+{
+	catch_cpu_signal();
+	pthread_t th = start_burner();
 	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
 	timer_t t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
 	for (int i = 0; i < 15; i++) {
 		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
 		struct itimerspec its = its_ms(15, 0);
 		CHECK_OK(B->settime(t, 0, &its, NULL));
-		/* Wait asleep: a main thread that woke every millisecond could
-		 * itself be the one running when the kernel notices the expiry
-		 * (it was, under TSan), and then rightly be the one signalled. */
-		struct timespec end;
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		end.tv_sec += 5;
-		while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST))
-			if (sem_clockwait(&cpu_got, CLOCK_MONOTONIC, &end) != 0 && errno == ETIMEDOUT)
-				break;
-		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		pid_t by = wait_cpu_signal(); /* asleep */
 		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
 			failf(__LINE__, "round %d: signal taken by %d, not the burning thread %d", i,
 			      (int)by, (int)burner_tid);
@@ -241,12 +262,7 @@ static void *masked_burner(void *arg)
  * kernel signals the worker, the first expiry included, every time. */
 CONF_CASE(cpu_signal_to_masked_consumer)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_cpu;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
-	CHECK_OK(sem_init(&cpu_got, 0, 0));
+	catch_cpu_signal();
 	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
 	for (int i = 0; i < 20; i++) {
 		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
@@ -305,12 +321,7 @@ static void busy_stop(timer_t busy)
  * a thread's clock has no such case. */
 static void cpu_beside_busy(bool thread_clock)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_sigaction = on_cpu;
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;
-	CHECK_OK(sigaction(SIGRTMIN + 3, &sa, NULL));
-	CHECK_OK(sem_init(&cpu_got, 0, 0));
+	catch_cpu_signal();
 	block(SIGRTMIN + 4); /* the burners inherit it */
 	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
 	timer_t t = 0;
@@ -320,12 +331,7 @@ static void cpu_beside_busy(bool thread_clock)
 	int wrong = 0;
 	for (int i = 0; i < 80; i++) {
 		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&cpu_stop, 0, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
-		pthread_t th;
-		CHECK_EQ(pthread_create(&th, NULL, burner, NULL), 0);
-		while (!__atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
-			sched_yield();
+		pthread_t th = start_burner();
 		if (thread_clock) {
 			clockid_t clock;
 			CHECK_EQ(pthread_getcpuclockid(th, &clock), 0);
@@ -333,13 +339,7 @@ static void cpu_beside_busy(bool thread_clock)
 		}
 		struct itimerspec its = its_ms(5, 0);
 		CHECK_OK(B->settime(t, 0, &its, NULL));
-		struct timespec end;
-		clock_gettime(CLOCK_MONOTONIC, &end);
-		end.tv_sec += 5;
-		while (!__atomic_load_n(&got_by, __ATOMIC_SEQ_CST))
-			if (sem_clockwait(&cpu_got, CLOCK_MONOTONIC, &end) != 0 && errno == ETIMEDOUT)
-				break;
-		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		pid_t by = wait_cpu_signal();
 		if (!by)
 			failf(__LINE__, "round %d: no signal in 5 s", i);
 		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))

@@ -105,8 +105,12 @@ class Subject:
         self.probe = int(ready.group(2))
 
     def lines(self):
+        """Whole lines only: a line the program is still writing (a write
+        that crosses a page of the log shows up in two parts) is left for
+        the next look."""
         with open(self.log) as f:
-            return f.read().splitlines()
+            text = f.read()
+        return text[:text.rfind("\n") + 1].splitlines()
 
     def tail(self, n=8):
         return "\n".join(self.lines()[-n:])

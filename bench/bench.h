@@ -82,7 +82,7 @@ static inline int64_t bench_now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 double bench_cpu_seconds(void); /* the process's user + system time */
-double bench_median(double *v, int n); /* sorts v */
+double bench_median(double *v, int n); /* sorts v; of an even count, the middle two's mean */
 void bench_raise_sigpending(void);     /* RLIMIT_SIGPENDING's soft limit to its hard one */
 long bench_sigq_room(void);            /* signals (and kernel timers) the user may still queue */
 #endif

@@ -310,6 +310,9 @@ struct ptimer_stats {
 	uint64_t sends_put_off;   /* sends retried because the kernel's signal queue was full */
 	uint64_t wakeups;         /* of the engine's thread: what the process pays in wakeups */
 	uint64_t handed_off;      /* periodic timers a kernel timer of their ID carries now */
+	uint64_t dispositions_asked; /* system calls asking the kernel whether a signal is
+				      * ignored: once per signal with the hooks, else once per
+				      * signal per burst of expiries found due together */
 };
 
 /* Fill *stats (size bytes of it).  0, or -1 with EINVAL/EFAULT.  MT-safe. */

@@ -127,6 +127,7 @@ int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 	s.sends_put_off = n.full;
 	s.wakeups = pt_dispatch_wakeups();
 	s.handed_off = (uint64_t)pt_handoff_count();
+	s.dispositions_asked = n.asked;
 	s.bytes = pt_pool_bytes() + pt_ids_bytes() + pt_queue_bytes();
 	if (pt_copy_to_user(stats, &s, size < sizeof(s) ? size : sizeof(s)) != 0) {
 		errno = EFAULT;

@@ -41,6 +41,7 @@
 static struct {
 	unsigned long signals, full;
 } stats;
+static uint64_t dispositions_asked; /* kernel_ignores() */
 #define COUNT(field) __atomic_fetch_add(&stats.field, 1, __ATOMIC_RELAXED)
 
 /* The dispatcher's own sends, counted without a locked instruction: at a
@@ -60,6 +61,7 @@ void pt_notify_stats(struct pt_notify_stats *out)
 	out->signals = __atomic_load_n(&stats.signals, __ATOMIC_RELAXED) +
 		       __atomic_load_n(&dispatcher_signals, __ATOMIC_RELAXED);
 	out->full = __atomic_load_n(&stats.full, __ATOMIC_RELAXED);
+	out->asked = __atomic_load_n(&dispositions_asked, __ATOMIC_RELAXED);
 }
 
 /* This engine's marker.  Mixing in an address keeps two engines in one
@@ -266,6 +268,7 @@ static bool kernel_ignores(int sig)
 		uint64_t mask;
 	} ka;
 
+	__atomic_fetch_add(&dispositions_asked, 1, __ATOMIC_RELAXED);
 	pt_slice_pause(); /* as task_sigmask() */
 	long r = syscall(SYS_rt_sigaction, sig, NULL, &ka, sizeof(ka.mask));
 	pt_slice_resume();
@@ -293,12 +296,39 @@ bool pt_notify_untracked_ignores(int sig)
 	return answer[sig];
 }
 
-bool pt_notify_ignored(const struct pt_timer *t)
+/*
+ * Without the hooks, the answer for the expiries the dispatcher finds due
+ * in one look.  The kernel asks at each expiry, when the timer falls due;
+ * every expiry of a look fell due at or before that look's clock reading,
+ * and the answer is asked after it, so one answer is as late as the
+ * kernel's for each of them (as the engine's sends always are).  A burst
+ * of a thousand expiries then costs one system call, not a thousand.  The
+ * dispatcher's alone: the cache is its own.
+ */
+static struct {
+	struct pt_when when[KERNEL_SIGRTMAX + 1];
+	bool ignored[KERNEL_SIGRTMAX + 1];
+	bool valid[KERNEL_SIGRTMAX + 1];
+} look;
+
+static bool look_ignores(int sig, const struct pt_when *when)
+{
+	if (!when || !pt_dispatch_is_self())
+		return kernel_ignores(sig);
+	if (!look.valid[sig] || look.when[sig].now != when->now || look.when[sig].base != when->base) {
+		look.ignored[sig] = kernel_ignores(sig);
+		look.when[sig] = *when;
+		look.valid[sig] = true;
+	}
+	return look.ignored[sig];
+}
+
+bool pt_notify_ignored(const struct pt_timer *t, const struct pt_when *when)
 {
 	int sig = t->signo;
 	uint8_t d = __atomic_load_n(&disposition[sig], __ATOMIC_ACQUIRE);
 	if (!d || !__atomic_load_n(&tracked, __ATOMIC_ACQUIRE)) {
-		d = kernel_ignores(sig) ? 2 : 1;
+		d = look_ignores(sig, when) ? 2 : 1;
 		if (__atomic_load_n(&tracked, __ATOMIC_ACQUIRE)) {
 			uint8_t unknown = 0;
 			__atomic_compare_exchange_n(&disposition[sig], &unknown, d, false, __ATOMIC_ACQ_REL,
@@ -497,4 +527,5 @@ void pt_notify_fork_child(void)
 	pt_lock_reset(&waiting.lock);
 	full_until = 0;
 	pt_lock_reset(&line.lock);
+	memset(&look, 0, sizeof(look));
 }

@@ -47,12 +47,21 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
  * line)?  t->lock held. */
 bool pt_notify_pending(const struct pt_timer *t);
 
-/* Would the kernel drop t's signal as ignored (its sig_ignored())? */
-bool pt_notify_ignored(const struct pt_timer *t);
+/* An expiry that fell due at or before now on clock base `base`. */
+struct pt_when {
+	int64_t now;
+	uint16_t base;
+};
+
+/* Would the kernel drop t's signal as ignored (its sig_ignored())?  when:
+ * the expiry this asks for (the dispatcher's), or NULL. */
+bool pt_notify_ignored(const struct pt_timer *t, const struct pt_when *when);
 
 /* The hooks are in place and report every change of a disposition made
  * through libc: what the kernel says of a signal can then be kept, and
- * pt_notify_ignored() asks it once per signal, not once per expiry. */
+ * pt_notify_ignored() asks it once per signal, not once per expiry.
+ * Without them it asks once per signal for all the expiries the
+ * dispatcher finds due in one look (the same when). */
 void pt_notify_track_dispositions(void);
 bool pt_notify_tracks_dispositions(void);
 void pt_notify_disposition(int sig, bool ignored);
@@ -87,6 +96,7 @@ int64_t pt_notify_full_until(void);
 struct pt_notify_stats {
 	unsigned long signals; /* sent */
 	unsigned long full;    /* sends put off because the queue was full */
+	uint64_t asked;        /* dispositions asked of the kernel */
 };
 void pt_notify_stats(struct pt_notify_stats *out);
 

@@ -861,7 +861,8 @@ int ptimer_delete(timer_t timerid)
  * comes from the front of the line of put-off sends.  The kernel is asked
  * and the signal sent first; the window then records what happened.
  */
-static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry)
+static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry,
+			const struct pt_when *when)
 {
 	/* At most one signal per timer: one still pending stands for this
 	 * expiry (the kernel updates its sequence the same way). */
@@ -869,7 +870,7 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool r
 	/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is lost, a
 	 * periodic timer waits for the signal to matter, its expiry kept so
 	 * that the periods missed become overruns. */
-	bool ignored = !in_flight && pt_notify_ignored(t);
+	bool ignored = !in_flight && pt_notify_ignored(t, when);
 	/* Others wait for room in the queue: behind them. */
 	bool behind = !in_flight && !ignored && !retry && pt_notify_waiting();
 	enum pt_send how = PT_GONE;
@@ -936,7 +937,7 @@ void pt_timer_send_waiting(void)
 		if (t) {
 			pt_seqlock_lock(&t->lock);
 			if (t->valid && (t->flags & PT_F_WAITS) && seq == t->signal_seq) {
-				fire_signal(t, 0, 0, true);
+				fire_signal(t, 0, 0, true, NULL);
 				full = t->flags & PT_F_WAITS;
 				queued_changed(t);
 			}
@@ -960,7 +961,7 @@ static void unpark(struct pt_timer *t)
 	seq_end(t);
 	__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
 	if (t->status == PT_REQUEUE_PENDING)
-		fire_signal(t, 0, 0, false);
+		fire_signal(t, 0, 0, false, NULL);
 }
 
 static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
@@ -973,7 +974,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		goto out;
 	if (t->flags & PT_F_RETRY) {
 		if (b->index == PT_BASE_MONOTONIC && !(t->flags & PT_F_WAITS))
-			fire_signal(t, 0, 0, false);
+			fire_signal(t, 0, 0, false, NULL);
 		goto out;
 	}
 	if (b->index != t->base)
@@ -1011,8 +1012,9 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		seq_end(t);
 		carry_ask(t);
 	} else if (!hand_off(t)) {
+		struct pt_when when = { .now = now, .base = b->index };
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
-			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false);
+			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false, &when);
 	}
 out:
 	pt_queue_settle(&t->q);

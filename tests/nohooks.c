@@ -293,6 +293,93 @@ static void test_cpu_signal_all_blocked_engine(void **state)
 	cpu_signal_all_blocked(&engine);
 }
 
+/*
+ * Five hundred timers due at the same instant, their real-time signal
+ * blocked and taken with sigtimedwait: each arrives once.  Without the
+ * hooks nothing tells the engine the signal's disposition, so it asks
+ * the kernel; it asks once for all the expiries it finds due together,
+ * not once for each (that is a system call an expiry).
+ */
+#define BURST 500
+
+static void burst_of_expiries(const struct api *api)
+{
+	B = api;
+	int sig = SIGRTMIN + 1;
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+	static timer_t t[BURST];
+	static unsigned char got[BURST];
+	memset(got, 0, sizeof(got));
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	int made = 0;
+	for (; made < BURST; made++) {
+		sev.sigev_value.sival_int = made;
+		if (B->create(CLOCK_MONOTONIC, &sev, &t[made]) != 0)
+			break;
+	}
+	if (made < BURST) {
+		int err = errno;
+		while (made > 0)
+			B->del(t[--made]);
+		assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+		if (B == &kernel && err == EAGAIN)
+			skip(); /* RLIMIT_SIGPENDING, shared with the user's other processes */
+		fail_msg("timer_create: %s", strerror(err));
+	}
+	struct ptimer_stats before, after;
+	assert_int_equal(ptimer_get_stats(&before, sizeof(before)), 0);
+	int64_t when = now_ns() + 50000000;
+	struct itimerspec its = { { 0, 0 }, { when / 1000000000, when % 1000000000 } };
+	for (int i = 0; i < BURST; i++)
+		assert_int_equal(B->settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
+	int taken = 0, twice = 0;
+	int64_t give_up = now_ns() + 10000000000LL;
+	while (taken < BURST && now_ns() < give_up) {
+		struct timespec wait = { 0, 100000000 };
+		siginfo_t si;
+		if (sigtimedwait(&set, &si, &wait) != sig)
+			continue;
+		ptimer_signal_delivered(&si);
+		int v = si.si_value.sival_int;
+		assert_in_range(v, 0, BURST - 1);
+		if (got[v]++)
+			twice++;
+		else
+			taken++;
+	}
+	assert_int_equal(ptimer_get_stats(&after, sizeof(after)), 0);
+	for (int i = 0; i < BURST; i++)
+		assert_int_equal(B->del(t[i]), 0);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	assert_int_equal(taken, BURST);
+	assert_int_equal(twice, 0);
+	if (B == &engine) {
+		uint64_t asked = after.dispositions_asked - before.dispositions_asked;
+		printf("# engine: %d expiries at one instant, the disposition asked %llu times\n", BURST,
+		       (unsigned long long)asked);
+		assert_true(asked >= 1);
+		assert_true(asked <= 10);
+	}
+}
+
+static void test_burst_of_expiries_kernel(void **state)
+{
+	(void)state;
+	burst_of_expiries(&kernel);
+}
+
+static void test_burst_of_expiries_engine(void **state)
+{
+	(void)state;
+	burst_of_expiries(&engine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -304,6 +391,8 @@ int main(void)
 		cmocka_unit_test(test_parked_then_changed_engine),
 		cmocka_unit_test(test_cpu_signal_all_blocked_kernel),
 		cmocka_unit_test(test_cpu_signal_all_blocked_engine),
+		cmocka_unit_test(test_burst_of_expiries_kernel),
+		cmocka_unit_test(test_burst_of_expiries_engine),
 	};
 	if (ptimer_hooks_linked) {
 		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");

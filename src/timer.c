@@ -854,12 +854,13 @@ int ptimer_delete(timer_t timerid)
 
 /* ---- expiry (the dispatcher) ---- */
 
-
 /*
  * The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
  * signal timer, t->lock held.  via: see pt_notify_send().  retry: it
- * comes from the front of the line of put-off sends.  The kernel is asked
- * and the signal sent first; the window then records what happened.
+ * comes from the front of the line of put-off sends.  when: the look at
+ * what is due that found this expiry (see pt_notify_ignored()), or NULL.
+ * The kernel is asked and the signal sent first; the window then records
+ * what happened.
  */
 static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry,
 			const struct pt_when *when)

@@ -46,7 +46,8 @@ static int cmp_double(const void *a, const void *b)
 double bench_median(double *v, int n)
 {
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2; /* an even count: the middle two's mean */
+	/* Of an even count, the middle two's mean. */
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 void bench_raise_sigpending(void)

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "ptimers.h"
+#include "rcu.h"
 
 void bench_add(struct bench_report *r, const char *name, const char *unit, double engine,
 	       double reference, const char *against, bool better_high, const char *note)
@@ -48,6 +50,22 @@ double bench_median(double *v, int n)
 	qsort(v, (size_t)n, sizeof(*v), cmp_double);
 	/* Of an even count, the middle two's mean. */
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void bench_engine_quiesce(void)
+{
+	uint64_t last = UINT64_MAX;
+	int same = 0;
+	for (int i = 0; i < 500 && same < 3; i++) {
+		struct ptimer_stats st;
+		if (ptimer_get_stats(&st, sizeof(st)) != 0)
+			break;
+		same = st.bytes == last ? same + 1 : 0;
+		last = st.bytes;
+		struct timespec nap = { 0, 10000000 };
+		nanosleep(&nap, NULL);
+	}
+	pt_rcu_barrier();
 }
 
 void bench_raise_sigpending(void)

@@ -82,6 +82,11 @@ static inline int64_t bench_now(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 double bench_cpu_seconds(void); /* the process's user + system time */
+/* After mass deletes: until what the engine gives back is back with the
+ * kernel, its thread's trim done (its bytes steady for 30 ms) and the
+ * unmaps deferred after it run (at most ~5 s), so that the work does not
+ * land in whatever is timed next. */
+void bench_engine_quiesce(void);
 double bench_median(double *v, int n); /* sorts v; of an even count, the middle two's mean */
 void bench_raise_sigpending(void);     /* RLIMIT_SIGPENDING's soft limit to its hard one */
 long bench_sigq_room(void);            /* signals (and kernel timers) the user may still queue */

@@ -169,6 +169,7 @@ static int engine_turn(int sig, int fd, timer_t *t, double *cpu_per, double *rat
 	double cpu = bench_cpu_seconds() - c0;
 	for (int i = 0; i < made; i++)
 		ptimer_delete(t[i]);
+	bench_engine_quiesce(); /* the next bare turn must not pay for the memory given back */
 	if (err || received < N || duplicates) {
 		fprintf(stderr, "ptimers bench: expiry: %ld of %d delivered, %ld twice%s%s\n", received, N,
 			duplicates, err ? ": " : "", err ? strerror(err) : "");

@@ -34,6 +34,12 @@ void pt_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *))
 	pt_slice_resume();
 }
 
+void pt_rcu_barrier(void)
+{
+	if (__atomic_load_n(&call_rcu_used, __ATOMIC_ACQUIRE))
+		urcu_bp_barrier();
+}
+
 void pt_rcu_fork_prepare(void)
 {
 	if (call_rcu_used)

@@ -56,6 +56,10 @@ static inline void pt_rcu_read_unlock(void)
  * embedded in what is to be freed. */
 void pt_call_rcu(struct rcu_head *head, void (*fn)(struct rcu_head *));
 
+/* Until every callback passed to pt_call_rcu() so far has run.  Not
+ * inside a read-side section or a callback. */
+void pt_rcu_barrier(void);
+
 /* First thing in every pt_call_rcu() callback: under TSan, what every
  * reader did before its unlock, and what the caller of pt_call_rcu() did
  * before the call, happens before the free. */

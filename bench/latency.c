@@ -54,12 +54,13 @@ static struct sigevent blocked_signal(int sig, sigset_t *set)
 	return sev;
 }
 
+/* Engine turns of the last measure_turns() whose timer was not handed to
+ * a kernel timer by the end. */
+static int engine_sent_turns;
+
 /* One turn of SAMPLES periods: each one's lateness (ns) into late[], and
  * the CPU the process used meanwhile, as a share of one CPU.  0, or -1
  * (errno). */
-/* Engine turns whose timer was not handed to a kernel timer by the end. */
-static int engine_sent_turns;
-
 static int measure(const struct api *a, int others, int64_t *late, double *cpu)
 {
 	int sig = SIGRTMIN + 1;
@@ -166,6 +167,7 @@ static int measure_turns(int others, struct lat *m)
 	static int64_t late[2][TURNS * SAMPLES];
 	double cpu[2][TURNS];
 	const struct api *api[2] = { &engine_api, &kernel_api };
+	engine_sent_turns = 0;
 	for (int i = 0; i < TURNS; i++)
 		for (int k = 0; k < 2; k++) {
 			int who = (i + k) % 2;
@@ -214,14 +216,13 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 				err == EAGAIN ? " (the user's RLIMIT_SIGPENDING is used up by others)" : "");
 			return -1;
 		}
-		char name[48], note[96] = "whole process; target within 1.2x";
 		/* A turn whose timer the engine kept sending measured another
 		 * path than the rows name: say so. */
+		char name[48], note[96], sent[48] = "";
 		if (handoff && engine_sent_turns)
-			snprintf(note, sizeof(note),
-				 "whole process; target within 1.2x; %d of %d engine turns not handed off",
+			snprintf(sent, sizeof(sent), "; %d of %d engine turns not handed off",
 				 engine_sent_turns, TURNS);
-		engine_sent_turns = 0;
+		snprintf(note, sizeof(note), "whole process; target within 1.2x%s", sent);
 		snprintf(name, sizeof(name), "late_1ms_p50%s", others ? "_10k_armed" : "");
 		bench_add(r, name, "us", m.e50, m.k50, "kernel", false, others ? "" : how);
 		snprintf(name, sizeof(name), "late_1ms_p99%s", others ? "_10k_armed" : "");
@@ -233,7 +234,6 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 		bench_add(r, name, "% of a CPU", m.ecpu * 100, m.kcpu * 100, "kernel", false, note);
 	}
 	ptimer__handoff(0);
-	engine_sent_turns = 0;
 	if (handoff) {
 		struct lat m;
 		if (measure_turns(0, &m) != 0) {

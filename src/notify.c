@@ -306,21 +306,21 @@ bool pt_notify_untracked_ignores(int sig)
  * dispatcher's alone: the cache is its own.
  */
 static struct {
-	struct pt_when when[KERNEL_SIGRTMAX + 1];
-	bool ignored[KERNEL_SIGRTMAX + 1];
-	bool valid[KERNEL_SIGRTMAX + 1];
-} look;
+	struct pt_when when;
+	bool ignored, valid;
+} look[KERNEL_SIGRTMAX + 1];
 
 static bool look_ignores(int sig, const struct pt_when *when)
 {
 	if (!when || !pt_dispatch_is_self())
 		return kernel_ignores(sig);
-	if (!look.valid[sig] || look.when[sig].now != when->now || look.when[sig].base != when->base) {
-		look.ignored[sig] = kernel_ignores(sig);
-		look.when[sig] = *when;
-		look.valid[sig] = true;
+	typeof(&look[0]) l = &look[sig];
+	if (!l->valid || l->when.now != when->now || l->when.base != when->base) {
+		l->ignored = kernel_ignores(sig);
+		l->when = *when;
+		l->valid = true;
 	}
-	return look.ignored[sig];
+	return l->ignored;
 }
 
 bool pt_notify_ignored(const struct pt_timer *t, const struct pt_when *when)

@@ -310,9 +310,11 @@ struct ptimer_stats {
 	uint64_t sends_put_off;   /* sends retried because the kernel's signal queue was full */
 	uint64_t wakeups;         /* of the engine's thread: what the process pays in wakeups */
 	uint64_t handed_off;      /* periodic timers a kernel timer of their ID carries now */
-	uint64_t dispositions_asked; /* system calls asking the kernel whether a signal is
-				      * ignored: once per signal with the hooks, else once per
-				      * signal per burst of expiries found due together */
+	uint64_t dispositions_asked; /* questions to the kernel whether a signal is ignored:
+				      * once per signal with the hooks, else once per signal
+				      * per burst of expiries found due together; and, while
+				      * one is ignored, a read of whether the target thread
+				      * blocks it, once per such burst */
 };
 
 /* Fill *stats (size bytes of it).  0, or -1 with EINVAL/EFAULT.  MT-safe. */

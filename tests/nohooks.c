@@ -380,6 +380,100 @@ static void test_burst_of_expiries_engine(void **state)
 	burst_of_expiries(&engine);
 }
 
+/*
+ * The same burst on a signal the program ignores and does not block:
+ * every one-shot expiry is lost, as the kernel loses it.  Whether the
+ * signal is blocked only the target thread's status file tells (a read of
+ * some microseconds); the engine looks once for all the expiries it finds
+ * due together, not once for each.  A later timer on a blocked signal
+ * says when the burst is over.
+ */
+static void ignored_burst(const struct api *api)
+{
+	B = api;
+	int sig = SIGRTMIN + 2, done_sig = SIGRTMIN + 3;
+	sigset_t set, old, done;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigemptyset(&done);
+	sigaddset(&done, done_sig);
+	assert_int_equal(pthread_sigmask(SIG_UNBLOCK, &set, &old), 0);
+	assert_int_equal(pthread_sigmask(SIG_BLOCK, &done, NULL), 0);
+	struct sigaction ign = { .sa_handler = SIG_IGN }, was;
+	assert_int_equal(sigaction(sig, &ign, &was), 0);
+	static timer_t t[BURST + 1];
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	int made = 0;
+	for (; made <= BURST; made++) {
+		if (made == BURST)
+			sev.sigev_signo = done_sig;
+		if (B->create(CLOCK_MONOTONIC, &sev, &t[made]) != 0)
+			break;
+	}
+	if (made <= BURST) {
+		int err = errno;
+		while (made > 0)
+			B->del(t[--made]);
+		assert_int_equal(sigaction(sig, &was, NULL), 0);
+		assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+		if (B == &kernel && err == EAGAIN)
+			skip(); /* RLIMIT_SIGPENDING, shared with the user's other processes */
+		fail_msg("timer_create: %s", strerror(err));
+	}
+	struct ptimer_stats before, after;
+	assert_int_equal(ptimer_get_stats(&before, sizeof(before)), 0);
+	int64_t when = now_ns() + 50000000, last = when + 30000000;
+	struct itimerspec its = { { 0, 0 }, { when / 1000000000, when % 1000000000 } };
+	for (int i = 0; i < BURST; i++)
+		assert_int_equal(B->settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
+	its.it_value = (struct timespec){ last / 1000000000, last % 1000000000 };
+	assert_int_equal(B->settime(t[BURST], TIMER_ABSTIME, &its, NULL), 0);
+	siginfo_t si;
+	int got = sigtimedwait(&done, &si, &(struct timespec){ 10, 0 });
+	if (got == done_sig)
+		ptimer_signal_delivered(&si);
+	assert_int_equal(ptimer_get_stats(&after, sizeof(after)), 0);
+	int armed = 0, overruns = 0;
+	for (int i = 0; i < BURST; i++) {
+		struct itimerspec cur;
+		assert_int_equal(B->gettime(t[i], &cur), 0);
+		armed += cur.it_value.tv_sec != 0 || cur.it_value.tv_nsec != 0;
+		overruns += B->getoverrun(t[i]) != 0;
+	}
+	for (int i = 0; i <= BURST; i++)
+		assert_int_equal(B->del(t[i]), 0);
+	sigset_t pending;
+	assert_int_equal(sigpending(&pending), 0);
+	assert_int_equal(sigaction(sig, &was, NULL), 0);
+	assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+	assert_int_equal(got, done_sig);
+	assert_int_equal(armed, 0);
+	assert_int_equal(overruns, 0);
+	assert_int_equal(sigismember(&pending, sig), 0);
+	if (B == &engine) {
+		uint64_t asked = after.dispositions_asked - before.dispositions_asked;
+		printf("# engine: %d ignored expiries at one instant, the kernel asked %llu times\n", BURST,
+		       (unsigned long long)asked);
+		assert_true(asked >= 1);
+		assert_true(asked <= 20);
+	}
+}
+
+static void test_ignored_burst_kernel(void **state)
+{
+	(void)state;
+	ignored_burst(&kernel);
+}
+
+static void test_ignored_burst_engine(void **state)
+{
+	(void)state;
+	ignored_burst(&engine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -393,6 +487,8 @@ int main(void)
 		cmocka_unit_test(test_cpu_signal_all_blocked_engine),
 		cmocka_unit_test(test_burst_of_expiries_kernel),
 		cmocka_unit_test(test_burst_of_expiries_engine),
+		cmocka_unit_test(test_ignored_burst_kernel),
+		cmocka_unit_test(test_ignored_burst_engine),
 	};
 	if (ptimer_hooks_linked) {
 		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");

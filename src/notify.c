@@ -535,11 +535,15 @@ static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask
 }
 
 /* Sending is a system call: the caller holds the timer's lock, and the
- * extension it asked for is withdrawn around it. */
+ * extension it asked for is withdrawn around it.  The receiver, woken,
+ * takes that lock next (pt_timer_deliver()): lock.h's hint that it may be
+ * running in the sender's place. */
 enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
 {
 	pt_slice_pause();
+	pt_lock_waking_begin();
 	enum pt_send r = notify_send(t, via, via_mask, sent_tid);
+	pt_lock_waking_end();
 	pt_slice_resume();
 	return r;
 }
@@ -571,4 +575,5 @@ void pt_notify_fork_child(void)
 	pt_lock_reset(&line.lock);
 	memset(&look, 0, sizeof(look));
 	memset(&blocked_look, 0, sizeof(blocked_look));
+	pt_lock_waking_end();
 }

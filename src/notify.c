@@ -229,9 +229,13 @@ struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq)
 	return t;
 }
 
+/* The timer whose signal the dispatcher is sending after letting go of
+ * its lock (pt_notify_sending()), or NULL. */
+static const struct pt_timer *sending;
+
 bool pt_notify_pending(const struct pt_timer *t)
 {
-	if (t->flags & PT_F_LINED)
+	if (t->flags & PT_F_LINED || __atomic_load_n(&sending, __ATOMIC_ACQUIRE) == t)
 		return true;
 	return pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
 }
@@ -479,12 +483,8 @@ static long send_process(int sig, siginfo_t *info)
 	return syscall(SYS_rt_sigqueueinfo, pt_pid, sig, info);
 }
 
-static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
+enum pt_send pt_notify_prepare(struct pt_timer *t, pid_t via, uint64_t via_mask, struct pt_sending *s)
 {
-	siginfo_t info;
-	long r;
-
-	*sent_tid = 0;
 	/* Is a standard signal the kernel would merge already pending where
 	 * this timer's goes?  A CPU-clock signal is the process's, whichever
 	 * thread takes it. */
@@ -496,28 +496,39 @@ static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask
 		COUNT(full);
 		return PT_FULL;
 	}
-	memset(&info, 0, sizeof(info));
-	info.si_signo = t->signo;
-	info.si_code = SI_TIMER;
-	info.si_errno = pt_marker | t->stamp; /* cleared where the program takes it */
-	info.si_timerid = t->id;
-	info.si_overrun = 0;       /* filled in at delivery */
-	info.si_value = t->value;
-	if (t->notify & SIGEV_THREAD_ID) {
-		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, t->target, t->signo, &info);
+	memset(&s->info, 0, sizeof(s->info));
+	s->info.si_signo = t->signo;
+	s->info.si_code = SI_TIMER;
+	s->info.si_errno = pt_marker | t->stamp; /* cleared where the program takes it */
+	s->info.si_timerid = t->id;
+	s->info.si_overrun = 0;       /* filled in at delivery */
+	s->info.si_value = t->value;
+	s->thread = (t->notify & SIGEV_THREAD_ID) ? t->target : 0;
+	/* A CPU clock's signal goes to the thread that used the time, as
+	 * the kernel prefers it (cpu.c), unless that thread blocks it or is
+	 * gone: then to the process. */
+	s->via = !s->thread && via && !(via_mask >> (t->signo - 1) & 1) ? via : 0;
+	return PT_SENT;
+}
+
+enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid)
+{
+	long r;
+	int sig = s->info.si_signo;
+
+	*sent_tid = 0;
+	if (s->thread) {
+		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, s->thread, sig, &s->info);
 	} else {
-		/* A CPU clock's signal goes to the thread that used the time,
-		 * as the kernel prefers it (cpu.c), unless that thread blocks
-		 * it or is gone: then to the process. */
 		bool to_process = true;
-		if (via && !(via_mask >> (t->signo - 1) & 1)) {
-			r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, via, t->signo, &info);
+		if (s->via) {
+			r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, s->via, sig, &s->info);
 			if (r == 0)
-				*sent_tid = via;
+				*sent_tid = s->via;
 			to_process = r != 0 && errno == ESRCH;
 		}
 		if (to_process)
-			r = send_process(t->signo, &info);
+			r = send_process(sig, &s->info);
 	}
 	if (r == 0) {
 		if (__atomic_load_n(&full_until, __ATOMIC_RELAXED))
@@ -540,12 +551,23 @@ static enum pt_send notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask
  * running in the sender's place. */
 enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
 {
+	struct pt_sending s;
+
+	*sent_tid = 0;
 	pt_slice_pause();
-	pt_lock_waking_begin();
-	enum pt_send r = notify_send(t, via, via_mask, sent_tid);
-	pt_lock_waking_end();
+	enum pt_send r = pt_notify_prepare(t, via, via_mask, &s);
+	if (r == PT_SENT) {
+		pt_lock_waking_begin();
+		r = pt_notify_fire(&s, sent_tid);
+		pt_lock_waking_end();
+	}
 	pt_slice_resume();
 	return r;
+}
+
+void pt_notify_sending(const struct pt_timer *t)
+{
+	__atomic_store_n(&sending, t, __ATOMIC_RELEASE);
 }
 
 void pt_notify_fork_prepare(void)
@@ -576,4 +598,5 @@ void pt_notify_fork_child(void)
 	memset(&look, 0, sizeof(look));
 	memset(&blocked_look, 0, sizeof(blocked_look));
 	pt_lock_waking_end();
+	sending = NULL;
 }

@@ -43,6 +43,25 @@ int pt_notify_check(const struct sigevent *sev);
  * signal mask. */
 enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid);
 
+/*
+ * The same in two steps, for the dispatcher, which sends after letting go
+ * of the timer's lock: a receiver woken on its CPU then delivers at once
+ * instead of waiting for the dispatcher to run again and let go.
+ * pt_notify_prepare() (t->lock held) lines the timer up or finds the
+ * queue full as pt_notify_send() would, or returns PT_SENT with *s ready;
+ * s->thread or s->via is where it goes first (0: the process).
+ * pt_notify_fire() (no lock) sends it: PT_SENT, PT_GONE or PT_FULL.
+ * Between the two, pt_notify_sending(t) makes pt_notify_pending(t) true;
+ * pt_notify_sending(NULL) once it went out.
+ */
+struct pt_sending {
+	siginfo_t info;
+	pid_t thread, via;
+};
+enum pt_send pt_notify_prepare(struct pt_timer *t, pid_t via, uint64_t via_mask, struct pt_sending *s);
+enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid);
+void pt_notify_sending(const struct pt_timer *t);
+
 /* Is t's last signal still on its way (in the kernel's queue, or in
  * line)?  t->lock held. */
 bool pt_notify_pending(const struct pt_timer *t);

@@ -854,32 +854,23 @@ int ptimer_delete(timer_t timerid)
 
 /* ---- expiry (the dispatcher) ---- */
 
-/*
- * The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
- * signal timer, t->lock held.  via: see pt_notify_send().  retry: it
- * comes from the front of the line of put-off sends.  when: the look at
- * what is due that found this expiry (see pt_notify_ignored()), or NULL.
- * The kernel is asked and the signal sent first; the window then records
- * what happened.
- */
-static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry,
-			const struct pt_when *when)
+/* A send the dispatcher makes once it let go of the timer's lock (see
+ * pt_notify_prepare()), and the arming it was for. */
+struct later {
+	struct pt_sending s;
+	uint32_t gen, seq;
+	uint16_t stamp;
+	bool go;
+};
+
+/* Record what became of an expiry's signal, t->lock held: in_flight, one
+ * still pending stands for it; ignored, the kernel would drop it; behind,
+ * others wait for room in the queue first; else how the send went (sent:
+ * the thread it went to, 0 the process).  retry: it came from the front
+ * of the line of put-off sends. */
+static void record_send(struct pt_timer *t, bool in_flight, bool ignored, bool behind, bool retry,
+			enum pt_send how, pid_t sent)
 {
-	/* At most one signal per timer: one still pending stands for this
-	 * expiry (the kernel updates its sequence the same way). */
-	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
-	/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is lost, a
-	 * periodic timer waits for the signal to matter, its expiry kept so
-	 * that the periods missed become overruns. */
-	bool ignored = !in_flight && pt_notify_ignored(t, when);
-	/* Others wait for room in the queue: behind them. */
-	bool behind = !in_flight && !ignored && !retry && pt_notify_waiting();
-	enum pt_send how = PT_GONE;
-	pid_t sent = 0;
-	if (!in_flight && !ignored && !behind) {
-		t->stamp++;
-		how = pt_notify_send(t, via, via_mask, &sent);
-	}
 	/* The queue is full: wait for a turn (at the front again when a
 	 * retry failed), a periodic timer's missed periods becoming the
 	 * overruns of that signal. */
@@ -920,6 +911,73 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool r
 		pt_dispatch_kick(); /* it sends from the line */
 }
 
+/*
+ * The kernel's posix_timer_fn() and posixtimer_send_sigqueue() for a
+ * signal timer, t->lock held.  via: see pt_notify_send().  retry: it
+ * comes from the front of the line of put-off sends.  when: the look at
+ * what is due that found this expiry (see pt_notify_ignored()), or NULL.
+ * The kernel is asked and the signal sent first; the window then records
+ * what happened.  later: the dispatcher sends after letting go of the
+ * lock (send_later()); the window records the send as made.
+ */
+static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool retry,
+			const struct pt_when *when, struct later *later)
+{
+	/* At most one signal per timer: one still pending stands for this
+	 * expiry (the kernel updates its sequence the same way). */
+	bool in_flight = (t->flags & PT_F_SIG_QUEUED) && pt_notify_pending(t);
+	/* The kernel's posixtimer_sig_ignore(): a one-shot expiry is lost, a
+	 * periodic timer waits for the signal to matter, its expiry kept so
+	 * that the periods missed become overruns. */
+	bool ignored = !in_flight && pt_notify_ignored(t, when);
+	/* Others wait for room in the queue: behind them. */
+	bool behind = !in_flight && !ignored && !retry && pt_notify_waiting();
+	enum pt_send how = PT_GONE;
+	pid_t sent = 0;
+	if (!in_flight && !ignored && !behind) {
+		t->stamp++;
+		if (later) {
+			pt_slice_pause();
+			how = pt_notify_prepare(t, via, via_mask, &later->s);
+			pt_slice_resume();
+			later->go = how == PT_SENT;
+			if (later->go)
+				sent = later->s.via; /* where it goes, unless that thread is gone */
+		} else {
+			how = pt_notify_send(t, via, via_mask, &sent);
+		}
+	}
+	record_send(t, in_flight, ignored, behind, retry, how, sent);
+	if (later && later->go) {
+		later->gen = t->gen;
+		later->seq = t->signal_seq;
+		later->stamp = t->stamp;
+		pt_notify_sending(t);
+	}
+}
+
+/* The dispatcher's send of an expiry recorded as sent, t->lock let go
+ * (inside the RCU read section that keeps t).  Where it went otherwise
+ * (the queue full, the thread gone), the record is put right, unless the
+ * arming is over by now (re-armed, deleted, or the signal delivered). */
+static void send_later(struct pt_timer *t, struct later *l)
+{
+	pid_t sent;
+	enum pt_send how = pt_notify_fire(&l->s, &sent);
+	if (how == PT_SENT && sent == l->s.via) {
+		pt_notify_sending(NULL);
+		return;
+	}
+	pt_seqlock_lock(&t->lock);
+	pt_notify_sending(NULL);
+	if (t->valid && t->gen == l->gen && t->signal_seq == l->seq && t->stamp == l->stamp &&
+	    (t->flags & PT_F_SIG_QUEUED)) {
+		record_send(t, false, false, false, false, how, sent);
+		pt_queue_settle(&t->q);
+	}
+	pt_seqlock_unlock(&t->lock);
+}
+
 void pt_timer_send_waiting(void)
 {
 	while (pt_notify_waiting()) {
@@ -938,7 +996,7 @@ void pt_timer_send_waiting(void)
 		if (t) {
 			pt_seqlock_lock(&t->lock);
 			if (t->valid && (t->flags & PT_F_WAITS) && seq == t->signal_seq) {
-				fire_signal(t, 0, 0, true, NULL);
+				fire_signal(t, 0, 0, true, NULL, NULL);
 				full = t->flags & PT_F_WAITS;
 				queued_changed(t);
 			}
@@ -962,12 +1020,14 @@ static void unpark(struct pt_timer *t)
 	seq_end(t);
 	__atomic_fetch_sub(&parked, 1, __ATOMIC_RELAXED);
 	if (t->status == PT_REQUEUE_PENDING)
-		fire_signal(t, 0, 0, false, NULL);
+		fire_signal(t, 0, 0, false, NULL, NULL);
 }
 
 static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 {
 	struct pt_timer *t = (struct pt_timer *)n;
+	struct later later;
+	later.go = false;
 
 	pt_rcu_read_lock(); /* keeps a SIGEV_THREAD timer's call */
 	pt_seqlock_lock(&t->lock);
@@ -975,7 +1035,7 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 		goto out;
 	if (t->flags & PT_F_RETRY) {
 		if (b->index == PT_BASE_MONOTONIC && !(t->flags & PT_F_WAITS))
-			fire_signal(t, 0, 0, false, NULL);
+			fire_signal(t, 0, 0, false, NULL, NULL);
 		goto out;
 	}
 	if (b->index != t->base)
@@ -1015,11 +1075,13 @@ static void expire(struct pt_qnode *n, struct pt_base *b, int64_t now)
 	} else if (!hand_off(t)) {
 		struct pt_when when = { .now = now, .base = b->index };
 		fire_signal(t, __atomic_load_n(&b->via, __ATOMIC_ACQUIRE),
-			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false, &when);
+			    __atomic_load_n(&b->via_mask, __ATOMIC_RELAXED), false, &when, &later);
 	}
 out:
 	pt_queue_settle(&t->q);
 	pt_seqlock_unlock(&t->lock);
+	if (later.go)
+		send_later(t, &later);
 	pt_rcu_read_unlock();
 }
 

@@ -23,6 +23,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,12 +49,12 @@ static uint64_t dispositions_asked; /* kernel_ignores(), ask_blocked() */
  * million signals a second, one on every send is measurable. */
 static unsigned long dispatcher_signals;
 
-static void count_signal(void)
+static void count_signal(long n)
 {
 	if (pt_dispatch_is_self())
-		__atomic_store_n(&dispatcher_signals, dispatcher_signals + 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&dispatcher_signals, dispatcher_signals + n, __ATOMIC_RELAXED);
 	else
-		COUNT(signals);
+		__atomic_fetch_add(&stats.signals, n, __ATOMIC_RELAXED);
 }
 
 void pt_notify_stats(struct pt_notify_stats *out)
@@ -229,13 +230,43 @@ struct pt_timer *pt_notify_line_pop(int sig, uint32_t *seq)
 	return t;
 }
 
-/* The timer whose signal the dispatcher is sending after letting go of
- * its lock (pt_notify_sending()), or NULL. */
-static const struct pt_timer *sending;
+/* The timer whose signal the dispatcher sends after letting go of its
+ * lock (pt_notify_send_begin()), 1 added once the send failed and until
+ * its record is put right; 0 for none. */
+static uintptr_t sending;
+
+void pt_notify_send_begin(const struct pt_timer *t)
+{
+	__atomic_store_n(&sending, (uintptr_t)t, __ATOMIC_RELEASE);
+}
+
+void pt_notify_send_end(bool went)
+{
+	__atomic_store_n(&sending, went ? 0 : __atomic_load_n(&sending, __ATOMIC_RELAXED) | 1,
+			 __ATOMIC_RELEASE);
+}
+
+void pt_notify_send_settled(void)
+{
+	__atomic_store_n(&sending, 0, __ATOMIC_RELEASE);
+}
 
 bool pt_notify_pending(const struct pt_timer *t)
 {
-	if (t->flags & PT_F_LINED || __atomic_load_n(&sending, __ATOMIC_ACQUIRE) == t)
+	if (t->flags & PT_F_LINED)
+		return true;
+	/* The dispatcher sends it now: once the system call returns, the
+	 * kernel's queue says whether it is still there, or it did not go
+	 * (not taken, then: pending as far as the program can tell).  The
+	 * sender takes no lock meanwhile, and may be put aside on this CPU. */
+	uintptr_t v = __atomic_load_n(&sending, __ATOMIC_ACQUIRE);
+	if (v == (uintptr_t)t) {
+		pt_slice_pause();
+		while ((v = __atomic_load_n(&sending, __ATOMIC_ACQUIRE)) == (uintptr_t)t)
+			sched_yield();
+		pt_slice_resume();
+	}
+	if (v == ((uintptr_t)t | 1))
 		return true;
 	return pending_at((t->notify & SIGEV_THREAD_ID) ? t->target : t->sent_tid, t->signo);
 }
@@ -516,6 +547,9 @@ enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid)
 	long r;
 	int sig = s->info.si_signo;
 
+	/* Counted before it goes: its receiver may look at the count before
+	 * the sender runs again. */
+	count_signal(1);
 	*sent_tid = 0;
 	if (s->thread) {
 		r = syscall(SYS_rt_tgsigqueueinfo, pt_pid, s->thread, sig, &s->info);
@@ -533,9 +567,9 @@ enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid)
 	if (r == 0) {
 		if (__atomic_load_n(&full_until, __ATOMIC_RELAXED))
 			__atomic_store_n(&full_until, 0, __ATOMIC_RELAXED);
-		count_signal();
 		return PT_SENT;
 	}
+	count_signal(-1);
 	if (errno == EAGAIN) {
 		__atomic_store_n(&full_until, pt_clock_ns(CLOCK_MONOTONIC) + FULL_BACKOFF_NS,
 				 __ATOMIC_RELAXED);
@@ -563,11 +597,6 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
 	}
 	pt_slice_resume();
 	return r;
-}
-
-void pt_notify_sending(const struct pt_timer *t)
-{
-	__atomic_store_n(&sending, t, __ATOMIC_RELEASE);
 }
 
 void pt_notify_fork_prepare(void)
@@ -598,5 +627,5 @@ void pt_notify_fork_child(void)
 	memset(&look, 0, sizeof(look));
 	memset(&blocked_look, 0, sizeof(blocked_look));
 	pt_lock_waking_end();
-	sending = NULL;
+	sending = 0;
 }

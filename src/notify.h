@@ -51,8 +51,11 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
  * queue full as pt_notify_send() would, or returns PT_SENT with *s ready;
  * s->thread or s->via is where it goes first (0: the process).
  * pt_notify_fire() (no lock) sends it: PT_SENT, PT_GONE or PT_FULL.
- * Between the two, pt_notify_sending(t) makes pt_notify_pending(t) true;
- * pt_notify_sending(NULL) once it went out.
+ * pt_notify_send_begin(t) (t->lock held, the send recorded as made)
+ * before letting go; pt_notify_send_end() after the system call, went:
+ * where it was recorded to go; else pt_notify_send_settled() once the
+ * record is put right, t->lock held again.  Meanwhile pt_notify_pending(t)
+ * waits for the system call, and says pending while the record is wrong.
  */
 struct pt_sending {
 	siginfo_t info;
@@ -60,7 +63,9 @@ struct pt_sending {
 };
 enum pt_send pt_notify_prepare(struct pt_timer *t, pid_t via, uint64_t via_mask, struct pt_sending *s);
 enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid);
-void pt_notify_sending(const struct pt_timer *t);
+void pt_notify_send_begin(const struct pt_timer *t);
+void pt_notify_send_end(bool went);
+void pt_notify_send_settled(void);
 
 /* Is t's last signal still on its way (in the kernel's queue, or in
  * line)?  t->lock held. */

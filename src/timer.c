@@ -952,7 +952,7 @@ static void fire_signal(struct pt_timer *t, pid_t via, uint64_t via_mask, bool r
 		later->gen = t->gen;
 		later->seq = t->signal_seq;
 		later->stamp = t->stamp;
-		pt_notify_sending(t);
+		pt_notify_send_begin(t);
 	}
 }
 
@@ -964,17 +964,17 @@ static void send_later(struct pt_timer *t, struct later *l)
 {
 	pid_t sent;
 	enum pt_send how = pt_notify_fire(&l->s, &sent);
-	if (how == PT_SENT && sent == l->s.via) {
-		pt_notify_sending(NULL);
+	bool went = how == PT_SENT && sent == l->s.via;
+	pt_notify_send_end(went);
+	if (went)
 		return;
-	}
 	pt_seqlock_lock(&t->lock);
-	pt_notify_sending(NULL);
 	if (t->valid && t->gen == l->gen && t->signal_seq == l->seq && t->stamp == l->stamp &&
 	    (t->flags & PT_F_SIG_QUEUED)) {
 		record_send(t, false, false, false, false, how, sent);
 		pt_queue_settle(&t->q);
 	}
+	pt_notify_send_settled();
 	pt_seqlock_unlock(&t->lock);
 }
 

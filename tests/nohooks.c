@@ -95,6 +95,16 @@ static struct itimerspec its_ms(int value, int interval)
 	return its;
 }
 
+/* A timer_create() failed with err: the kernel's timers and queued
+ * signals count against the user's RLIMIT_SIGPENDING, which other
+ * processes share, so the kernel's EAGAIN skips. */
+static void skip_or_fail(int err)
+{
+	if (B == &kernel && err == EAGAIN)
+		skip();
+	fail_msg("timer_create: %s", strerror(err));
+}
+
 static timer_t make_timer_on(clockid_t clock, int sig)
 {
 	struct sigevent sev;
@@ -102,13 +112,8 @@ static timer_t make_timer_on(clockid_t clock, int sig)
 	sev.sigev_notify = SIGEV_SIGNAL;
 	sev.sigev_signo = sig;
 	timer_t t;
-	if (B->create(clock, &sev, &t) != 0) {
-		/* The kernel's timers and queued signals count against the
-		 * user's RLIMIT_SIGPENDING, which other processes share. */
-		if (B == &kernel && errno == EAGAIN)
-			skip();
-		fail_msg("timer_create: %s", strerror(errno));
-	}
+	if (B->create(clock, &sev, &t) != 0)
+		skip_or_fail(errno);
 	return t;
 }
 
@@ -302,6 +307,35 @@ static void test_cpu_signal_all_blocked_engine(void **state)
  */
 #define BURST 500
 
+/* n timers on sig, each one's value its index, the last on last_sig
+ * instead where that is not 0: 0, or the errno of the creation that
+ * failed, none of them left then. */
+static int make_timers(timer_t *t, int n, int sig, int last_sig)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	for (int i = 0; i < n; i++) {
+		sev.sigev_signo = last_sig && i == n - 1 ? last_sig : sig;
+		sev.sigev_value.sival_int = i;
+		if (B->create(CLOCK_MONOTONIC, &sev, &t[i]) != 0) {
+			int err = errno;
+			while (i > 0)
+				B->del(t[--i]);
+			return err;
+		}
+	}
+	return 0;
+}
+
+/* Arm n timers for the instant when (CLOCK_MONOTONIC ns). */
+static void arm_at(timer_t *t, int n, int64_t when)
+{
+	struct itimerspec its = { { 0, 0 }, { when / 1000000000, when % 1000000000 } };
+	for (int i = 0; i < n; i++)
+		assert_int_equal(B->settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
+}
+
 static void burst_of_expiries(const struct api *api)
 {
 	B = api;
@@ -313,31 +347,14 @@ static void burst_of_expiries(const struct api *api)
 	static timer_t t[BURST];
 	static unsigned char got[BURST];
 	memset(got, 0, sizeof(got));
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
-	int made = 0;
-	for (; made < BURST; made++) {
-		sev.sigev_value.sival_int = made;
-		if (B->create(CLOCK_MONOTONIC, &sev, &t[made]) != 0)
-			break;
-	}
-	if (made < BURST) {
-		int err = errno;
-		while (made > 0)
-			B->del(t[--made]);
+	int err = make_timers(t, BURST, sig, 0);
+	if (err) {
 		assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
-		if (B == &kernel && err == EAGAIN)
-			skip(); /* RLIMIT_SIGPENDING, shared with the user's other processes */
-		fail_msg("timer_create: %s", strerror(err));
+		skip_or_fail(err);
 	}
 	struct ptimer_stats before, after;
 	assert_int_equal(ptimer_get_stats(&before, sizeof(before)), 0);
-	int64_t when = now_ns() + 50000000;
-	struct itimerspec its = { { 0, 0 }, { when / 1000000000, when % 1000000000 } };
-	for (int i = 0; i < BURST; i++)
-		assert_int_equal(B->settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
+	arm_at(t, BURST, now_ns() + 50000000);
 	int taken = 0, twice = 0;
 	int64_t give_up = now_ns() + 10000000000LL;
 	while (taken < BURST && now_ns() < give_up) {
@@ -402,35 +419,17 @@ static void ignored_burst(const struct api *api)
 	struct sigaction ign = { .sa_handler = SIG_IGN }, was;
 	assert_int_equal(sigaction(sig, &ign, &was), 0);
 	static timer_t t[BURST + 1];
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
-	int made = 0;
-	for (; made <= BURST; made++) {
-		if (made == BURST)
-			sev.sigev_signo = done_sig;
-		if (B->create(CLOCK_MONOTONIC, &sev, &t[made]) != 0)
-			break;
-	}
-	if (made <= BURST) {
-		int err = errno;
-		while (made > 0)
-			B->del(t[--made]);
+	int err = make_timers(t, BURST + 1, sig, done_sig);
+	if (err) {
 		assert_int_equal(sigaction(sig, &was, NULL), 0);
 		assert_int_equal(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
-		if (B == &kernel && err == EAGAIN)
-			skip(); /* RLIMIT_SIGPENDING, shared with the user's other processes */
-		fail_msg("timer_create: %s", strerror(err));
+		skip_or_fail(err);
 	}
 	struct ptimer_stats before, after;
 	assert_int_equal(ptimer_get_stats(&before, sizeof(before)), 0);
-	int64_t when = now_ns() + 50000000, last = when + 30000000;
-	struct itimerspec its = { { 0, 0 }, { when / 1000000000, when % 1000000000 } };
-	for (int i = 0; i < BURST; i++)
-		assert_int_equal(B->settime(t[i], TIMER_ABSTIME, &its, NULL), 0);
-	its.it_value = (struct timespec){ last / 1000000000, last % 1000000000 };
-	assert_int_equal(B->settime(t[BURST], TIMER_ABSTIME, &its, NULL), 0);
+	int64_t when = now_ns() + 50000000;
+	arm_at(t, BURST, when);
+	arm_at(&t[BURST], 1, when + 30000000);
 	siginfo_t si;
 	int got = sigtimedwait(&done, &si, &(struct timespec){ 10, 0 });
 	if (got == done_sig)

@@ -50,34 +50,6 @@ static void backoff(unsigned i)
 	}
 }
 
-/* The CPU of a timer lock's holder while its system call wakes a thread
- * (pt_lock_waking_begin()), or -1. */
-static int waker_cpu = -1;
-
-void pt_lock_waking_begin(void)
-{
-	__atomic_store_n(&waker_cpu, sched_getcpu(), __ATOMIC_RELAXED);
-}
-
-void pt_lock_waking_end(void)
-{
-	__atomic_store_n(&waker_cpu, -1, __ATOMIC_RELAXED);
-}
-
-/* The i-th wait for a timer's lock: spinning is over at once when the
- * holder is waking a thread on this CPU, as it is then most likely this
- * one, run in the holder's place: the holder cannot let go before it
- * runs again. */
-static unsigned backoff_from(unsigned i)
-{
-	if (i < 100) {
-		int c = __atomic_load_n(&waker_cpu, __ATOMIC_RELAXED);
-		if (c >= 0 && c == sched_getcpu())
-			return 100;
-	}
-	return i;
-}
-
 static void backoff_done(unsigned i)
 {
 	if (i > 100)
@@ -105,7 +77,6 @@ void pt_seqlock_wait(uint32_t *seq)
 			backoff_done(i);
 			return;
 		}
-		i = backoff_from(i);
 		backoff(i);
 	}
 }

@@ -88,19 +88,6 @@ typedef struct {
 
 #define PT_SPIN_INIT { 0 }
 
-/*
- * A timer's lock held across a system call that wakes the thread which
- * wants that lock next (a signal sent: its receiver delivers it under the
- * lock).  The kernel often runs the woken thread at once on the waker's
- * CPU, the holder put aside still holding the lock: the receiver's spin
- * then only burns the CPU the holder needs (100 pauses, ~2 us here)
- * before it yields.  Between pt_lock_waking_begin() and _end() a waiter
- * on the holder's CPU yields at once.  A hint for one holder at a time,
- * the engine's thread: a wrong one costs a yield.
- */
-void pt_lock_waking_begin(void);
-void pt_lock_waking_end(void);
-
 void pt_spin_wait(int *v);
 
 /* The word itself, as pt_mutex_take/give (the public ptimer_spinlock_t). */

@@ -580,9 +580,7 @@ enum pt_send pt_notify_fire(struct pt_sending *s, pid_t *sent_tid)
 }
 
 /* Sending is a system call: the caller holds the timer's lock, and the
- * extension it asked for is withdrawn around it.  The receiver, woken,
- * takes that lock next (pt_timer_deliver()): lock.h's hint that it may be
- * running in the sender's place. */
+ * extension it asked for is withdrawn around it. */
 enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pid_t *sent_tid)
 {
 	struct pt_sending s;
@@ -590,11 +588,8 @@ enum pt_send pt_notify_send(struct pt_timer *t, pid_t via, uint64_t via_mask, pi
 	*sent_tid = 0;
 	pt_slice_pause();
 	enum pt_send r = pt_notify_prepare(t, via, via_mask, &s);
-	if (r == PT_SENT) {
-		pt_lock_waking_begin();
+	if (r == PT_SENT)
 		r = pt_notify_fire(&s, sent_tid);
-		pt_lock_waking_end();
-	}
 	pt_slice_resume();
 	return r;
 }
@@ -626,6 +621,5 @@ void pt_notify_fork_child(void)
 	pt_lock_reset(&line.lock);
 	memset(&look, 0, sizeof(look));
 	memset(&blocked_look, 0, sizeof(blocked_look));
-	pt_lock_waking_end();
 	sending = 0;
 }

@@ -163,6 +163,14 @@ int pt_handoff_overrun(int id)
 	return r < 0 ? 0 : (int)r;
 }
 
+int pt_handoff_gettime(int id, struct itimerspec *cur)
+{
+	pt_slice_pause();
+	int r = syscall(SYS_timer_gettime, id, cur) == 0 ? 0 : -errno;
+	pt_slice_resume();
+	return r;
+}
+
 int pt_handoff_count(void)
 {
 	return __atomic_load_n(&ho.count, __ATOMIC_RELAXED);

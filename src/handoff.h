@@ -7,7 +7,8 @@
  * costs one.  For a periodic signal timer that fires often (its interval
  * at most PT_HANDOFF_INTERVAL_NS), the dispatcher creates, at one of its
  * expiries, a kernel timer with the timer's own ID (the kernel's
- * restore-ID mode) and its clock, sigevent and grid, and lets the kernel
+ * restore-ID mode) and its clock (a CPU clock made explicit; timer.c
+ * says which timers qualify), sigevent and grid, and lets the kernel
  * send every signal from then on: the kernel's CPU and latency, and the
  * kernel's own semantics (overruns, ignored and blocked signals), since
  * it is the kernel doing it.  The engine keeps the timer's ID and
@@ -66,6 +67,9 @@ void pt_handoff_end(int id);
 
 /* The kernel timer's timer_getoverrun(). */
 int pt_handoff_overrun(int id);
+
+/* The kernel timer's timer_gettime(): 0 or -errno. */
+int pt_handoff_gettime(int id, struct itimerspec *cur);
 
 /* How many are handed off now. */
 int pt_handoff_count(void);

@@ -344,6 +344,12 @@ static void timer_get(struct pt_timer *t, struct itimerspec *cur)
 		cur->it_interval = pt_ns_to_ts(t->interval);
 	if (t->status == PT_DISARMED)
 		return; /* POSIX: a disarmed timer reports zero, SIGEV_NONE too */
+	/* A CPU clock's kernel timer fires at a tick after its time, and
+	 * says 1 ns left until then, where the grid would name the next
+	 * expiry: ask it (as dear as reading the clock, a system call too). */
+	if (t->status == PT_KERNEL && t->cbase != PT_BASE_NONE && t->notify != SIGEV_THREAD &&
+	    pt_handoff_gettime(t->id, cur) == 0)
+		return;
 	int64_t now = base_now(t->base);
 	if (t->interval && (t->status != PT_ARMED || sig_none)) {
 		seq_begin(t);
@@ -375,23 +381,46 @@ int ptimer_gettime(timer_t timerid, struct itimerspec *curr)
 
 /* ---- handing off to the kernel (handoff.h) ---- */
 
-/* Could a kernel timer keep t, armed with this interval on this base:
- * periodic and hot enough, on a clock the kernel keeps as the engine does
- * (no CPU clock, no shift after a restore), without leeway, which only
- * the engine has.  Both a signal timer's handoff and a SIGEV_THREAD
- * timer's carrier ask this. */
-static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t base)
+/* Periodic and hot enough for a kernel timer to keep, without leeway,
+ * which only the engine has, on a base the kernel's clock reads as the
+ * engine's does (no shift after a restore). */
+static bool hot(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
-	return interval > 0 && interval <= PT_HANDOFF_INTERVAL_NS &&
-	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
-	       t->cbase == PT_BASE_NONE && !t->leeway && pt_base_shift_of(base) == 0;
+	return interval > 0 && interval <= PT_HANDOFF_INTERVAL_NS && !t->leeway && pt_base_shift_of(base) == 0;
 }
 
-/* ... and a signal timer, handed to a kernel timer of its ID. */
+/* Could a kernel timer keep t, armed with this interval on this base, on
+ * its own clock ID: hot, on a clock that reads the same whichever thread
+ * creates the kernel timer (a worker does, for a carrier).  Both a
+ * signal timer's handoff and a SIGEV_THREAD timer's carrier ask this. */
+static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t base)
+{
+	return hot(t, interval, base) && (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
+	       t->cbase == PT_BASE_NONE;
+}
+
+/* ... and a signal timer, handed to a kernel timer of its ID: on those
+ * clocks, or on a CPU clock (made explicit: the engine's thread is not
+ * the one whose time CLOCK_THREAD_CPUTIME_ID counts) when its signal
+ * goes to a thread it names.  A process-directed one stays the engine's:
+ * a kernel CPU timer armed at a time already passed fires at once, from
+ * the engine's thread, and the kernel would give that signal to another
+ * thread than the one whose time ran out. */
 static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
+	if (t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) && t->cbase != PT_BASE_NONE)
+		return hot(t, interval, base);
 	return (t->notify == SIGEV_SIGNAL || t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)) &&
 	       kernel_keeps(t, interval, base);
+}
+
+static clockid_t handoff_clock(const struct pt_timer *t)
+{
+	clockid_t clock = t->clockid;
+	pid_t tid;
+	if (t->cbase != PT_BASE_NONE)
+		pt_cpu_describe(t->cbase, &clock, &tid);
+	return clock;
 }
 
 /* The timer is the engine's again, armed at the next point of its grid,
@@ -432,7 +461,7 @@ static bool hand_off(struct pt_timer *t)
 	sev.sigev_value = t->value;
 	if (t->notify & SIGEV_THREAD_ID)
 		sev._sigev_un._tid = t->target;
-	if (pt_handoff_start(t->id, t->clockid, &sev, t->expires, t->interval) != 0)
+	if (pt_handoff_start(t->id, handoff_clock(t), &sev, t->expires, t->interval) != 0)
 		return false;
 	seq_begin(t);
 	WR(t->status, PT_KERNEL);

@@ -303,6 +303,91 @@ static void test_untaken_stays(void **state)
 	assert_int_equal(ptimer_delete(t), 0);
 }
 
+/* ---- CPU clocks ---- */
+
+/* A timer on this thread's CPU clock, every 20 ms of it: longer than a
+ * tick, so that a signal taken at once has no overruns. */
+static timer_t cpu_timer(int value, bool to_thread)
+{
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = to_thread ? SIGEV_THREAD_ID : SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	sev.sigev_value.sival_int = value;
+	sev._sigev_un._tid = gettid();
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t), 0);
+	struct itimerspec its = { { 0, 20 * MS }, { 0, 20 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	return t;
+}
+
+/* The next signal, spinning for it (this thread's time is the clock):
+ * within 10 s of wall time, or the test fails. */
+static siginfo_t take_spinning(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	long long end = mono_ns() + 10000 * MS;
+	siginfo_t si;
+	while (sigtimedwait(&set, &si, &(struct timespec){ 0, 0 }) != sig)
+		if (mono_ns() > end)
+			fail_msg("no signal within 10 s of spinning");
+	return si;
+}
+
+/* A profiler's timer, on a thread's CPU clock with its signal to that
+ * thread, is handed to a kernel CPU timer on that thread's clock (made
+ * explicit: the engine's thread creates it): its signals come from the
+ * kernel and the engine's thread stays asleep.  One whose signal goes to
+ * the process stays the engine's (the kernel would pick another thread
+ * for the signal of a time already passed). */
+static void test_cpu_clock_to_thread(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	timer_t p = cpu_timer(3, false);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(take_spinning().si_timerid, (int)(intptr_t)p);
+	assert_int_equal(stats().handed_off, 0);
+	assert_int_equal(ptimer_delete(p), 0);
+
+	timer_t t = cpu_timer(4, true);
+	int id = (int)(intptr_t)t;
+	long long end = mono_ns() + 10000 * MS;
+	while (stats().handed_off != 1) {
+		if (mono_ns() > end)
+			fail_msg("not handed off within 10 s");
+		(void)take_spinning();
+	}
+	assert_true(kernel_has(id, sig));
+	uint64_t w0 = stats().wakeups;
+	for (int i = 0; i < 5; i++) {
+		siginfo_t si = take_spinning();
+		assert_int_equal(si.si_code, SI_TIMER);
+		assert_int_equal(si.si_timerid, id);
+		assert_int_equal(si.si_value.sival_int, 4);
+		assert_int_equal(si.si_errno, 0);
+	}
+	uint64_t woke = stats().wakeups - w0;
+	if (woke > 3)
+		fail_msg("the engine woke %llu times in 5 expiries it handed off", (unsigned long long)woke);
+	struct itimerspec cur;
+	assert_int_equal(ptimer_gettime(t, &cur), 0);
+	assert_int_equal(cur.it_interval.tv_nsec, 20 * MS);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 20 * MS);
+	/* Re-armed relatively, on the thread's clock: still the kernel's. */
+	struct itimerspec its = { { 0, 30 * MS }, { 0, 30 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	assert_int_equal(stats().handed_off, 1);
+	assert_int_equal(take_spinning().si_timerid, id);
+	assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_false(kernel_has(id, sig));
+}
+
 /* ---- SIGEV_THREAD: a worker of its own carries a hot timer ---- */
 
 static long calls;     /* atomic */
@@ -494,6 +579,7 @@ int main(void)
 		cmocka_unit_test(test_leeway_takes_back),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_untaken_stays),
+		cmocka_unit_test(test_cpu_clock_to_thread),
 		cmocka_unit_test(test_thread_carried),
 		cmocka_unit_test(test_thread_slow_calls_all_run),
 		cmocka_unit_test(test_pool_keeps_a_worker),

@@ -149,6 +149,8 @@ static double ratio(const struct bench_row *row)
 {
 	if (row->engine == 0 && !row->better_high && row->reference > 0)
 		return -1; /* none where some was allowed: no ratio */
+	if (row->engine == 0 && !row->better_high && row->reference == 0)
+		return 1; /* none against none: the same */
 	if (row->engine <= 0 || row->reference <= 0)
 		return 0;
 	return row->better_high ? row->engine / row->reference : row->reference / row->engine;

@@ -472,6 +472,62 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
 	return err ? -1 : 0;
 }
 
+/* A profiler's timer: every 10 ms of this thread's CPU time, its signal
+ * to this thread, taken as it spins.  The CPU the process's other threads
+ * use per expiry (the engine's relay, if any), over a second of this
+ * thread's time, after two expiries (for the engine, two after it was
+ * handed off, when it can be; handoff: the cap to set, 0 none).  0, or
+ * -1 (errno). */
+static int64_t cpu_ns(clockid_t c)
+{
+	struct timespec ts;
+	clock_gettime(c, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int profiler_cpu(const struct api *a, int handoff, double *us, long *expiries)
+{
+	int sig = SIGRTMIN + 6;
+	sigset_t set;
+	struct sigevent sev = blocked_signal(sig, &set);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	timer_t t;
+	if (a == &engine_api)
+		ptimer__handoff(handoff);
+	if (a->create(CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0)
+		return -1;
+	struct itimerspec its = { .it_value = { 0, 10000000 }, .it_interval = { 0, 10000000 } };
+	if (a->settime(t, 0, &its, NULL) != 0) {
+		int err = errno;
+		a->del(t);
+		errno = err;
+		return -1;
+	}
+	struct ptimer_stats st;
+	int64_t spin0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	/* Until the engine has handed it off (at most 200 ms of CPU). */
+	while (a == &engine_api && handoff && ptimer_get_stats(&st, sizeof(st)) == 0 && !st.handed_off &&
+	       cpu_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 200000000)
+		(void)sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 });
+	/* Two more, before the count: the handoff's own work is done. */
+	for (int warm = 0; warm < 2 && cpu_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 300000000;)
+		warm += sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) == sig;
+	long n = 0;
+	int64_t p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), m0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	while (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0 < 1000000000)
+		n += sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) == sig;
+	int64_t others = (cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0);
+	a->del(t);
+	if (a == &engine_api)
+		ptimer__handoff(0);
+	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
+		;
+	*us = (double)(others > 0 ? others : 0) / 1e3 / (double)(n ? n : 1);
+	*expiries = n;
+	return 0;
+}
+
 int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 {
 	(void)o;
@@ -537,6 +593,21 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 			 "(%.1f us CPU each)", bcpu_us);
 		bench_add(r, name, "ms", elate, blate, "bare", false, note);
 	}
+
+	/* A profiler's timer, handed to a kernel timer as in the drop-in, and
+	 * relayed by the engine's thread (PTIMERS_HANDOFF=0). */
+	double pe, pr, pk;
+	long ne, nr, nk;
+	if (profiler_cpu(&engine_api, 64, &pe, &ne) != 0 || profiler_cpu(&kernel_api, 0, &pk, &nk) != 0 ||
+	    profiler_cpu(&engine_api, 0, &pr, &nr) != 0) {
+		fprintf(stderr, "ptimers bench: a profiler's timer: %s\n", strerror(errno));
+		return -1;
+	}
+	snprintf(note, sizeof(note), "other threads' CPU; every 10 ms of a spinning thread's; %ld and %ld "
+		 "signals%s", ne, nk, handoff ? "; handed off, as in the drop-in" : "");
+	bench_add(r, "profiler_timer_cpu_per_expiry", "us", pe, pk, "kernel", false, note);
+	snprintf(note, sizeof(note), "PTIMERS_HANDOFF=0: the engine's thread relays each; %ld signals", nr);
+	bench_add(r, "profiler_timer_relayed", "us", pr, pk, "kernel", false, note);
 
 	double idle;
 	if (idle_wakeups(1000000, &idle) != 0) {

@@ -33,7 +33,7 @@ FIRE_AFTER = 5.0    # the subject's one-shot timer, from its start
 SLACK = 0.75        # seconds of timing slack in a check
 SI_TIMER = -2
 NAMES = ["tick", "realabs", "realrel", "boot", "pcpu", "tcpu", "tid", "thread", "none",
-         "pend", "ovr", "once"]
+         "pend", "ovr", "once", "prof"]
 
 
 class Tap:
@@ -262,7 +262,7 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
 
     # The time each had left, less only what the process ran: on the
     # monotonic, boot-time and CPU clocks, relative wall-clock timers too.
-    kept = ["realrel", "boot", "pcpu", "tcpu", "tid", "thread", "none", "once"]
+    kept = ["realrel", "boot", "pcpu", "tcpu", "tid", "thread", "none", "once", "prof"]
     bad = []
     for n in kept:
         spent = (a[n]["rem"] - b[n]["rem"]) / NS
@@ -297,6 +297,10 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
             tap.ok(a["tick"]["id"] in handed,
                    f"{label}: the ticker's kernel timer, its own ID, came back with CRIU",
                    f"tick ID {a['tick']['id']}, kernel timers {sorted(handed)}")
+            # So was the profiler's, on its thread's CPU clock.
+            tap.ok(a["prof"]["id"] in handed,
+                   f"{label}: the profiler's kernel CPU timer, its own ID, came back with CRIU",
+                   f"prof ID {a['prof']['id']}, kernel timers {sorted(handed)}")
 
     ids_b, why = listing(ptimers, s.pid, engine)
     tap.ok(ids_b == ids_a and ids_b is not None,
@@ -362,6 +366,11 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
            got.get("tid-signalled"))
     tap.ok(got.get("cpu-fired", "").startswith("1 "), f"{label}: a CPU-clock timer fires",
            got.get("cpu-fired"))
+    # 150 ms of the thread's time at every 10 ms: 15, less the ticks'
+    # granularity at either end.
+    tap.ok(int(got.get("profiler-signalled", "0")) >= 10,
+           f"{label}: a profiler's timer signals its thread as its time goes",
+           got.get("profiler-signalled"))
     newid = int(got.get("newid", "-1"))
     if engine:
         tap.ok(newid == s.probe + 1, f"{label}: a new timer's ID follows on from before the dump",

@@ -13,7 +13,8 @@
  *            overrun count, then the clocks and the ticks counted so far
  *   SIGUSR2  after a restore: take the signal left pending at the dump and
  *            the periodic one whose overruns grew, make the SIGEV_THREAD,
- *            SIGEV_THREAD_ID and CPU-clock timers fire, make a new timer
+ *            SIGEV_THREAD_ID and CPU-clock timers fire (a profiler's thread
+ *            spins under its own as at the start), make a new timer
  *   SIGTERM  exit 0
  */
 #define _GNU_SOURCE
@@ -40,14 +41,17 @@
 #define SIG_PEND (SIGRTMIN + 4)
 #define SIG_OVR (SIGRTMIN + 5)
 #define SIG_ONCE (SIGRTMIN + 6)
+#define SIG_PROF (SIGRTMIN + 7)
 
-enum { TICK, REALABS, REALREL, BOOT, PCPU, TCPU, TID, THREAD, NONE, PEND, OVR, ONCE, NTIMERS };
-static const char *names[NTIMERS] = { "tick", "realabs", "realrel", "boot", "pcpu", "tcpu",
-				      "tid",  "thread",  "none",    "pend", "ovr",  "once" };
+enum { TICK, REALABS, REALREL, BOOT, PCPU, TCPU, TID, THREAD, NONE, PEND, OVR, ONCE, PROF, NTIMERS };
+static const char *names[NTIMERS] = { "tick", "realabs", "realrel", "boot", "pcpu", "tcpu", "tid",
+				      "thread", "none", "pend", "ovr", "once", "prof" };
 static timer_t timers[NTIMERS];
 static volatile int thread_calls;
 static volatile pid_t worker_tid;
 static volatile int tid_signals;
+static volatile pid_t profiler_tid;
+static volatile int profiler_go, profiler_signals;
 
 static void die(const char *what)
 {
@@ -118,6 +122,40 @@ static void *worker(void *arg)
 			__atomic_fetch_add(&tid_signals, 1, __ATOMIC_RELEASE);
 	}
 	return NULL;
+}
+
+/* A profiler's thread: its timer counts this thread's CPU time, every
+ * 10 ms, and signals it.  Told to, it spins 150 ms of its time taking
+ * the signals, then rests (its clock, and so its timer, stand still). */
+static void *profiler(void *arg)
+{
+	(void)arg;
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIG_PROF);
+	__atomic_store_n(&profiler_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
+	for (;;) {
+		while (!__atomic_load_n(&profiler_go, __ATOMIC_ACQUIRE))
+			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+		int64_t c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
+		while (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0 < 150 * 1000000)
+			if (sigtimedwait(&s, NULL, &(struct timespec){ 0, 0 }) == SIG_PROF)
+				__atomic_fetch_add(&profiler_signals, 1, __ATOMIC_RELEASE);
+		__atomic_store_n(&profiler_go, 0, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/* The profiler's thread spins its 150 ms (at most 10 s of wall time):
+ * the signals it took. */
+static int profile(void)
+{
+	int before = __atomic_load_n(&profiler_signals, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&profiler_go, 1, __ATOMIC_RELEASE);
+	int64_t until = now_ns(CLOCK_MONOTONIC) + 10 * NS;
+	while (__atomic_load_n(&profiler_go, __ATOMIC_ACQUIRE) && now_ns(CLOCK_MONOTONIC) < until)
+		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+	return __atomic_load_n(&profiler_signals, __ATOMIC_ACQUIRE) - before;
 }
 
 static void report(int seq, long ticks)
@@ -197,6 +235,7 @@ static void after_restore(void)
 		fired = sigtimedwait(&s, &(siginfo_t){ 0 }, &zero) == SIG_CPU;
 	}
 	printf("cpu-fired %d after %lld\n", fired, (long long)(now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0));
+	printf("profiler-signalled %d\n", profile());
 
 	/* The ID space goes on where it was. */
 	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
@@ -225,6 +264,7 @@ int main(int argc, char **argv)
 	sigemptyset(&all);
 	for (int s = SIG_TICK; s <= SIG_ONCE; s++)
 		sigaddset(&all, s);
+	sigaddset(&all, SIG_PROF);
 	sigaddset(&all, SIGUSR1);
 	sigaddset(&all, SIGUSR2);
 	sigaddset(&all, SIGTERM);
@@ -234,6 +274,11 @@ int main(int argc, char **argv)
 	if (pthread_create(&w, NULL, worker, NULL) != 0)
 		die("pthread_create");
 	while (!__atomic_load_n(&worker_tid, __ATOMIC_ACQUIRE))
+		sched_yield();
+	pthread_t pw;
+	if (pthread_create(&pw, NULL, profiler, NULL) != 0)
+		die("pthread_create");
+	while (!__atomic_load_n(&profiler_tid, __ATOMIC_ACQUIRE))
 		sched_yield();
 
 	/* The seed's ID, asked for as a restorer asks. */
@@ -271,6 +316,13 @@ int main(int argc, char **argv)
 	sev.sigev_signo = SIG_ONCE;
 	sev.sigev_value.sival_int = 66;
 	timers[ONCE] = make(CLOCK_MONOTONIC, &sev, 0);
+	sev.sigev_notify = SIGEV_THREAD_ID;
+	sev.sigev_signo = SIG_PROF;
+	sev.sigev_value.sival_int = 77;
+	sev._sigev_un._tid = profiler_tid;
+	clockid_t pc;
+	pthread_getcpuclockid(pw, &pc);
+	timers[PROF] = make(pc, &sev, 0);
 
 	arm(TICK, 0, NS / 10, NS / 10);
 	arm(REALABS, TIMER_ABSTIME, now_ns(CLOCK_REALTIME) + 120 * NS, 60 * NS);
@@ -284,6 +336,8 @@ int main(int argc, char **argv)
 	arm(PEND, 0, 1000000, 0);
 	arm(OVR, 0, 1000000, 1000000);
 	arm(ONCE, 0, (int64_t)(fire_after * NS), 0);
+	arm(PROF, 0, 10 * 1000000, 10 * 1000000);
+	printf("profiler-signalled %d\n", profile());
 
 	/* What a new timer's ID would be: the next after this probe's. */
 	timer_t probe;
@@ -297,6 +351,7 @@ int main(int argc, char **argv)
 	sigdelset(&orders, SIG_OVR);
 	sigdelset(&orders, SIG_CPU);
 	sigdelset(&orders, SIG_TID);
+	sigdelset(&orders, SIG_PROF);
 	long ticks = 0;
 	int seq = 0;
 	for (;;) {

@@ -14,6 +14,7 @@
 #include "sys.h"
 
 #define REST_NS 100000000LL /* after a refusal, no handoff for this long */
+#define ALIGN_NS 2000         /* a read of a kernel timer's grid this close is enough */
 
 static struct {
 	int max, count;
@@ -88,12 +89,41 @@ static bool queue_has_room(void)
 	return left >= 256 && left >= limit / 4;
 }
 
-static int settime(int id, int64_t expires, int64_t interval)
+static int settime(int id, int64_t expires, int64_t interval, int64_t *aligned)
 {
 	struct itimerspec its = { .it_interval = pt_ns_to_ts(interval), .it_value = pt_ns_to_ts(expires) };
-	if (expires <= 0)
+	int flags = TIMER_ABSTIME;
+	if (aligned) {
+		int64_t value = expires - pt_clock_ns(CLOCK_MONOTONIC);
+		its.it_value = pt_ns_to_ts(value > 0 ? value : 1);
+		flags = 0;
+	} else if (expires <= 0) {
 		its.it_value = (struct timespec){ 0, 1 }; /* long passed: at once, not disarmed */
-	return syscall(SYS_timer_settime, id, TIMER_ABSTIME, &its, NULL) == 0 ? 0 : -errno;
+	}
+	if (syscall(SYS_timer_settime, id, flags, &its, NULL) != 0)
+		return -errno;
+	if (aligned) {
+		/* Where the kernel's grid fell: a point of it read back (the
+		 * next expiry, from the clock between two readings: the
+		 * narrowest of a few tries), and the point of it nearest the
+		 * engine's. */
+		int64_t at = 0, window = INT64_MAX;
+		for (int i = 0; i < 4 && window > ALIGN_NS; i++) {
+			struct itimerspec cur;
+			int64_t before = pt_clock_ns(CLOCK_MONOTONIC);
+			if (syscall(SYS_timer_gettime, id, &cur) != 0 || pt_ts_to_ns(&cur.it_value) <= 0)
+				break;
+			int64_t after = pt_clock_ns(CLOCK_MONOTONIC);
+			if (after - before < window) {
+				window = after - before;
+				at = before + window / 2 + pt_ts_to_ns(&cur.it_value);
+			}
+		}
+		*aligned = expires;
+		if (window != INT64_MAX)
+			*aligned = at - (at - expires + interval / 2) / interval * interval;
+	}
+	return 0;
 }
 
 bool pt_handoff_reserve(void)
@@ -119,7 +149,7 @@ void pt_handoff_release(void)
 }
 
 int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
-		     int64_t interval)
+		     int64_t interval, int64_t *aligned)
 {
 	struct sigevent ev = *sev;
 
@@ -129,7 +159,7 @@ int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_
 	int err = 0;
 	if (pt_sys_timer_create_id(clock, &ev, id) != 0)
 		err = errno;
-	else if ((err = -settime(id, expires, interval)) != 0)
+	else if ((err = -settime(id, expires, interval, aligned)) != 0)
 		syscall(SYS_timer_delete, id);
 	pt_slice_resume();
 	if (err) {
@@ -139,10 +169,10 @@ int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_
 	return 0;
 }
 
-int pt_handoff_rearm(int id, int64_t expires, int64_t interval)
+int pt_handoff_rearm(int id, int64_t expires, int64_t interval, int64_t *aligned)
 {
 	pt_slice_pause();
-	int r = settime(id, expires, interval);
+	int r = settime(id, expires, interval, aligned);
 	pt_slice_resume();
 	return r;
 }

@@ -49,9 +49,15 @@ bool pt_handoff_may(int64_t interval);
 /* Create kernel timer id on clock with sev, armed absolutely for
  * expires (which may have passed: it fires at once) and every interval
  * after.  0, or -errno (then nothing is left behind, and handoffs rest a
- * while). */
+ * while).
+ *
+ * aligned non-NULL: armed relatively instead, for expires on
+ * CLOCK_MONOTONIC (a relative CLOCK_REALTIME setting, which the kernel
+ * keeps on the monotonic clock, unmoved by a change of the wall clock);
+ * *aligned is then the point of the kernel timer's grid nearest expires,
+ * read back (a system call's time off it at most). */
 int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_t expires,
-		     int64_t interval);
+		     int64_t interval, int64_t *aligned);
 
 /* One more handed off (a SIGEV_THREAD timer's carrier, workers.h): true
  * when the cap and the user's signal queue allow; undone by
@@ -59,8 +65,9 @@ int pt_handoff_start(int id, clockid_t clock, const struct sigevent *sev, int64_
 bool pt_handoff_reserve(void);
 void pt_handoff_release(void);
 
-/* Re-arm kernel timer id absolutely: 0 or -errno. */
-int pt_handoff_rearm(int id, int64_t expires, int64_t interval);
+/* Re-arm kernel timer id absolutely (or relatively, aligned as above):
+ * 0 or -errno. */
+int pt_handoff_rearm(int id, int64_t expires, int64_t interval, int64_t *aligned);
 
 /* Delete kernel timer id: it is the engine's again. */
 void pt_handoff_end(int id);

@@ -400,18 +400,34 @@ static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t ba
 }
 
 /* ... and a signal timer, handed to a kernel timer of its ID: on those
- * clocks, or on a CPU clock (made explicit: the engine's thread is not
- * the one whose time CLOCK_THREAD_CPUTIME_ID counts) when its signal
- * goes to a thread it names.  A process-directed one stays the engine's:
- * a kernel CPU timer armed at a time already passed fires at once, from
- * the engine's thread, and the kernel would give that signal to another
- * thread than the one whose time ran out. */
+ * clocks, on CLOCK_REALTIME and CLOCK_TAI (armed absolutely on their own
+ * clock, or for a relative CLOCK_REALTIME setting relatively, as the
+ * kernel keeps it: see relative_realtime()), or on a CPU clock (made
+ * explicit: the engine's thread is not the one whose time
+ * CLOCK_THREAD_CPUTIME_ID counts) when its signal goes to a thread it
+ * names.  A process-directed CPU one stays the engine's: a kernel CPU
+ * timer armed at a time already passed fires at once, from the engine's
+ * thread, and the kernel would give that signal to another thread than
+ * the one whose time ran out. */
 static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
-	if (t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID) && t->cbase != PT_BASE_NONE)
-		return hot(t, interval, base);
-	return (t->notify == SIGEV_SIGNAL || t->notify == (SIGEV_SIGNAL | SIGEV_THREAD_ID)) &&
-	       kernel_keeps(t, interval, base);
+	if ((t->notify != SIGEV_SIGNAL && t->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID)) ||
+	    !hot(t, interval, base))
+		return false;
+	if (t->cbase != PT_BASE_NONE)
+		return t->notify & SIGEV_THREAD_ID;
+	return t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME || t->clockid == CLOCK_REALTIME ||
+	       t->clockid == CLOCK_TAI;
+}
+
+/* A relative CLOCK_REALTIME setting: the kernel keeps it on the
+ * monotonic clock (the engine on its monotonic base), where an absolute
+ * arming of a CLOCK_REALTIME kernel timer would follow the wall clock.
+ * Its kernel timer is armed relatively, and the engine's grid moved onto
+ * the kernel's (handoff.h). */
+static bool relative_realtime(const struct pt_timer *t, uint16_t base)
+{
+	return t->clockid == CLOCK_REALTIME && base == PT_BASE_MONOTONIC;
 }
 
 static clockid_t handoff_clock(const struct pt_timer *t)
@@ -461,9 +477,12 @@ static bool hand_off(struct pt_timer *t)
 	sev.sigev_value = t->value;
 	if (t->notify & SIGEV_THREAD_ID)
 		sev._sigev_un._tid = t->target;
-	if (pt_handoff_start(t->id, handoff_clock(t), &sev, t->expires, t->interval) != 0)
+	int64_t aligned = t->expires;
+	if (pt_handoff_start(t->id, handoff_clock(t), &sev, t->expires, t->interval,
+			     relative_realtime(t, t->base) ? &aligned : NULL) != 0)
 		return false;
 	seq_begin(t);
+	WR(t->expires, aligned);
 	WR(t->status, PT_KERNEL);
 	WR(t->overrun, -1);
 	t->signal_seq++;
@@ -503,7 +522,7 @@ static bool carry_started(struct pt_carrier *c, int id, int kid)
 	bool ok = false;
 	if (t->notify == SIGEV_THREAD && t->thr->carrier == c) {
 		ok = kid >= 0 && t->status == PT_ARMED && t->interval && !t->leeway &&
-		     pt_handoff_rearm(kid, t->expires, t->interval) == 0;
+		     pt_handoff_rearm(kid, t->expires, t->interval, NULL) == 0;
 		if (ok) {
 			seq_begin(t);
 			WR(t->status, PT_KERNEL);
@@ -614,14 +633,19 @@ int ptimer_settime(timer_t timerid, int flags, const struct itimerspec *new_valu
 		carry_end(t);
 	} else if (t->status == PT_KERNEL) {
 		/* Still one for the kernel: it re-arms it, on the same grid
-		 * as the engine (absolutely).  Else it is the engine's again. */
-		if (value && handoff_fits(t, interval, base) && pt_handoff_rearm(t->id, expires, interval) == 0) {
+		 * as the engine (absolutely, or relatively with the engine's
+		 * grid moved onto the kernel's).  Else it is the engine's
+		 * again. */
+		int64_t aligned = expires;
+		if (value && handoff_fits(t, interval, base) &&
+		    pt_handoff_rearm(t->id, expires, interval, relative_realtime(t, base) ? &aligned : NULL) == 0) {
 			seq_begin(t);
 			t->signal_seq++;
 			WR(t->interval, interval);
 			WR(t->overrun_last, 0);
 			set_flag(t, PT_F_ABSOLUTE, absolute);
-			WR(t->expires, expires);
+			WR(t->base, base);
+			WR(t->expires, aligned);
 			seq_end(t);
 			goto done;
 		}

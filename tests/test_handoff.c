@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,6 +70,52 @@ static int kernel_timers(int id, int signo)
 static bool kernel_has(int id, int signo)
 {
 	return kernel_timers(id, signo) > 0;
+}
+
+/* The clock /proc/self/timers gives kernel timer id (INT_MIN: none). */
+static int kernel_clock(int id)
+{
+	FILE *f = fopen("/proc/self/timers", "r");
+	assert_non_null(f);
+	char line[256];
+	int cur = -1, clock = INT32_MIN;
+	while (fgets(line, sizeof(line), f)) {
+		int v;
+		if (sscanf(line, "ID: %d", &v) == 1)
+			cur = v;
+		else if (cur == id && sscanf(line, "ClockID: %d", &v) == 1)
+			clock = v;
+	}
+	fclose(f);
+	return clock;
+}
+
+static long long ts_ns(struct timespec ts)
+{
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* The engine's timer_gettime keeps to the kernel timer's own grid: read
+ * between two readings of the kernel timer (under the same ID), within
+ * 3 us of them, in one of 20 tries (a try across an expiry, or one the
+ * machine interrupted for longer, tells nothing). */
+static void grid_agrees(timer_t t)
+{
+	int id = (int)(intptr_t)t;
+	long long off = 0;
+	for (int i = 0; i < 20; i++) {
+		struct itimerspec k1, e, k2;
+		assert_int_equal(syscall(SYS_timer_gettime, id, &k1), 0);
+		assert_int_equal(ptimer_gettime(t, &e), 0);
+		assert_int_equal(syscall(SYS_timer_gettime, id, &k2), 0);
+		long long a = ts_ns(k1.it_value), b = ts_ns(e.it_value), c = ts_ns(k2.it_value);
+		if (c > a || a - c > 20000)
+			continue;
+		if (b <= a + 3000 && b >= c - 3000)
+			return;
+		off = b > a ? b - a : b - c;
+	}
+	fail_msg("the engine's gettime is %lld ns off the kernel timer's", off);
 }
 
 static timer_t periodic(int value, long long period_ns)
@@ -301,6 +348,57 @@ static void test_untaken_stays(void **state)
 	siginfo_t si = take();
 	assert_true(si.si_overrun >= 5);
 	assert_int_equal(ptimer_delete(t), 0);
+}
+
+/* CLOCK_REALTIME: armed relatively (the kernel keeps it on the monotonic
+ * clock, unmoved by a change of the wall clock) the kernel timer is too,
+ * and the engine's grid is moved onto the kernel's; armed absolutely (on
+ * the wall clock), absolutely.  A re-arm from one to the other keeps it
+ * handed off, on the right grid. */
+static void test_realtime(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = sig;
+	sev.sigev_value.sival_int = 8;
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_REALTIME, &sev, &t), 0);
+	int id = (int)(intptr_t)t;
+	struct itimerspec its = { { 0, 2 * MS }, { 0, 2 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	wait_handed_off(1);
+	assert_int_equal(kernel_clock(id), CLOCK_REALTIME);
+	for (int i = 0; i < 3; i++) {
+		siginfo_t si = take();
+		assert_int_equal(si.si_timerid, id);
+		assert_int_equal(si.si_value.sival_int, 8);
+	}
+	grid_agrees(t);
+
+	/* Absolutely, on the wall clock. */
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	long long at = ts_ns(now) + 5 * MS;
+	its = (struct itimerspec){ { 0, 3 * MS }, { at / 1000000000, at % 1000000000 } };
+	assert_int_equal(ptimer_settime(t, TIMER_ABSTIME, &its, NULL), 0);
+	assert_int_equal(stats().handed_off, 1);
+	grid_agrees(t);
+	assert_int_equal(take().si_timerid, id);
+	grid_agrees(t);
+
+	/* And relatively again. */
+	its = (struct itimerspec){ { 0, 2 * MS }, { 0, 1 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	assert_int_equal(stats().handed_off, 1);
+	grid_agrees(t);
+	assert_int_equal(take().si_timerid, id);
+	assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(stats().handed_off, 0);
+	assert_false(kernel_has(id, sig));
 }
 
 /* ---- CPU clocks ---- */
@@ -579,6 +677,7 @@ int main(void)
 		cmocka_unit_test(test_leeway_takes_back),
 		cmocka_unit_test(test_cap),
 		cmocka_unit_test(test_untaken_stays),
+		cmocka_unit_test(test_realtime),
 		cmocka_unit_test(test_cpu_clock_to_thread),
 		cmocka_unit_test(test_thread_carried),
 		cmocka_unit_test(test_thread_slow_calls_all_run),

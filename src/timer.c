@@ -391,33 +391,32 @@ static bool hot(const struct pt_timer *t, int64_t interval, uint16_t base)
 
 /* Could a kernel timer keep t, armed with this interval on this base, on
  * its own clock ID: hot, on a clock that reads the same whichever thread
- * creates the kernel timer (a worker does, for a carrier).  Both a
- * signal timer's handoff and a SIGEV_THREAD timer's carrier ask this. */
+ * creates the kernel timer (a worker does, for a carrier), armed
+ * absolutely on the timer's grid, or for a relative CLOCK_REALTIME
+ * setting relatively, as the kernel keeps it (relative_realtime()).
+ * Both a signal timer's handoff and a SIGEV_THREAD timer's carrier ask
+ * this. */
 static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
-	return hot(t, interval, base) && (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME) &&
-	       t->cbase == PT_BASE_NONE;
+	return hot(t, interval, base) && t->cbase == PT_BASE_NONE &&
+	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME || t->clockid == CLOCK_REALTIME ||
+		t->clockid == CLOCK_TAI);
 }
 
 /* ... and a signal timer, handed to a kernel timer of its ID: on those
- * clocks, on CLOCK_REALTIME and CLOCK_TAI (armed absolutely on their own
- * clock, or for a relative CLOCK_REALTIME setting relatively, as the
- * kernel keeps it: see relative_realtime()), or on a CPU clock (made
- * explicit: the engine's thread is not the one whose time
- * CLOCK_THREAD_CPUTIME_ID counts) when its signal goes to a thread it
- * names.  A process-directed CPU one stays the engine's: a kernel CPU
- * timer armed at a time already passed fires at once, from the engine's
- * thread, and the kernel would give that signal to another thread than
- * the one whose time ran out. */
+ * clocks, or on a CPU clock (made explicit: the engine's thread is not
+ * the one whose time CLOCK_THREAD_CPUTIME_ID counts) when its signal
+ * goes to a thread it names.  A process-directed CPU one stays the
+ * engine's: a kernel CPU timer armed at a time already passed fires at
+ * once, from the engine's thread, and the kernel would give that signal
+ * to another thread than the one whose time ran out. */
 static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
-	if ((t->notify != SIGEV_SIGNAL && t->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID)) ||
-	    !hot(t, interval, base))
+	if (t->notify != SIGEV_SIGNAL && t->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID))
 		return false;
 	if (t->cbase != PT_BASE_NONE)
-		return t->notify & SIGEV_THREAD_ID;
-	return t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME || t->clockid == CLOCK_REALTIME ||
-	       t->clockid == CLOCK_TAI;
+		return (t->notify & SIGEV_THREAD_ID) && hot(t, interval, base);
+	return kernel_keeps(t, interval, base);
 }
 
 /* A relative CLOCK_REALTIME setting: the kernel keeps it on the
@@ -521,10 +520,13 @@ static bool carry_started(struct pt_carrier *c, int id, int kid)
 		return false; /* deleted: the delete let the carrier go */
 	bool ok = false;
 	if (t->notify == SIGEV_THREAD && t->thr->carrier == c) {
+		int64_t aligned = t->expires;
 		ok = kid >= 0 && t->status == PT_ARMED && t->interval && !t->leeway &&
-		     pt_handoff_rearm(kid, t->expires, t->interval, NULL) == 0;
+		     pt_handoff_rearm(kid, t->expires, t->interval,
+				      relative_realtime(t, t->base) ? &aligned : NULL) == 0;
 		if (ok) {
 			seq_begin(t);
+			WR(t->expires, aligned);
 			WR(t->status, PT_KERNEL);
 			WR(t->overrun_last, 0);
 			seq_end(t);

@@ -99,9 +99,8 @@ static long long ts_ns(struct timespec ts)
  * between two readings of the kernel timer (under the same ID), within
  * 3 us of them, in the narrowest of 20 tries (a try across an expiry
  * tells nothing; one the machine interrupted, little). */
-static void grid_agrees(timer_t t)
+static void grid_agrees_with(timer_t t, int id)
 {
-	int id = (int)(intptr_t)t;
 	long long width = -1, off = 0;
 	for (int i = 0; i < 20; i++) {
 		struct itimerspec k1, e, k2;
@@ -117,6 +116,39 @@ static void grid_agrees(timer_t t)
 	if (width < 0 || off)
 		fail_msg("the engine's gettime is %lld ns off the kernel timer's (read %lld ns apart)", off,
 			 width);
+}
+
+static void grid_agrees(timer_t t)
+{
+	grid_agrees_with(t, (int)(intptr_t)t);
+}
+
+/* The ID of a kernel timer on the engine's signal and this clock that
+ * signals a thread (a carrier's), or -1. */
+static int carrier_kernel_timer(int clock)
+{
+	FILE *f = fopen("/proc/self/timers", "r");
+	assert_non_null(f);
+	char line[256];
+	int id = -1, found = -1, signo = 0;
+	bool to_thread = false;
+	while (fgets(line, sizeof(line), f)) {
+		int v;
+		if (sscanf(line, "ID: %d", &v) == 1) {
+			id = v;
+			signo = 0;
+			to_thread = false;
+		} else if (sscanf(line, "signal: %d/", &v) == 1) {
+			signo = v;
+		} else if (!strncmp(line, "notify: signal/tid.", 19)) {
+			to_thread = true;
+		} else if (sscanf(line, "ClockID: %d", &v) == 1 && v == clock && to_thread &&
+			   signo == ptimer__engine_signo()) {
+			found = id;
+		}
+	}
+	fclose(f);
+	return found;
 }
 
 static timer_t periodic(int value, long long period_ns)
@@ -590,6 +622,34 @@ static void test_thread_carried(void **state)
  * in 7.  The missed ones go to the pool, each, and none is lost while the
  * timer lives: the count catches up with the expiries once the calls are
  * quick again.  The carrier stays at work throughout. */
+/* A relative CLOCK_REALTIME SIGEV_THREAD timer: carried, its carrier's
+ * kernel timer armed relatively and the engine's grid on it. */
+static void test_thread_carried_realtime(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
+	struct sigevent sev;
+	memset(&sev, 0, sizeof(sev));
+	sev.sigev_notify = SIGEV_THREAD;
+	sev.sigev_notify_function = on_call;
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_REALTIME, &sev, &t), 0);
+	struct itimerspec its = { { 0, 2 * MS }, { 0, 2 * MS } };
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	wait_handed_off_by(1, false);
+	long long end = mono_ns() + 5000 * MS;
+	int kid;
+	while ((kid = carrier_kernel_timer(CLOCK_REALTIME)) < 0 && mono_ns() < end)
+		nanosleep(&(struct timespec){ 0, MS }, NULL); /* the carrier makes it */
+	assert_true(kid >= 0);
+	wait_calls_past(__atomic_load_n(&calls, __ATOMIC_RELAXED) + 5);
+	grid_agrees_with(t, kid);
+	assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(stats().handed_off, 0);
+}
+
 static void slow_calls_all_run(timer_t t)
 {
 	__atomic_store_n(&slow_ms, 7, __ATOMIC_RELAXED);
@@ -681,6 +741,7 @@ int main(void)
 		cmocka_unit_test(test_realtime),
 		cmocka_unit_test(test_cpu_clock_to_thread),
 		cmocka_unit_test(test_thread_carried),
+		cmocka_unit_test(test_thread_carried_realtime),
 		cmocka_unit_test(test_thread_slow_calls_all_run),
 		cmocka_unit_test(test_pool_keeps_a_worker),
 		cmocka_unit_test(test_thread_exit_gives_back),

@@ -393,14 +393,18 @@ static bool hot(const struct pt_timer *t, int64_t interval, uint16_t base)
  * its own clock ID: hot, on a clock that reads the same whichever thread
  * creates the kernel timer (a worker does, for a carrier), armed
  * absolutely on the timer's grid, or for a relative CLOCK_REALTIME
- * setting relatively, as the kernel keeps it (relative_realtime()).
- * Both a signal timer's handoff and a SIGEV_THREAD timer's carrier ask
- * this. */
+ * setting relatively, as the kernel keeps it (relative_realtime()).  Not
+ * an absolute wall-clock (or TAI) setting: CRIU re-arms a kernel timer
+ * relatively, which keeps a grid on the monotonic clocks (a time
+ * namespace, or the engine's shift) but would move one on the wall
+ * clock by the time the process lay dead, where the engine keeps its
+ * wall-clock deadlines.  Both a signal timer's handoff and a
+ * SIGEV_THREAD timer's carrier ask this. */
 static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
 	return hot(t, interval, base) && t->cbase == PT_BASE_NONE &&
-	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME || t->clockid == CLOCK_REALTIME ||
-		t->clockid == CLOCK_TAI);
+	       (t->clockid == CLOCK_MONOTONIC || t->clockid == CLOCK_BOOTTIME ||
+		(t->clockid == CLOCK_REALTIME && base == PT_BASE_MONOTONIC));
 }
 
 /* ... and a signal timer, handed to a kernel timer of its ID: on those

@@ -517,7 +517,9 @@ static int profiler_cpu(const struct api *a, int handoff, double *us, long *expi
 	int64_t p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), m0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0 < 1000000000)
 		n += sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) == sig;
-	int64_t others = (cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0);
+	/* Two clocks read one after the other: whole microseconds only. */
+	int64_t others = ((cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0)) /
+			 1000 * 1000;
 	a->del(t);
 	if (a == &engine_api)
 		ptimer__handoff(0);
@@ -603,8 +605,8 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 		fprintf(stderr, "ptimers bench: a profiler's timer: %s\n", strerror(errno));
 		return -1;
 	}
-	snprintf(note, sizeof(note), "other threads' CPU; every 10 ms of a spinning thread's; %ld and %ld "
-		 "signals%s", ne, nk, handoff ? "; handed off, as in the drop-in" : "");
+	snprintf(note, sizeof(note), "other threads' CPU, a timer on 10 ms of a spinning thread's; %ld and "
+		 "%ld signals%s", ne, nk, handoff ? "; handed off" : "");
 	bench_add(r, "profiler_timer_cpu_per_expiry", "us", pe, pk, "kernel", false, note);
 	snprintf(note, sizeof(note), "PTIMERS_HANDOFF=0: the engine's thread relays each; %ld signals", nr);
 	bench_add(r, "profiler_timer_relayed", "us", pr, pk, "kernel", false, note);

@@ -48,7 +48,8 @@ CONF_CASE(fork_child)
 }
 
 /* After exec: no timer of the old image, and nothing of it fires (its
- * SIGUSR1 would kill this process).  main() comes here in the new image. */
+ * SIGUSR1 would kill this process) while the new image waits well past
+ * the old timer's first expiry.  main() comes here in the new image. */
 int conf_after_exec(const char *backend);
 int conf_after_exec(const char *backend)
 {
@@ -56,7 +57,7 @@ int conf_after_exec(const char *backend)
 	CHECK(strcmp(backend, B->name) == 0);
 	struct itimerspec cur;
 	CHECK_ERRNO(B->gettime((timer_t)0, &cur), EINVAL);
-	nap_ms(60);
+	nap_ms(400);
 	return 0;
 }
 
@@ -65,7 +66,9 @@ CONF_CASE(exec_clears)
 	struct sigevent sev = sig_event(SIGUSR1, 1);
 	timer_t t = make_timer(CLOCK_MONOTONIC, &sev);
 	CHECK_EQ((intptr_t)t, 0);
-	struct itimerspec its = its_ms(5, 5);
+	/* First due 200 ms on: after the exec, even on a loaded machine (an
+	 * expiry before it would kill this image, the test's fault). */
+	struct itimerspec its = its_ms(200, 5);
 	CHECK_OK(B->settime(t, 0, &its, NULL));
 	execl(self_exe, self_exe, "--after-exec", B->name, (char *)NULL);
 	failf(__LINE__, "exec %s: %s", self_exe, strerror(errno));

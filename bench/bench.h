@@ -75,11 +75,15 @@ int bench_main(const char *prog, int argc, char **argv, const struct bench_group
 	       void (*usage)(FILE *));
 
 /* Shared helpers. */
-static inline int64_t bench_now(void)
+static inline int64_t bench_clock_ns(clockid_t clock)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clock, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+static inline int64_t bench_now(void)
+{
+	return bench_clock_ns(CLOCK_MONOTONIC);
 }
 double bench_cpu_seconds(void); /* the process's user + system time */
 /* After mass deletes: until what the engine gives back is back with the

@@ -478,13 +478,6 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
  * thread's time, after two expiries (for the engine, two after it was
  * handed off, when it can be; handoff: the cap to set, 0 none).  0, or
  * -1 (errno). */
-static int64_t cpu_ns(clockid_t c)
-{
-	struct timespec ts;
-	clock_gettime(c, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 static int profiler_cpu(const struct api *a, int handoff, double *us, long *expiries)
 {
 	int sig = SIGRTMIN + 6;
@@ -505,21 +498,22 @@ static int profiler_cpu(const struct api *a, int handoff, double *us, long *expi
 		return -1;
 	}
 	struct ptimer_stats st;
-	int64_t spin0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
+	int64_t spin0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	/* Until the engine has handed it off (at most 200 ms of CPU). */
 	while (a == &engine_api && handoff && ptimer_get_stats(&st, sizeof(st)) == 0 && !st.handed_off &&
-	       cpu_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 200000000)
+	       bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 200000000)
 		(void)sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 });
 	/* Two more, before the count: the handoff's own work is done. */
-	for (int warm = 0; warm < 2 && cpu_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 300000000;)
+	for (int warm = 0; warm < 2 && bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - spin0 < 300000000;)
 		warm += sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) == sig;
 	long n = 0;
-	int64_t p0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID), m0 = cpu_ns(CLOCK_THREAD_CPUTIME_ID);
-	while (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0 < 1000000000)
+	int64_t p0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID), m0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	while (bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - m0 < 1000000000)
 		n += sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) == sig;
 	/* Two clocks read one after the other: whole microseconds only. */
-	int64_t others = ((cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - p0) - (cpu_ns(CLOCK_THREAD_CPUTIME_ID) - m0)) /
-			 1000 * 1000;
+	int64_t spent = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - p0;
+	int64_t own = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - m0;
+	int64_t others = (spent - own) / 1000 * 1000;
 	a->del(t);
 	if (a == &engine_api)
 		ptimer__handoff(0);

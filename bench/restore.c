@@ -221,9 +221,7 @@ static int time_restore(const char *what, struct restore_args *a, int rounds, do
  * threads). */
 static int64_t thread_cpu_ns(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	return bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 }
 
 /* Batches of settime calls on t for about ms milliseconds; their

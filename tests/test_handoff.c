@@ -153,18 +153,31 @@ static int carrier_kernel_timer(int clock, int below)
 	return found;
 }
 
-static timer_t periodic(int value, long long period_ns)
+/* sig with this value, to the process. */
+static struct sigevent signal_event(int value)
 {
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_SIGNAL;
 	sev.sigev_signo = sig;
 	sev.sigev_value.sival_int = value;
+	return sev;
+}
+
+/* A timer on clock with sev, armed relatively every period_ns. */
+static timer_t armed(clockid_t clock, struct sigevent *sev, long long period_ns)
+{
 	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+	assert_int_equal(ptimer_create(clock, sev, &t), 0);
 	struct itimerspec its = { { 0, period_ns }, { 0, period_ns } };
 	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
 	return t;
+}
+
+static timer_t periodic(int value, long long period_ns)
+{
+	struct sigevent sev = signal_event(value);
+	return armed(CLOCK_MONOTONIC, &sev, period_ns);
 }
 
 /* The next signal, within 5 s: its siginfo (the test fails without one). */
@@ -395,16 +408,9 @@ static void test_realtime(void **state)
 	(void)state;
 	if (!supported)
 		skip();
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
-	sev.sigev_value.sival_int = 8;
-	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_REALTIME, &sev, &t), 0);
+	struct sigevent sev = signal_event(8);
+	timer_t t = armed(CLOCK_REALTIME, &sev, 2 * MS);
 	int id = (int)(intptr_t)t;
-	struct itimerspec its = { { 0, 2 * MS }, { 0, 2 * MS } };
-	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
 	wait_handed_off(1);
 	assert_int_equal(kernel_clock(id), CLOCK_REALTIME);
 	for (int i = 0; i < 3; i++) {
@@ -418,7 +424,7 @@ static void test_realtime(void **state)
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
 	long long at = ts_ns(now) + 5 * MS;
-	its = (struct itimerspec){ { 0, 3 * MS }, { at / 1000000000, at % 1000000000 } };
+	struct itimerspec its = { { 0, 3 * MS }, { at / 1000000000, at % 1000000000 } };
 	assert_int_equal(ptimer_settime(t, TIMER_ABSTIME, &its, NULL), 0);
 	assert_int_equal(stats().handed_off, 0);
 	assert_false(kernel_has(id, sig));
@@ -445,17 +451,12 @@ static void test_realtime(void **state)
  * tick, so that a signal taken at once has no overruns. */
 static timer_t cpu_timer(int value, bool to_thread)
 {
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = to_thread ? SIGEV_THREAD_ID : SIGEV_SIGNAL;
-	sev.sigev_signo = sig;
-	sev.sigev_value.sival_int = value;
-	sev._sigev_un._tid = gettid();
-	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_THREAD_CPUTIME_ID, &sev, &t), 0);
-	struct itimerspec its = { { 0, 20 * MS }, { 0, 20 * MS } };
-	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
-	return t;
+	struct sigevent sev = signal_event(value);
+	if (to_thread) {
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev._sigev_un._tid = gettid();
+	}
+	return armed(CLOCK_THREAD_CPUTIME_ID, &sev, 20 * MS);
 }
 
 /* The next signal, spinning for it (this thread's time is the clock):
@@ -543,17 +544,13 @@ static void on_call(union sigval v)
 		pthread_exit(NULL);
 }
 
-static timer_t thread_timer(long long period_ns)
+static timer_t thread_timer(clockid_t clock, long long period_ns)
 {
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = SIGEV_THREAD;
 	sev.sigev_notify_function = on_call;
-	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
-	struct itimerspec its = { { 0, period_ns }, { 0, period_ns } };
-	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
-	return t;
+	return armed(clock, &sev, period_ns);
 }
 
 /* Kernel timers on the engine's own signal. */
@@ -576,7 +573,7 @@ static void wait_calls_past(long n)
 static timer_t carried_timer(void)
 {
 	__atomic_store_n(&calls, 0, __ATOMIC_RELAXED);
-	timer_t t = thread_timer(2 * MS);
+	timer_t t = thread_timer(CLOCK_MONOTONIC, 2 * MS);
 	wait_handed_off_by(1, false);
 	return t;
 }
@@ -639,14 +636,7 @@ static void test_thread_carried_realtime(void **state)
 	int lowest = INT32_MAX, k;
 	while ((k = carrier_kernel_timer(CLOCK_REALTIME, lowest)) >= 0)
 		lowest = k;
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
-	sev.sigev_notify = SIGEV_THREAD;
-	sev.sigev_notify_function = on_call;
-	timer_t t;
-	assert_int_equal(ptimer_create(CLOCK_REALTIME, &sev, &t), 0);
-	struct itimerspec its = { { 0, 2 * MS }, { 0, 2 * MS } };
-	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	timer_t t = thread_timer(CLOCK_REALTIME, 2 * MS);
 	wait_handed_off_by(1, false);
 	long long end = mono_ns() + 5000 * MS;
 	int kid;

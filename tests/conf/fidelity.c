@@ -96,7 +96,9 @@ CONF_CASE(huge_overrun)
 
 static int cpu_stop;       /* atomic */
 static pid_t burner_tid;   /* atomic */
-static pid_t got_by;       /* atomic */
+static pid_t got_by;       /* atomic: the first taker since reset */
+static int main_joining;   /* atomic: the main thread is in pthread_join() */
+static int got_awake;      /* atomic: the first taker was the main thread, awake */
 static sem_t cpu_got;      /* posted by the handler */
 
 static void *burner(void *arg)
@@ -114,7 +116,10 @@ static void on_cpu(int sig, siginfo_t *si, void *uc)
 	(void)sig;
 	(void)si;
 	(void)uc;
-	__atomic_store_n(&got_by, (pid_t)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+	pid_t none = 0, self = (pid_t)syscall(SYS_gettid);
+	if (__atomic_compare_exchange_n(&got_by, &none, self, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+		__atomic_store_n(&got_awake, self == getpid() && !__atomic_load_n(&main_joining, __ATOMIC_SEQ_CST),
+				 __ATOMIC_SEQ_CST);
 	sem_post(&cpu_got);
 }
 
@@ -259,14 +264,22 @@ static void *masked_burner(void *arg)
 
 /* The same as a profiler sets it up: the worker blocks everything but
  * the timer's signal, the main thread waits in pthread_join().  The
- * kernel signals the worker, the first expiry included, every time. */
+ * kernel signals the worker, the first expiry included, every time.
+ * A round whose signal the main thread took before it reached
+ * pthread_join() says nothing of a sleeping main thread: on a loaded
+ * machine it may have stood preempted between its calls while the
+ * worker used the 10 ms, and it is then a thread the kernel may pick
+ * (README).  Such a round is tried again, up to MAX_AWAKE times. */
+#define MAX_AWAKE 4
 CONF_CASE(cpu_signal_to_masked_consumer)
 {
 	catch_cpu_signal();
 	struct sigevent sev = sig_event(SIGRTMIN + 3, 0);
+	int awake = 0;
 	for (int i = 0; i < 20; i++) {
 		__atomic_store_n(&got_by, 0, __ATOMIC_SEQ_CST);
 		__atomic_store_n(&burner_tid, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&main_joining, 0, __ATOMIC_SEQ_CST);
 		timer_t t = 0;
 		struct itimerspec its = its_ms(10, 10);
 		if (i & 1) { /* the timer made before the thread, or after */
@@ -281,12 +294,19 @@ CONF_CASE(cpu_signal_to_masked_consumer)
 			t = make_timer(CLOCK_PROCESS_CPUTIME_ID, &sev);
 			CHECK_OK(B->settime(t, 0, &its, NULL));
 		}
+		__atomic_store_n(&main_joining, 1, __ATOMIC_SEQ_CST);
 		pthread_join(th, NULL);
-		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
-		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
-			failf(__LINE__, "round %d: the first signal was taken by %d, not the burning thread %d",
-			      i, (int)by, (int)burner_tid);
 		CHECK_OK(B->del(t));
+		pid_t by = __atomic_load_n(&got_by, __ATOMIC_SEQ_CST);
+		if (by == getpid() && __atomic_load_n(&got_awake, __ATOMIC_SEQ_CST) && awake < MAX_AWAKE) {
+			fprintf(stderr, "# round %d: the main thread took the signal before it waited; again\n", i);
+			awake++;
+			i--;
+			continue;
+		}
+		if (by != __atomic_load_n(&burner_tid, __ATOMIC_SEQ_CST))
+			failf(__LINE__, "round %d: the first signal was taken by %d (%s), not the burning thread %d",
+			      i, (int)by, by == getpid() ? "the main thread, waiting" : "another", (int)burner_tid);
 	}
 }
 

@@ -139,13 +139,23 @@ out:
 	return 0;
 }
 
-#define TURNS 6
+/* Turns a side for the rows the targets are read from, and for the one
+ * that shows the path the drop-in no longer takes. */
+#define TURNS 10
+#define TURNS_SHOWN 4
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
-/* Engine and kernel taking turns, TURNS short turns each (who goes first
- * alternating): p50 and p99 (us) over all of a side's periods pooled, and
- * the median turn's CPU.  This machine's lateness moves from one second
- * to the next, whoever runs; short turns one after the other let both
- * meet much the same weather.  How much the weather still decides: the
+/* Engine and kernel taking turns, `turns` short turns each (who goes
+ * first alternating): p50 and p99 (us) over all of a side's periods
+ * pooled, and the median turn's CPU.  This machine's lateness moves from
+ * one second to the next, whoever runs; short turns one after the other
+ * let both meet much the same weather.  A turn's CPU now and then comes
+ * out half as much again as its neighbours' on either side (the host's
+ * work landing in it): with six turns a side the CPU ratio came out 0.73
+ * in one full run of five and 0.87-1.08 in the others; with ten, such
+ * turns must be half of one side's to move its median.  How much the
+ * weather still decides: the
  * kernel's timer in the engine's turns, against itself, gave p50 ratios
  * of 0.97-1.04 but p99 ratios of 0.94-2.21 here.  (Running the two timers
  * at once, half a period apart, was tried: each then moves the other's
@@ -162,13 +172,13 @@ static double p99_of(int64_t *v, int n)
 	return (double)v[n * 99 / 100] / 1000;
 }
 
-static int measure_turns(int others, struct lat *m)
+static int measure_turns(int others, int turns, struct lat *m)
 {
 	static int64_t late[2][TURNS * SAMPLES];
 	double cpu[2][TURNS];
 	const struct api *api[2] = { &engine_api, &kernel_api };
 	engine_sent_turns = 0;
-	for (int i = 0; i < TURNS; i++)
+	for (int i = 0; i < turns; i++)
 		for (int k = 0; k < 2; k++) {
 			int who = (i + k) % 2;
 			if (measure(api[who], others, &late[who][i * SAMPLES], &cpu[who][i]) != 0)
@@ -177,22 +187,22 @@ static int measure_turns(int others, struct lat *m)
 	/* The noise a p99 carries in this run: the kernel's own turns, one
 	 * half against the other. */
 	static int64_t half[2][TURNS / 2 * SAMPLES];
-	for (int i = 0; i < TURNS; i++)
+	for (int i = 0; i < turns; i++)
 		memcpy(&half[i % 2][i / 2 * SAMPLES], &late[1][i * SAMPLES], SAMPLES * sizeof(late[0][0]));
-	m->kodd99 = p99_of(half[0], TURNS / 2 * SAMPLES);
-	m->keven99 = p99_of(half[1], TURNS / 2 * SAMPLES);
+	m->kodd99 = p99_of(half[0], turns / 2 * SAMPLES);
+	m->keven99 = p99_of(half[1], turns / 2 * SAMPLES);
 	double p50[2], p99[2];
 	for (int who = 0; who < 2; who++) {
-		qsort(late[who], TURNS * SAMPLES, sizeof(late[0][0]), cmp);
-		p50[who] = (double)late[who][TURNS * SAMPLES / 2] / 1000;
-		p99[who] = (double)late[who][TURNS * SAMPLES * 99 / 100] / 1000;
+		qsort(late[who], (size_t)turns * SAMPLES, sizeof(late[0][0]), cmp);
+		p50[who] = (double)late[who][turns * SAMPLES / 2] / 1000;
+		p99[who] = (double)late[who][turns * SAMPLES * 99 / 100] / 1000;
 	}
 	m->e50 = p50[0];
 	m->e99 = p99[0];
-	m->ecpu = bench_median(cpu[0], TURNS);
+	m->ecpu = bench_median(cpu[0], turns);
 	m->k50 = p50[1];
 	m->k99 = p99[1];
-	m->kcpu = bench_median(cpu[1], TURNS);
+	m->kcpu = bench_median(cpu[1], turns);
 	return 0;
 }
 
@@ -203,12 +213,14 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 	 * ID (src/handoff.h) where this kernel can make one; and, after, the
 	 * engine sending every signal itself (PTIMERS_HANDOFF=0). */
 	bool handoff = ptimer__handoff(64) == 0;
-	const char *how = handoff ? "handed to a kernel timer of its ID, as in the drop-in; "
-				    "6 turns each, pooled"
-				  : "this kernel cannot hand timers off: the engine sends; 6 turns each, pooled";
+	char how[112];
+	snprintf(how, sizeof(how), "%s; %d turns each, pooled",
+		 handoff ? "handed to a kernel timer of its ID, as in the drop-in"
+			 : "this kernel cannot hand timers off: the engine sends",
+		 TURNS);
 	for (int others = 0; others <= OTHERS; others += OTHERS) {
 		struct lat m;
-		if (measure_turns(others, &m) != 0) {
+		if (measure_turns(others, TURNS, &m) != 0) {
 			int err = errno;
 			ptimer__handoff(0);
 			fprintf(stderr, "ptimers bench: latency with %d other timers: %s%s\n", others,
@@ -229,19 +241,20 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 		bench_add(r, name, "us", m.e99, m.k99, "kernel", false, "target: no worse");
 		snprintf(name, sizeof(name), "late_1ms_p99%s_kernel_a_a", others ? "_10k_armed" : "");
 		bench_add(r, name, "us", m.keven99, m.kodd99, "kernel", false,
-			  "A/A, this run's noise: the kernel's turns 2,4,6 against 1,3,5");
+			  "A/A, this run's noise: the kernel's even turns against its odd ones");
 		snprintf(name, sizeof(name), "late_1ms_cpu%s", others ? "_10k_armed" : "");
 		bench_add(r, name, "% of a CPU", m.ecpu * 100, m.kcpu * 100, "kernel", false, note);
 	}
 	ptimer__handoff(0);
 	if (handoff) {
 		struct lat m;
-		if (measure_turns(0, &m) != 0) {
+		if (measure_turns(0, TURNS_SHOWN, &m) != 0) {
 			fprintf(stderr, "ptimers bench: latency without handoff: %s\n", strerror(errno));
 			return -1;
 		}
 		bench_add(r, "late_1ms_p50_engine_sends", "us", m.e50, m.k50, "kernel", false,
-			  "PTIMERS_HANDOFF=0: the engine's thread sends each signal");
+			  "PTIMERS_HANDOFF=0: the engine's thread sends each signal; " STR(TURNS_SHOWN)
+			  " turns each");
 		bench_add(r, "late_1ms_p99_engine_sends", "us", m.e99, m.k99, "kernel", false, "");
 		bench_add(r, "late_1ms_cpu_engine_sends", "% of a CPU", m.ecpu * 100, m.kcpu * 100, "kernel",
 			  false, "whole process; spin: PTIMERS_SPIN");

@@ -6,10 +6,10 @@
  * A child makes timers of several kinds and clocks and reports what it
  * made; the parent reads it while it runs, while it is stopped by
  * SIGSTOP, frozen by a cgroup freezer and stopped under ptrace, each
- * time within 100 ms and with the values the child set.  And a child
- * that creates and deletes timers without pause while holding 100: no
- * listing, from outside or inside, ever holds more than were alive at
- * some moment during it.
+ * time within a second (a few ms here) and with the values the child
+ * set.  And a child that creates and deletes timers without pause while
+ * holding 100: no listing, from outside or inside, ever holds more than
+ * were alive at some moment during it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -146,7 +146,10 @@ static void wait_state(pid_t pid, char want)
 	assert_int_equal(state_of(pid), want);
 }
 
-/* Read the child within 100 ms and check what it made. */
+/* Read the child within a second, without waiting for it, and check
+ * what it made.  A read takes 2-5 ms here, 105 ms once under valgrind
+ * beside two spinning processes; a reader that waited for the child
+ * would wait as long as it is stopped. */
 static void read_and_check(pid_t pid, const char *how)
 {
 	char why[256];
@@ -160,7 +163,7 @@ static void read_and_check(pid_t pid, const char *how)
 		fail_msg("%s: %s", how, why);
 	int64_t took = now_ns(CLOCK_MONOTONIC) - t0;
 	printf("# %s: %zu timers read in %.2f ms\n", how, n, (double)took / 1e6);
-	assert_true(took < 100000000);
+	assert_true(took < NSEC);
 	assert_int_equal(n, 4);
 	assert_int_equal(meta.changing, 0);
 	for (int i = 0; i < 4; i++)

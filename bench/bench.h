@@ -94,4 +94,8 @@ void bench_engine_quiesce(void);
 double bench_median(double *v, int n); /* sorts v; of an even count, the middle two's mean */
 void bench_raise_sigpending(void);     /* RLIMIT_SIGPENDING's soft limit to its hard one */
 long bench_sigq_room(void);            /* signals (and kernel timers) the user may still queue */
+
+/* A macro's value as a string literal: a turn count in a row's note. */
+#define BENCH_STR_(x) #x
+#define BENCH_STR(x) BENCH_STR_(x)
 #endif

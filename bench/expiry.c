@@ -256,7 +256,8 @@ int bench_expiry(const struct bench_opts *o, struct bench_report *r)
 	if (err)
 		return -1;
 	bench_add(r, "expiry_1M_late_max", "ms", bench_median(lmax, TURNS), 100, "target", false,
-		  "a million timers due within 1 s, each delivered once; medians of 6 turns");
+		  "a million timers due within 1 s, each delivered once; medians of " BENCH_STR(TURNS)
+		  " turns");
 	bench_add(r, "expiry_1M_late_p99", "ms", bench_median(l99, TURNS), 100, "target", false, "");
 	bench_add(r, "expiry_cpu_per_signal", "us", bench_median(cpu, TURNS) * 1e6,
 		  bench_median(bare, TURNS) * 1e6, "signal", false,
@@ -269,6 +270,6 @@ int bench_expiry(const struct bench_opts *o, struct bench_report *r)
 		  "the rate signals reached the program; target 0.95 of bare");
 	bench_add(r, "expiry_signals_per_s_bare_a_a", "M/s", bench_median(even, TURNS / 2) / 1e6,
 		  bench_median(odd, TURNS / 2) / 1e6, "signal", true,
-		  "A/A, this run's noise: bare signals' turns 2,4,6 against 1,3,5");
+		  "A/A, this run's noise: bare signals' even turns against their odd ones");
 	return 0;
 }

@@ -143,8 +143,6 @@ out:
  * that shows the path the drop-in no longer takes. */
 #define TURNS 10
 #define TURNS_SHOWN 4
-#define STR_(x) #x
-#define STR(x) STR_(x)
 
 /* Engine and kernel taking turns, `turns` short turns each (who goes
  * first alternating): p50 and p99 (us) over all of a side's periods
@@ -213,11 +211,10 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 	 * ID (src/handoff.h) where this kernel can make one; and, after, the
 	 * engine sending every signal itself (PTIMERS_HANDOFF=0). */
 	bool handoff = ptimer__handoff(64) == 0;
-	char how[112];
-	snprintf(how, sizeof(how), "%s; %d turns each, pooled",
-		 handoff ? "handed to a kernel timer of its ID, as in the drop-in"
-			 : "this kernel cannot hand timers off: the engine sends",
-		 TURNS);
+	const char *how = handoff ? "handed to a kernel timer of its ID, as in the drop-in; " BENCH_STR(TURNS)
+				    " turns each, pooled"
+				  : "this kernel cannot hand timers off: the engine sends; " BENCH_STR(TURNS)
+				    " turns each, pooled";
 	for (int others = 0; others <= OTHERS; others += OTHERS) {
 		struct lat m;
 		if (measure_turns(others, TURNS, &m) != 0) {
@@ -253,7 +250,7 @@ int bench_latency(const struct bench_opts *o, struct bench_report *r)
 			return -1;
 		}
 		bench_add(r, "late_1ms_p50_engine_sends", "us", m.e50, m.k50, "kernel", false,
-			  "PTIMERS_HANDOFF=0: the engine's thread sends each signal; " STR(TURNS_SHOWN)
+			  "PTIMERS_HANDOFF=0: the engine's thread sends each signal; " BENCH_STR(TURNS_SHOWN)
 			  " turns each");
 		bench_add(r, "late_1ms_p99_engine_sends", "us", m.e99, m.k99, "kernel", false, "");
 		bench_add(r, "late_1ms_cpu_engine_sends", "% of a CPU", m.ecpu * 100, m.kcpu * 100, "kernel",

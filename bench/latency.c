@@ -483,22 +483,25 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
 }
 
 /* A profiler's timer: every 10 ms of this thread's CPU time, its signal
- * to this thread, taken as it spins.  The CPU the process's other threads
- * use per expiry (the engine's relay, if any), over a second of this
- * thread's time, after two expiries (for the engine, two after it was
- * handed off, when it can be; handoff: the cap to set, 0 none).  0, or
- * -1 (errno). */
-static int profiler_cpu(const struct api *a, int handoff, double *us, long *expiries)
+ * to this thread (or every 10 ms of the process's, its signal to the
+ * process: process), taken as it spins.  The CPU the process's other
+ * threads use per expiry (the engine's relay, if any), over a second of
+ * this thread's time, after two expiries (for the engine, two after it
+ * was handed off, when it can be; handoff: the cap to set, 0 none).  0,
+ * or -1 (errno). */
+static int profiler_cpu(const struct api *a, int handoff, bool process, double *us, long *expiries)
 {
 	int sig = SIGRTMIN + 6;
 	sigset_t set;
 	struct sigevent sev = blocked_signal(sig, &set);
-	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	if (!process) {
+		sev.sigev_notify = SIGEV_THREAD_ID;
+		sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
+	}
 	timer_t t;
 	if (a == &engine_api)
 		ptimer__handoff(handoff);
-	if (a->create(CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0)
+	if (a->create(process ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID, &sev, &t) != 0)
 		return -1;
 	struct itimerspec its = { .it_value = { 0, 10000000 }, .it_interval = { 0, 10000000 } };
 	if (a->settime(t, 0, &its, NULL) != 0) {
@@ -602,10 +605,13 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 
 	/* A profiler's timer, handed to a kernel timer as in the drop-in, and
 	 * relayed by the engine's thread (PTIMERS_HANDOFF=0). */
-	double pe, pr, pk;
-	long ne, nr, nk;
-	if (profiler_cpu(&engine_api, 64, &pe, &ne) != 0 || profiler_cpu(&kernel_api, 0, &pk, &nk) != 0 ||
-	    profiler_cpu(&engine_api, 0, &pr, &nr) != 0) {
+	double pe, pr, pk, qe, qk;
+	long ne, nr, nk, me, mk;
+	if (profiler_cpu(&engine_api, 64, false, &pe, &ne) != 0 ||
+	    profiler_cpu(&kernel_api, 0, false, &pk, &nk) != 0 ||
+	    profiler_cpu(&engine_api, 0, false, &pr, &nr) != 0 ||
+	    profiler_cpu(&engine_api, 64, true, &qe, &me) != 0 ||
+	    profiler_cpu(&kernel_api, 0, true, &qk, &mk) != 0) {
 		fprintf(stderr, "ptimers bench: a profiler's timer: %s\n", strerror(errno));
 		return -1;
 	}
@@ -614,6 +620,9 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 	bench_add(r, "profiler_timer_cpu_per_expiry", "us", pe, pk, "kernel", false, note);
 	snprintf(note, sizeof(note), "PTIMERS_HANDOFF=0: the engine's thread relays each; %ld signals", nr);
 	bench_add(r, "profiler_timer_relayed", "us", pr, pk, "kernel", false, note);
+	snprintf(note, sizeof(note), "on 10 ms of the process's CPU, its signal to the process; %ld and %ld "
+		 "signals%s", me, mk, handoff ? "; handed off" : "");
+	bench_add(r, "profiler_process_timer_cpu_per_expiry", "us", qe, qk, "kernel", false, note);
 
 	double idle;
 	if (idle_wakeups(1000000, &idle) != 0) {

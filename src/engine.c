@@ -43,6 +43,7 @@
 
 static void engine_work(void)
 {
+	pt_timer_hand_off_asked();
 	pt_queue_run();
 	/* Sends the full queue put off, first come first served (an expiry
 	 * just run went behind them), and a wakeup while any wait. */

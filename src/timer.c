@@ -409,18 +409,30 @@ static bool kernel_keeps(const struct pt_timer *t, int64_t interval, uint16_t ba
 
 /* ... and a signal timer, handed to a kernel timer of its ID: on those
  * clocks, or on a CPU clock (made explicit: the engine's thread is not
- * the one whose time CLOCK_THREAD_CPUTIME_ID counts) when its signal
- * goes to a thread it names.  A process-directed CPU one stays the
- * engine's: a kernel CPU timer armed at a time already passed fires at
- * once, from the engine's thread, and the kernel would give that signal
- * to another thread than the one whose time ran out. */
+ * the one whose time CLOCK_THREAD_CPUTIME_ID counts).  A CPU one whose
+ * signal goes to the process is handed off between two expiries, not at
+ * one (ahead()). */
 static bool handoff_fits(const struct pt_timer *t, int64_t interval, uint16_t base)
 {
 	if (t->notify != SIGEV_SIGNAL && t->notify != (SIGEV_SIGNAL | SIGEV_THREAD_ID))
 		return false;
 	if (t->cbase != PT_BASE_NONE)
-		return (t->notify & SIGEV_THREAD_ID) && hot(t, interval, base);
+		return hot(t, interval, base);
 	return kernel_keeps(t, interval, base);
+}
+
+/* A CPU-clock timer whose signal goes to the process.  A kernel CPU timer
+ * armed for a time already passed fires at once, from the thread arming
+ * it, and the kernel gives the signal to that thread if it takes it, else
+ * to any other; at an expiry the thread arming it would be the engine's,
+ * which blocks the signal, where the kernel's own timer gives it to the
+ * thread whose time ran out, as that thread runs.  So such a timer is
+ * handed off armed for its next expiry, still ahead: asked for when the
+ * program takes its signal (pt_timer_deliver()), done by the dispatcher
+ * (pt_timer_hand_off_asked()). */
+static bool ahead(const struct pt_timer *t)
+{
+	return t->cbase != PT_BASE_NONE && t->notify == SIGEV_SIGNAL;
 }
 
 /* A relative CLOCK_REALTIME setting: the kernel keeps it on the
@@ -466,13 +478,17 @@ static void rejoin_grid(struct pt_timer *t)
  * signal; the kernel's does not (README).  And only when that delivery
  * had no overruns: until the kernel timer's first delivery, getoverrun
  * asks it, and it says 0. */
-static bool hand_off(struct pt_timer *t)
+static bool may_hand_off(const struct pt_timer *t)
 {
-	if (t->flags & ~(PT_F_QUEUED | PT_F_ABSOLUTE) || !t->stamp || t->sigq_seq + 1 != t->signal_seq ||
-	    t->overrun_last != 0 ||
-	    !handoff_fits(t, t->interval, t->base) || !pt_handoff_may(t->interval) ||
-	    pt_notify_full_until())
-		return false;
+	return !(t->flags & ~(PT_F_QUEUED | PT_F_ABSOLUTE)) && t->stamp && t->sigq_seq + 1 == t->signal_seq &&
+	       t->overrun_last == 0 && handoff_fits(t, t->interval, t->base) && pt_handoff_may(t->interval) &&
+	       !pt_notify_full_until();
+}
+
+/* The kernel timer made, the timer is the kernel's from its next expiry
+ * (expires).  t->lock held. */
+static bool start_kernel_timer(struct pt_timer *t)
+{
 	struct sigevent sev;
 	memset(&sev, 0, sizeof(sev));
 	sev.sigev_notify = t->notify;
@@ -491,6 +507,68 @@ static bool hand_off(struct pt_timer *t)
 	t->signal_seq++;
 	seq_end(t);
 	return true;
+}
+
+static bool hand_off(struct pt_timer *t)
+{
+	return !ahead(t) && may_hand_off(t) && start_kernel_timer(t);
+}
+
+/* How far ahead of its next expiry (of CPU time) a timer asked for must
+ * still be when the dispatcher hands it off: the clock the kernel reads
+ * as it arms must not have passed it (every thread of the process may be
+ * adding to it meanwhile).  A timer closer than that asks again at its
+ * next delivery. */
+#define AHEAD_NS 1000000LL
+
+#define ASKS 64
+static struct {
+	pt_lock_t lock;
+	unsigned n;
+	struct ask {
+		int id;
+		uint32_t gen, seq;
+	} e[ASKS];
+} asks = { .lock = PT_LOCK_INIT };
+
+/* At a delivery that re-armed t (t->lock held): ask for its handoff.
+ * True: the dispatcher must be woken (once t->lock is let go). */
+static bool ask_ahead(struct pt_timer *t)
+{
+	if (!ahead(t) || t->status != PT_ARMED || !may_hand_off(t))
+		return false;
+	pt_lock(&asks.lock);
+	bool added = asks.n < ASKS;
+	if (added)
+		asks.e[asks.n++] = (struct ask){ t->id, t->gen, t->signal_seq };
+	pt_unlock(&asks.lock);
+	return added;
+}
+
+void pt_timer_hand_off_asked(void)
+{
+	struct ask e[ASKS];
+
+	if (!__atomic_load_n(&asks.n, __ATOMIC_RELAXED))
+		return;
+	pt_lock(&asks.lock);
+	unsigned n = asks.n;
+	memcpy(e, asks.e, n * sizeof(e[0]));
+	asks.n = 0;
+	pt_unlock(&asks.lock);
+	for (unsigned i = 0; i < n; i++) {
+		struct pt_timer *t = lock_timer(e[i].id);
+		if (!t)
+			continue;
+		/* Nothing happened to it since: not re-armed, nothing sent. */
+		if (t->gen == e[i].gen && t->signal_seq == e[i].seq && t->status == PT_ARMED && may_hand_off(t)) {
+			int64_t now = base_now(t->base);
+			int64_t margin = t->interval / 2 < AHEAD_NS ? t->interval / 2 : AHEAD_NS;
+			if (now >= 0 && t->expires - now >= margin && start_kernel_timer(t))
+				queued_changed(t);
+		}
+		unlock_timer(t);
+	}
 }
 
 /* A handed-off timer is the engine's again (its leeway changed).  t->lock
@@ -716,6 +794,7 @@ int pt_timer_deliver(siginfo_t *info)
 		return 0; /* deleted: the kernel drops the signal */
 	}
 	int ret = 1;
+	bool kick = false;
 	uint16_t stamp = pt_notify_stamp(info);
 	info->si_errno = 0; /* the marker is ours, not the program's */
 	if ((t->flags & PT_F_SIG_QUEUED) && stamp == t->stamp) {
@@ -735,6 +814,7 @@ int pt_timer_deliver(siginfo_t *info)
 		if (rearm) {
 			queued_changed(t);
 			info->si_overrun = t->overrun_last;
+			kick = ask_ahead(t);
 		}
 		if (current)
 			PT_PROBE2(deliver, t->id, info->si_overrun);
@@ -748,6 +828,8 @@ int pt_timer_deliver(siginfo_t *info)
 		ret = 0; /* re-armed or deleted since it was sent: stale */
 	}
 	unlock_timer(t);
+	if (kick)
+		pt_dispatch_kick();
 	return ret;
 }
 
@@ -1463,6 +1545,8 @@ bool pt_timer_busy(void *obj)
  * timers hold (the pool and the ID tree are freed wholesale). */
 void pt_timer_fork_child(void)
 {
+	asks.lock = (pt_lock_t)PT_LOCK_INIT; /* the parent's other threads are not here */
+	asks.n = 0;
 	int id = 0;
 	for (struct pt_timer *t; (t = pt_ids_next(&id)) != NULL; id++) {
 		if (t->valid && t->notify == SIGEV_THREAD) {

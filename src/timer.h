@@ -115,6 +115,10 @@ void pt_timer_unignore(int sig);
  * the queue takes them now. */
 void pt_timer_send_waiting(void);
 
+/* Dispatcher: hand off the process-directed CPU-clock timers asked for
+ * at their delivery (timer.c). */
+void pt_timer_hand_off_asked(void);
+
 /* A timer as a checkpoint sees it. */
 struct pt_saved {
 	int id;

@@ -33,7 +33,7 @@ FIRE_AFTER = 5.0    # the subject's one-shot timer, from its start
 SLACK = 0.75        # seconds of timing slack in a check
 SI_TIMER = -2
 NAMES = ["tick", "realabs", "realrel", "boot", "pcpu", "tcpu", "tid", "thread", "none",
-         "pend", "ovr", "once", "prof"]
+         "pend", "ovr", "once", "prof", "pprof"]
 
 
 class Tap:
@@ -301,6 +301,10 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
             tap.ok(a["prof"]["id"] in handed,
                    f"{label}: the profiler's kernel CPU timer, its own ID, came back with CRIU",
                    f"prof ID {a['prof']['id']}, kernel timers {sorted(handed)}")
+            # And one on the process's CPU clock, its signal to the process.
+            tap.ok(a["pprof"]["id"] in handed,
+                   f"{label}: the process profiler's kernel CPU timer, its own ID, came back with CRIU",
+                   f"pprof ID {a['pprof']['id']}, kernel timers {sorted(handed)}")
 
     ids_b, why = listing(ptimers, s.pid, engine)
     tap.ok(ids_b == ids_a and ids_b is not None,
@@ -371,6 +375,10 @@ def check_restored(s, label, engine, ptimers, a, a_end, t_a, t_dump, t_restore, 
     tap.ok(int(got.get("profiler-signalled", "0")) >= 10,
            f"{label}: a profiler's timer signals its thread as its time goes",
            got.get("profiler-signalled"))
+    # The process's time goes at least as fast as the profiler's thread's.
+    tap.ok(int(got.get("pprofiler-signalled", "0")) >= 10,
+           f"{label}: a profiler's timer on the process's CPU clock signals the process",
+           got.get("pprofiler-signalled"))
     newid = int(got.get("newid", "-1"))
     if engine:
         tap.ok(newid == s.probe + 1, f"{label}: a new timer's ID follows on from before the dump",

@@ -42,16 +42,17 @@
 #define SIG_OVR (SIGRTMIN + 5)
 #define SIG_ONCE (SIGRTMIN + 6)
 #define SIG_PROF (SIGRTMIN + 7)
+#define SIG_PPROF (SIGRTMIN + 8)
 
-enum { TICK, REALABS, REALREL, BOOT, PCPU, TCPU, TID, THREAD, NONE, PEND, OVR, ONCE, PROF, NTIMERS };
+enum { TICK, REALABS, REALREL, BOOT, PCPU, TCPU, TID, THREAD, NONE, PEND, OVR, ONCE, PROF, PPROF, NTIMERS };
 static const char *names[NTIMERS] = { "tick", "realabs", "realrel", "boot", "pcpu", "tcpu", "tid",
-				      "thread", "none", "pend", "ovr", "once", "prof" };
+				      "thread", "none", "pend", "ovr", "once", "prof", "pprof" };
 static timer_t timers[NTIMERS];
 static volatile int thread_calls;
 static volatile pid_t worker_tid;
 static volatile int tid_signals;
 static volatile pid_t profiler_tid;
-static volatile int profiler_go, profiler_signals;
+static volatile int profiler_go, profiler_signals, pprofiler_signals;
 
 static void die(const char *what)
 {
@@ -126,36 +127,45 @@ static void *worker(void *arg)
 
 /* A profiler's thread: its timer counts this thread's CPU time, every
  * 10 ms, and signals it.  Told to, it spins 150 ms of its time taking
- * the signals, then rests (its clock, and so its timer, stand still). */
+ * the signals, then rests (its clock, and so its timer, stand still).
+ * It takes the signals of a timer on the process's CPU time too, every
+ * 10 ms of it, sent to the process. */
 static void *profiler(void *arg)
 {
 	(void)arg;
 	sigset_t s;
 	sigemptyset(&s);
 	sigaddset(&s, SIG_PROF);
+	sigaddset(&s, SIG_PPROF);
 	__atomic_store_n(&profiler_tid, (pid_t)syscall(SYS_gettid), __ATOMIC_RELEASE);
 	for (;;) {
 		while (!__atomic_load_n(&profiler_go, __ATOMIC_ACQUIRE))
 			nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
 		int64_t c0 = now_ns(CLOCK_THREAD_CPUTIME_ID);
-		while (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0 < 150 * 1000000)
-			if (sigtimedwait(&s, NULL, &(struct timespec){ 0, 0 }) == SIG_PROF)
+		while (now_ns(CLOCK_THREAD_CPUTIME_ID) - c0 < 150 * 1000000) {
+			int got = sigtimedwait(&s, NULL, &(struct timespec){ 0, 0 });
+			if (got == SIG_PROF)
 				__atomic_fetch_add(&profiler_signals, 1, __ATOMIC_RELEASE);
+			else if (got == SIG_PPROF)
+				__atomic_fetch_add(&pprofiler_signals, 1, __ATOMIC_RELEASE);
+		}
 		__atomic_store_n(&profiler_go, 0, __ATOMIC_RELEASE);
 	}
 	return NULL;
 }
 
 /* The profiler's thread spins its 150 ms (at most 10 s of wall time):
- * the signals it took. */
-static int profile(void)
+ * the signals it took, of each timer. */
+static void profile(void)
 {
 	int before = __atomic_load_n(&profiler_signals, __ATOMIC_ACQUIRE);
+	int pbefore = __atomic_load_n(&pprofiler_signals, __ATOMIC_ACQUIRE);
 	__atomic_store_n(&profiler_go, 1, __ATOMIC_RELEASE);
 	int64_t until = now_ns(CLOCK_MONOTONIC) + 10 * NS;
 	while (__atomic_load_n(&profiler_go, __ATOMIC_ACQUIRE) && now_ns(CLOCK_MONOTONIC) < until)
 		nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-	return __atomic_load_n(&profiler_signals, __ATOMIC_ACQUIRE) - before;
+	printf("profiler-signalled %d\n", __atomic_load_n(&profiler_signals, __ATOMIC_ACQUIRE) - before);
+	printf("pprofiler-signalled %d\n", __atomic_load_n(&pprofiler_signals, __ATOMIC_ACQUIRE) - pbefore);
 }
 
 static void report(int seq, long ticks)
@@ -235,7 +245,7 @@ static void after_restore(void)
 		fired = sigtimedwait(&s, &(siginfo_t){ 0 }, &zero) == SIG_CPU;
 	}
 	printf("cpu-fired %d after %lld\n", fired, (long long)(now_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0));
-	printf("profiler-signalled %d\n", profile());
+	profile();
 
 	/* The ID space goes on where it was. */
 	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
@@ -265,6 +275,7 @@ int main(int argc, char **argv)
 	for (int s = SIG_TICK; s <= SIG_ONCE; s++)
 		sigaddset(&all, s);
 	sigaddset(&all, SIG_PROF);
+	sigaddset(&all, SIG_PPROF);
 	sigaddset(&all, SIGUSR1);
 	sigaddset(&all, SIGUSR2);
 	sigaddset(&all, SIGTERM);
@@ -323,6 +334,10 @@ int main(int argc, char **argv)
 	clockid_t pc;
 	pthread_getcpuclockid(pw, &pc);
 	timers[PROF] = make(pc, &sev, 0);
+	sev.sigev_notify = SIGEV_SIGNAL;
+	sev.sigev_signo = SIG_PPROF;
+	sev.sigev_value.sival_int = 88;
+	timers[PPROF] = make(CLOCK_PROCESS_CPUTIME_ID, &sev, 0);
 
 	arm(TICK, 0, NS / 10, NS / 10);
 	arm(REALABS, TIMER_ABSTIME, now_ns(CLOCK_REALTIME) + 120 * NS, 60 * NS);
@@ -337,7 +352,8 @@ int main(int argc, char **argv)
 	arm(OVR, 0, 1000000, 1000000);
 	arm(ONCE, 0, (int64_t)(fire_after * NS), 0);
 	arm(PROF, 0, 10 * 1000000, 10 * 1000000);
-	printf("profiler-signalled %d\n", profile());
+	arm(PPROF, 0, 10 * 1000000, 10 * 1000000);
+	profile();
 
 	/* What a new timer's ID would be: the next after this probe's. */
 	timer_t probe;
@@ -352,6 +368,7 @@ int main(int argc, char **argv)
 	sigdelset(&orders, SIG_CPU);
 	sigdelset(&orders, SIG_TID);
 	sigdelset(&orders, SIG_PROF);
+	sigdelset(&orders, SIG_PPROF);
 	long ticks = 0;
 	int seq = 0;
 	for (;;) {

@@ -488,24 +488,11 @@ static siginfo_t take_spinning(void)
 	return si;
 }
 
-/* A profiler's timer, on a thread's CPU clock with its signal to that
- * thread, is handed to a kernel CPU timer on that thread's clock (made
+/* A CPU-clock timer handed to a kernel CPU timer on its clock (made
  * explicit: the engine's thread creates it): its signals come from the
- * kernel and the engine's thread stays asleep.  One whose signal goes to
- * the process stays the engine's (the kernel would pick another thread
- * for the signal of a time already passed). */
-static void test_cpu_clock_to_thread(void **state)
+ * kernel and the engine's thread stays asleep. */
+static void check_cpu_handed_off(timer_t t, int value, long long period_ns)
 {
-	(void)state;
-	if (!supported)
-		skip();
-	timer_t p = cpu_timer(3, false);
-	for (int i = 0; i < 4; i++)
-		assert_int_equal(take_spinning().si_timerid, (int)(intptr_t)p);
-	assert_int_equal(stats().handed_off, 0);
-	assert_int_equal(ptimer_delete(p), 0);
-
-	timer_t t = cpu_timer(4, true);
 	int id = (int)(intptr_t)t;
 	long long end = mono_ns() + 10000 * MS;
 	while (stats().handed_off != 1) {
@@ -519,7 +506,7 @@ static void test_cpu_clock_to_thread(void **state)
 		siginfo_t si = take_spinning();
 		assert_int_equal(si.si_code, SI_TIMER);
 		assert_int_equal(si.si_timerid, id);
-		assert_int_equal(si.si_value.sival_int, 4);
+		assert_int_equal(si.si_value.sival_int, value);
 		assert_int_equal(si.si_errno, 0);
 	}
 	uint64_t woke = stats().wakeups - w0;
@@ -527,8 +514,8 @@ static void test_cpu_clock_to_thread(void **state)
 		fail_msg("the engine woke %llu times in 5 expiries it handed off", (unsigned long long)woke);
 	struct itimerspec cur;
 	assert_int_equal(ptimer_gettime(t, &cur), 0);
-	assert_int_equal(cur.it_interval.tv_nsec, 20 * MS);
-	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= 20 * MS);
+	assert_int_equal(cur.it_interval.tv_nsec, period_ns);
+	assert_true(cur.it_value.tv_sec == 0 && cur.it_value.tv_nsec > 0 && cur.it_value.tv_nsec <= period_ns);
 	/* Re-armed relatively, on the thread's clock: still the kernel's. */
 	struct itimerspec its = { { 0, 30 * MS }, { 0, 30 * MS } };
 	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
@@ -537,6 +524,120 @@ static void test_cpu_clock_to_thread(void **state)
 	assert_int_equal(ptimer_delete(t), 0);
 	assert_int_equal(stats().handed_off, 0);
 	assert_false(kernel_has(id, sig));
+}
+
+/* A profiler's timer, on a thread's CPU clock with its signal to that
+ * thread, is handed off at an expiry. */
+static void test_cpu_clock_to_thread(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	check_cpu_handed_off(cpu_timer(4, true), 4, 20 * MS);
+}
+
+/* One whose signal goes to the process is handed off too, between two
+ * expiries (armed for the next, still ahead: one armed for a time passed
+ * would fire from the engine's thread at once). */
+static void test_cpu_clock_to_process(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	check_cpu_handed_off(cpu_timer(3, false), 3, 20 * MS);
+}
+
+/* Where a process-directed CPU timer's signals go when two threads take
+ * them: the kernel gives each to the thread whose time ran out, if it
+ * takes the signal, here a thread spinning and not the main thread,
+ * asleep.  The engine's timer must do as the kernel's own, before its
+ * handoff and after: a kernel timer armed for a time passed would fire
+ * from the thread arming it, the engine's, which blocks the signal, and
+ * the kernel would then give it to the main thread (its first choice
+ * after the thread sending, and willing). */
+static pid_t spinner_tid;     /* atomic */
+static long on_spinner, elsewhere; /* atomic */
+
+static void count_taker(int signo)
+{
+	(void)signo;
+	bool spinner = gettid() == __atomic_load_n(&spinner_tid, __ATOMIC_RELAXED);
+	__atomic_add_fetch(spinner ? &on_spinner : &elsewhere, 1, __ATOMIC_RELAXED);
+}
+
+static long taken(void)
+{
+	return __atomic_load_n(&on_spinner, __ATOMIC_RELAXED) + __atomic_load_n(&elsewhere, __ATOMIC_RELAXED);
+}
+
+/* Spins with sig unblocked until *arg signals are taken, 10 s at most. */
+static void *spinner(void *arg)
+{
+	__atomic_store_n(&spinner_tid, gettid(), __ATOMIC_RELAXED);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	long long end = mono_ns() + 10000 * MS;
+	while (taken() < *(long *)arg && mono_ns() < end)
+		;
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	return NULL;
+}
+
+/* n signals of a timer on the process's CPU clock, the engine's t or the
+ * kernel's (kernel_id >= 0): all on the spinning thread. */
+static void which_thread(timer_t t, int kernel_id, long n)
+{
+	struct sigaction sa = { .sa_handler = count_taker }, old;
+	sigemptyset(&sa.sa_mask);
+	assert_int_equal(sigaction(sig, &sa, &old), 0);
+	__atomic_store_n(&on_spinner, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&elsewhere, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&spinner_tid, 0, __ATOMIC_RELAXED);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, spinner, &n), 0);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	/* Asleep, and willing to take the signal, until the spinner is done. */
+	while (pthread_tryjoin_np(th, NULL) == EBUSY)
+		nanosleep(&(struct timespec){ 0, 2 * MS }, NULL);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	uint64_t handed = stats().handed_off;
+	if (kernel_id >= 0)
+		syscall(SYS_timer_delete, kernel_id);
+	else
+		assert_int_equal(ptimer_delete(t), 0);
+	assert_int_equal(sigaction(sig, &old, NULL), 0);
+	long spun = __atomic_load_n(&on_spinner, __ATOMIC_RELAXED), away = __atomic_load_n(&elsewhere, __ATOMIC_RELAXED);
+	const char *whose = kernel_id >= 0 ? "the kernel's" : "the engine's";
+	if (spun + away < n || away)
+		fail_msg("%s timer: %ld signals on the spinning thread, %ld on another, within 10 s", whose, spun,
+			 away);
+	if (kernel_id < 0 && handed != 1)
+		fail_msg("the engine's timer was not handed off in %ld expiries", n);
+}
+
+static void test_cpu_clock_to_process_thread(void **state)
+{
+	(void)state;
+	if (!supported)
+		skip();
+	struct sigevent sev = signal_event(5);
+	struct itimerspec its = { { 0, 10 * MS }, { 0, 10 * MS } };
+	int kid;
+	if (syscall(SYS_timer_create, CLOCK_PROCESS_CPUTIME_ID, &sev, &kid) != 0) {
+		/* The user's RLIMIT_SIGPENDING, shared with the user's other
+		 * processes, may be spent: say so. */
+		print_message("# the kernel's side: timer_create: %s\n", strerror(errno));
+		skip();
+	}
+	assert_int_equal(syscall(SYS_timer_settime, kid, 0, &its, NULL), 0);
+	which_thread(NULL, kid, 10);
+	timer_t t = armed(CLOCK_PROCESS_CPUTIME_ID, &sev, 10 * MS);
+	which_thread(t, -1, 10);
 }
 
 /* ---- SIGEV_THREAD: a worker of its own carries a hot timer ---- */
@@ -753,6 +854,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_untaken_stays, leftovers),
 		cmocka_unit_test_teardown(test_realtime, leftovers),
 		cmocka_unit_test_teardown(test_cpu_clock_to_thread, leftovers),
+		cmocka_unit_test_teardown(test_cpu_clock_to_process, leftovers),
+		cmocka_unit_test_teardown(test_cpu_clock_to_process_thread, leftovers),
 		cmocka_unit_test_teardown(test_thread_carried, leftovers),
 		cmocka_unit_test_teardown(test_thread_carried_realtime, leftovers),
 		cmocka_unit_test_teardown(test_thread_slow_calls_all_run, leftovers),

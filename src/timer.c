@@ -539,8 +539,10 @@ static bool ask_ahead(struct pt_timer *t)
 		return false;
 	pt_lock(&asks.lock);
 	bool added = asks.n < ASKS;
-	if (added)
-		asks.e[asks.n++] = (struct ask){ t->id, t->gen, t->signal_seq };
+	if (added) {
+		asks.e[asks.n] = (struct ask){ t->id, t->gen, t->signal_seq };
+		__atomic_store_n(&asks.n, asks.n + 1, __ATOMIC_RELAXED); /* looked at unlocked */
+	}
 	pt_unlock(&asks.lock);
 	return added;
 }
@@ -554,7 +556,7 @@ void pt_timer_hand_off_asked(void)
 	pt_lock(&asks.lock);
 	unsigned n = asks.n;
 	memcpy(e, asks.e, n * sizeof(e[0]));
-	asks.n = 0;
+	__atomic_store_n(&asks.n, 0, __ATOMIC_RELAXED);
 	pt_unlock(&asks.lock);
 	for (unsigned i = 0; i < n; i++) {
 		struct pt_timer *t = lock_timer(e[i].id);

@@ -622,7 +622,7 @@ int bench_wakeups(const struct bench_opts *o, struct bench_report *r)
 	bench_add(r, "profiler_timer_relayed", "us", pr, pk, "kernel", false, note);
 	snprintf(note, sizeof(note), "on 10 ms of the process's CPU, its signal to the process; %ld and %ld "
 		 "signals%s", me, mk, handoff ? "; handed off" : "");
-	bench_add(r, "profiler_process_timer_cpu_per_expiry", "us", qe, qk, "kernel", false, note);
+	bench_add(r, "profiler_process_cpu_per_expiry", "us", qe, qk, "kernel", false, note);
 
 	double idle;
 	if (idle_wakeups(1000000, &idle) != 0) {

@@ -467,10 +467,7 @@ static void rejoin_grid(struct pt_timer *t)
 	seq_end(t);
 }
 
-/* At an expiry of t (due, t->lock held, nothing of it in flight): hand
- * it off, the kernel timer sending this expiry's signal and every one
- * after.  false: not now, the engine fires it.
- *
+/* May t be handed off now (t->lock held, nothing of it in flight)?
  * Only once the program has taken a signal of this arming: the one the
  * engine sent went out (stamp), and its delivery is the last re-arm
  * (sigq_seq one behind).  A timer whose signal stays blocked is left to
@@ -509,6 +506,9 @@ static bool start_kernel_timer(struct pt_timer *t)
 	return true;
 }
 
+/* At an expiry of t (due, t->lock held, nothing of it in flight): hand
+ * it off, the kernel timer sending this expiry's signal and every one
+ * after.  false: not now, the engine fires it. */
 static bool hand_off(struct pt_timer *t)
 {
 	return !ahead(t) && may_hand_off(t) && start_kernel_timer(t);

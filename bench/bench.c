@@ -213,7 +213,12 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 		"sent and taken %.0f ns\n(every ratio against the kernel moves with the system call's "
 		"cost; the engine's own figures do not)\n\n", bench_ref.syscall_ns, bench_ref.clock_ns,
 		bench_ref.signal_ns);
-	fprintf(out, "%-36s %-11s %11s %11s %-14s %9s  %s\n", "benchmark", "unit", "engine", "reference",
+	/* The name column as wide as the longest name. */
+	int w = (int)strlen("benchmark");
+	for (int i = 0; i < r.n; i++)
+		if ((int)strlen(r.rows[i].name) > w)
+			w = (int)strlen(r.rows[i].name);
+	fprintf(out, "%-*s %-11s %11s %11s %-14s %9s  %s\n", w, "benchmark", "unit", "engine", "reference",
 		"(of)", "ratio", "note");
 	for (int i = 0; i < r.n; i++) {
 		const struct bench_row *row = &r.rows[i];
@@ -222,7 +227,7 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 			snprintf(rt, sizeof(rt), "none");
 		else
 			snprintf(rt, sizeof(rt), "%.2f", ratio(row));
-		fprintf(out, "%-36s %-11s %11.4g %11.4g %-14s %9s%s%s\n", row->name, row->unit,
+		fprintf(out, "%-*s %-11s %11.4g %11.4g %-14s %9s%s%s\n", w, row->name, row->unit,
 			row->engine, row->reference, row->against, rt, row->note[0] ? "  " : "",
 			row->note);
 	}

@@ -18,6 +18,17 @@
  * sequentially consistent: a release that misses a concurrent remote free
  * is then always followed by that freer listing the chunk itself.
  *
+ * A small pool maps each chunk by itself.  Once it holds HUGE_AFTER
+ * chunks, it carves new ones out of 2 MiB arenas that the kernel is asked
+ * to back with transparent huge pages (MADV_HUGEPAGE; the system's THP
+ * setting, or prctl(PR_SET_THP_DISABLE), says no for the process): the
+ * timers of a million then sit in 50 TLB entries instead of 24,000, and
+ * the kernel faults them in 2 MiB at a time (measured on a virtual
+ * machine: creating a million took about half the time, restoring a
+ * million sparse IDs a third less).  A program with fewer timers never
+ * gets a 2 MiB page.  What an arena has not handed out yet counts as the
+ * pool's, and goes back once the pool is small again.
+ *
  * Lock order: the pool lock is a leaf.
  */
 #define _GNU_SOURCE
@@ -44,6 +55,8 @@
 #endif
 
 #define CHUNK_SIZE (64u << 10)
+#define ARENA_SIZE (2u << 20)
+#define HUGE_AFTER (ARENA_SIZE / CHUNK_SIZE) /* chunks mapped one by one first */
 #define HEADER_SIZE 128u
 #define TRIM_EVERY 16 /* empty chunks gathered between trim requests */
 #define SEQ __ATOMIC_SEQ_CST
@@ -70,6 +83,9 @@ static struct {
 	struct chunk *all;
 	struct chunk *partial;
 	size_t nchunks;
+	char *arena;       /* what the current arena has not handed out, up to */
+	char *arena_end;   /* here; both under the lock */
+	size_t arena_left; /* arena_end - arena, for pt_pool_bytes() */
 	unsigned empty; /* empty chunks seen since the last trim (a hint) */
 	void (*trim_hook)(void);
 	pthread_key_t key;
@@ -146,18 +162,53 @@ static size_t free_count(struct chunk *c)
 	       rd16(&c->bump);
 }
 
-/* A 64 KiB chunk aligned to its size, zero-filled.  Pool lock held. */
-static struct chunk *new_chunk(void)
+/* size bytes of fresh memory aligned to size (a power of two), or NULL. */
+static char *map_aligned(size_t size)
 {
-	char *p = mmap(NULL, 2 * CHUNK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	char *p = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return NULL;
-	char *aligned = (char *)(((uintptr_t)p + CHUNK_SIZE - 1) & ~(uintptr_t)(CHUNK_SIZE - 1));
+	char *aligned = (char *)(((uintptr_t)p + size - 1) & ~(uintptr_t)(size - 1));
 	if (aligned > p)
 		munmap(p, (size_t)(aligned - p));
-	munmap(aligned + CHUNK_SIZE, (size_t)(p + CHUNK_SIZE - aligned));
+	munmap(aligned + size, (size_t)(p + size - aligned));
+	return aligned;
+}
+
+static void set_arena(char *start, char *end)
+{
+	pool.arena = start;
+	pool.arena_end = end;
+	__atomic_store_n(&pool.arena_left, (size_t)(end - start), __ATOMIC_RELAXED);
+}
+
+/* The memory of a new chunk: from an arena once the pool is big (a new
+ * arena when the current one is used up), else mapped by itself, or
+ * NULL.  Pool lock held. */
+static char *chunk_memory(void)
+{
+	if (pool.nchunks < HUGE_AFTER)
+		return map_aligned(CHUNK_SIZE);
+	if (pool.arena == pool.arena_end) {
+		char *a = map_aligned(ARENA_SIZE);
+		if (!a)
+			return map_aligned(CHUNK_SIZE); /* no room for 4 MiB: a chunk may still fit */
+		(void)madvise(a, ARENA_SIZE, MADV_HUGEPAGE); /* EINVAL without THP: small pages */
+		set_arena(a, a + ARENA_SIZE);
+	}
+	char *p = pool.arena;
+	set_arena(p + CHUNK_SIZE, pool.arena_end);
+	return p;
+}
+
+/* A 64 KiB chunk aligned to its size, zero-filled.  Pool lock held. */
+static struct chunk *new_chunk(void)
+{
+	char *aligned = chunk_memory();
+
+	if (!aligned)
+		return NULL;
 	struct chunk *c = (struct chunk *)aligned;
 	LSAN_ROOT(c, CHUNK_SIZE);
 	c->magic = PT_CHUNK_MAGIC;
@@ -347,12 +398,25 @@ size_t pt_pool_trim(bool (*busy)(void *obj))
 		if (!keep)
 			pt_call_rcu(&c->rcu, unmap_chunk); /* late readers may still look */
 	}
+	/* Small again: what the arena never handed out goes back (no reader
+	 * can know of it). */
+	pt_lock(&pool.lock);
+	char *rest = pool.arena;
+	size_t left = (size_t)(pool.arena_end - pool.arena);
+	if (pool.nchunks >= HUGE_AFTER || !left)
+		rest = NULL;
+	else
+		set_arena(NULL, NULL);
+	pt_unlock(&pool.lock);
+	if (rest)
+		munmap(rest, left);
 	return released;
 }
 
 size_t pt_pool_bytes(void)
 {
-	return __atomic_load_n(&pool.nchunks, __ATOMIC_RELAXED) * CHUNK_SIZE;
+	return __atomic_load_n(&pool.nchunks, __ATOMIC_RELAXED) * CHUNK_SIZE +
+	       __atomic_load_n(&pool.arena_left, __ATOMIC_RELAXED);
 }
 
 void pt_pool_fork_prepare(void)
@@ -372,6 +436,9 @@ void pt_pool_fork_child(void)
 		LSAN_UNROOT(c, CHUNK_SIZE);
 		munmap(c, CHUNK_SIZE);
 	}
+	if (pool.arena != pool.arena_end)
+		munmap(pool.arena, (size_t)(pool.arena_end - pool.arena));
+	set_arena(NULL, NULL);
 	pool.all = pool.partial = NULL;
 	pool.nchunks = 0;
 	pool.empty = 0;

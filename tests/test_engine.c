@@ -114,6 +114,13 @@ static void test_cap_gives_eagain(void **state)
 	delete_all();
 }
 
+static int leave_no_timers(void **state)
+{
+	(void)state;
+	delete_all();
+	return 0;
+}
+
 static void test_many_timers(void **state)
 {
 	(void)state;
@@ -134,6 +141,103 @@ static void test_many_timers(void **state)
 	assert_true(info[0].armed);
 	delete_all();
 	assert_int_equal(ptimer_list(0, info, sizeof(struct ptimer_info), 16), 0);
+}
+
+/* Bytes of this process's mappings the kernel was asked to back with
+ * transparent huge pages (MADV_HUGEPAGE: "hg" among the VmFlags of
+ * /proc/self/smaps). */
+static long huge_advised_bytes(void)
+{
+	FILE *f = fopen("/proc/self/smaps", "re");
+	assert_non_null(f);
+	char line[512];
+	unsigned long start = 0, end = 0;
+	long total = 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long a, b;
+		if (sscanf(line, "%lx-%lx ", &a, &b) == 2) {
+			start = a;
+			end = b;
+		} else if (strncmp(line, "VmFlags:", 8) == 0 && strstr(line, " hg")) {
+			total += (long)(end - start);
+		}
+	}
+	fclose(f);
+	return total;
+}
+
+/* Freed memory goes back when the engine's thread next works (and a
+ * grace period after): make it work, sending a signal due at once. */
+static void nudge(void)
+{
+	int sig = SIGRTMIN + 1;
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = sig };
+	struct itimerspec its = { .it_value = { 0, 1000 } };
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	pthread_sigmask(SIG_BLOCK, &set, &old);
+	timer_t t;
+	assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+	assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+	assert_int_equal(sigtimedwait(&set, NULL, &(struct timespec){ 5, 0 }), sig);
+	assert_int_equal(ptimer_delete(t), 0);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Huge-advised bytes once at most the chunk this thread allocates from
+ * is left of the engine's in them (5 s at most). */
+static long huge_bytes_settled(long floor)
+{
+	long now = 0;
+	for (int i = 0; i < 500; i++) {
+		nudge();
+		now = huge_advised_bytes();
+		if (now <= floor + (64 << 10))
+			break;
+		usleep(10000);
+	}
+	return now;
+}
+
+static uint64_t engine_bytes(void)
+{
+	struct ptimer_stats st;
+	assert_int_equal(ptimer_get_stats(&st, sizeof(st)), 0);
+	return st.bytes;
+}
+
+static void test_big_pool_asks_for_huge_pages(void **state)
+{
+	(void)state;
+	if (access("/sys/kernel/mm/transparent_hugepage/enabled", F_OK) != 0) {
+		print_message("# no transparent huge pages in this kernel\n");
+		skip();
+	}
+	struct sigevent sev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGRTMIN };
+	struct itimerspec its = { .it_value = { 3600, 0 } };
+	/* What earlier tests gave back has gone; what is left in huge-advised
+	 * mappings is not the engine's, or the chunk this thread allocates from. */
+	long base = huge_bytes_settled(0);
+	uint64_t bytes0 = engine_bytes();
+	/* A program with a thousand timers gets no 2 MiB page... */
+	enum { FEW = 1000, MANY = 60000 };
+	for (int i = 0; i < MANY; i++) {
+		timer_t t;
+		assert_int_equal(ptimer_create(CLOCK_MONOTONIC, &sev, &t), 0);
+		assert_int_equal(ptimer_settime(t, 0, &its, NULL), 0);
+		if (i + 1 == FEW)
+			assert_int_equal(huge_advised_bytes(), base);
+	}
+	/* ... one with sixty thousand has its timers past the first 2 MiB
+	 * (about 21,800) in arenas advised for them. */
+	long many = huge_advised_bytes() - base;
+	assert_true(many >= 2L << 20);
+	assert_true(many <= 8L << 20);
+	delete_all();
+	/* Chunks go back, and with them what the arena never handed out. */
+	assert_true(huge_bytes_settled(base) <= base + (64 << 10));
+	assert_true(engine_bytes() <= bytes0 + (256 << 10));
 }
 
 static void test_readout_format(void **state)
@@ -503,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_dense_policy_reuses_lowest),
 		cmocka_unit_test(test_cap_gives_eagain),
 		cmocka_unit_test(test_many_timers),
+		cmocka_unit_test_teardown(test_big_pool_asks_for_huge_pages, leave_no_timers),
 		cmocka_unit_test(test_readout_format),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_engine_signal_is_reserved),

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <valgrind/valgrind.h>
 
 #include "ptimers.h"
 
@@ -283,7 +284,10 @@ static void cpu_signal_all_blocked(const struct api *api)
 	printf("# %s: %d signals, the longest CPU time between two %.1f ms (period 10 ms)\n",
 	       B == &kernel ? "kernel" : "engine", got, worst / 1e6);
 	assert_int_equal(got, 20);
-	assert_true(worst < 100000000);
+	/* Ten periods; under valgrind, which runs one thread at a time, the
+	 * engine's thread waits its turn while the spinning one burns the
+	 * process's time (120 ms seen beside two busy processes): forty. */
+	assert_true(worst < (RUNNING_ON_VALGRIND ? 400000000 : 100000000));
 }
 
 static void test_cpu_signal_all_blocked_kernel(void **state)

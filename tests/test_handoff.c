@@ -587,8 +587,9 @@ static void *spinner(void *arg)
 }
 
 /* n signals of a timer on the process's CPU clock, the engine's t or the
- * kernel's (kernel_id >= 0): all on the spinning thread. */
-static void which_thread(timer_t t, int kernel_id, long n)
+ * kernel's (kernel_id >= 0): all on the spinning thread.  False, for the
+ * kernel's, when one went elsewhere (said as a TAP comment). */
+static bool which_thread(timer_t t, int kernel_id, long n)
 {
 	struct sigaction sa = { .sa_handler = count_taker }, old;
 	sigemptyset(&sa.sa_mask);
@@ -602,9 +603,11 @@ static void which_thread(timer_t t, int kernel_id, long n)
 	sigemptyset(&set);
 	sigaddset(&set, sig);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
-	/* Asleep, and willing to take the signal, until the spinner is done. */
+	/* Asleep, and willing to take the signal, until the spinner is done
+	 * (awake as little as it can: a tick that finds it running gives it
+	 * the signal, the kernel's timer too). */
 	while (pthread_tryjoin_np(th, NULL) == EBUSY)
-		nanosleep(&(struct timespec){ 0, 2 * MS }, NULL);
+		nanosleep(&(struct timespec){ 0, 20 * MS }, NULL);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	uint64_t handed = stats().handed_off;
 	if (kernel_id >= 0)
@@ -613,12 +616,18 @@ static void which_thread(timer_t t, int kernel_id, long n)
 		assert_int_equal(ptimer_delete(t), 0);
 	assert_int_equal(sigaction(sig, &old, NULL), 0);
 	long spun = __atomic_load_n(&on_spinner, __ATOMIC_RELAXED), away = __atomic_load_n(&elsewhere, __ATOMIC_RELAXED);
+	if (kernel_id >= 0 && spun + away >= n && away) {
+		print_message("# the kernel's own timer: %ld signals on the spinning thread, %ld on another "
+			      "(a tick found another thread running)\n", spun, away);
+		return false;
+	}
 	const char *whose = kernel_id >= 0 ? "the kernel's" : "the engine's";
 	if (spun + away < n || away)
 		fail_msg("%s timer: %ld signals on the spinning thread, %ld on another, within 10 s", whose, spun,
 			 away);
 	if (kernel_id < 0 && handed != 1)
 		fail_msg("the engine's timer was not handed off in %ld expiries", n);
+	return true;
 }
 
 static void test_cpu_clock_to_process_thread(void **state)
@@ -643,7 +652,11 @@ static void test_cpu_clock_to_process_thread(void **state)
 		skip();
 	}
 	assert_int_equal(syscall(SYS_timer_settime, kid, 0, &its, NULL), 0);
-	which_thread(NULL, kid, 10);
+	/* The kernel's own timer first: where it does not keep to the
+	 * spinning thread (a loaded machine, TSan's own thread), there is
+	 * nothing to hold the engine's to. */
+	if (!which_thread(NULL, kid, 10))
+		skip();
 	timer_t t = armed(CLOCK_PROCESS_CPUTIME_ID, &sev, 10 * MS);
 	which_thread(t, -1, 10);
 }

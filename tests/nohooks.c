@@ -284,10 +284,19 @@ static void cpu_signal_all_blocked(const struct api *api)
 	printf("# %s: %d signals, the longest CPU time between two %.1f ms (period 10 ms)\n",
 	       B == &kernel ? "kernel" : "engine", got, worst / 1e6);
 	assert_int_equal(got, 20);
-	/* Ten periods; under valgrind, which runs one thread at a time, the
+	/* The kernel's is the reference: its gap is what this run's machine
+	 * allows (104.5 ms seen under ASan, on one CPU, beside two busy
+	 * processes).  The engine's: ten periods, or twice the kernel's in
+	 * the same run; under valgrind, which runs one thread at a time, the
 	 * engine's thread waits its turn while the spinning one burns the
 	 * process's time (120 ms seen beside two busy processes): forty. */
-	assert_true(worst < (RUNNING_ON_VALGRIND ? 400000000 : 100000000));
+	static int64_t kernel_worst;
+	if (B == &kernel) {
+		kernel_worst = worst;
+		return;
+	}
+	int64_t bound = RUNNING_ON_VALGRIND ? 400000000 : 100000000;
+	assert_true(worst < (bound > 2 * kernel_worst ? bound : 2 * kernel_worst));
 }
 
 static void test_cpu_signal_all_blocked_kernel(void **state)

@@ -16,6 +16,8 @@
  * Memory follows the IDs in use: an emptied leaf is unlinked and freed
  * after a grace period (except the one the policy is allocating from, so
  * a create/delete cycle costs no allocation), and so is an emptied mid.
+ * Nodes come from malloc, or, for a big batch (a restore), from a region
+ * of huge pages that gives its pages back as their nodes go (nodes.h).
  * A dense leaf's count carries a DEAD bit: the remover claims a leaf at
  * count 0 with a compare-and-swap before unlinking it, and a claimer that
  * finds DEAD backs off and looks again, so nothing is ever claimed in a
@@ -39,6 +41,7 @@
 #include "ids.h"
 #include "layout.h"
 #include "lock.h"
+#include "nodes.h"
 #include "rcu.h"
 
 #define LEAF_BITS PT_IDS_LEAF_BITS
@@ -127,11 +130,12 @@ static inline bool test_bit(const uint64_t *map, unsigned i)
 
 /* Allocations happen under the table's lock, and may reach the kernel
  * (brk, mmap): outside the time-slice extension the lock asked for.
- * zeroed: cleared (a sparse leaf is written whole by its maker). */
+ * zeroed: cleared (a sparse leaf is written whole by its maker).  In a
+ * big batch they come from the batch's region (nodes.h). */
 static void *alloc_counted(size_t n, bool zeroed)
 {
 	pt_slice_pause();
-	void *p = zeroed ? calloc(1, n) : malloc(n);
+	void *p = pt_nodes_alloc(n, zeroed);
 	pt_slice_resume();
 	if (p)
 		__atomic_add_fetch(&ids.bytes, n, RLX);
@@ -156,29 +160,28 @@ static size_t sparse_size(uint32_t n)
 static void free_dense(struct rcu_head *h)
 {
 	PT_RCU_CALLBACK();
-	free((char *)h - offsetof(struct dense, rcu));
+	pt_nodes_free((char *)h - offsetof(struct dense, rcu), sizeof(struct dense));
 }
 
 static void free_sparse(struct rcu_head *h)
 {
 	PT_RCU_CALLBACK();
-	free((char *)h - offsetof(struct sparse, rcu));
+	struct sparse *s = (struct sparse *)((char *)h - offsetof(struct sparse, rcu));
+	pt_nodes_free(s, sparse_size(s->n));
 }
 
 static void free_mid(struct rcu_head *h)
 {
 	PT_RCU_CALLBACK();
-	free((char *)h - offsetof(struct mid, rcu));
+	pt_nodes_free((char *)h - offsetof(struct mid, rcu), sizeof(struct mid));
 }
 
 /* A leaf that was never published: no reader can hold it. */
 static void retire_now(void *leaf)
 {
-	if (kind_of(leaf) == DENSE)
-		__atomic_sub_fetch(&ids.bytes, sizeof(struct dense), RLX);
-	else
-		__atomic_sub_fetch(&ids.bytes, sparse_size(((struct sparse *)leaf)->n), RLX);
-	free(leaf);
+	size_t n = kind_of(leaf) == DENSE ? sizeof(struct dense) : sparse_size(((struct sparse *)leaf)->n);
+	__atomic_sub_fetch(&ids.bytes, n, RLX);
+	pt_nodes_free(leaf, n);
 }
 
 static void retire_leaf(void *leaf)
@@ -736,6 +739,7 @@ static int claim_group(void *const *objs, const int *idv, size_t stride, size_t 
 			memmove(&t->obj[o], &t->obj[total], o * sizeof(uint16_t));
 			t->n = o;
 			__atomic_sub_fetch(&ids.bytes, sparse_size(total) - sparse_size(o), RLX);
+			pt_nodes_shrink(t, sparse_size(total), sparse_size(o));
 		}
 		if (d)
 			d->count = o;
@@ -749,6 +753,38 @@ static int claim_group(void *const *objs, const int *idv, size_t stride, size_t 
 		pt_unlock(&m->lock);
 		return 0;
 	}
+}
+
+/* The end of the group of IDs from k that share k's leaf. */
+static size_t group_end(const int *idv, size_t stride, size_t n, size_t k)
+{
+	unsigned key = id_at(idv, stride, k) >> LEAF_BITS;
+	size_t g = k + 1;
+	while (g < n && id_at(idv, stride, g) >> LEAF_BITS == key)
+		g++;
+	return g;
+}
+
+/* From this many IDs a batch's nodes come from a region (nodes.h). */
+#define BATCH_REGION_FROM 4096
+
+/* The bytes of the nodes a batch makes, if no leaf it meets has IDs yet
+ * (more: some from malloc after all; fewer: the region gives back the
+ * rest). */
+static size_t batch_bytes(const int *idv, size_t stride, size_t n)
+{
+	size_t bytes = 0;
+	unsigned last_ti = TOP_SLOTS;
+	for (size_t k = 0; k < n;) {
+		size_t g = group_end(idv, stride, n, k);
+		unsigned ti = ti_of(id_at(idv, stride, k));
+		if (ti != last_ti && !__atomic_load_n(&top_slot(ti), ACQ))
+			bytes += sizeof(struct mid) + 8;
+		last_ti = ti;
+		bytes += (g - k > SPARSE_MAX ? sizeof(struct dense) : sparse_size((uint32_t)(g - k))) + 8;
+		k = g;
+	}
+	return bytes;
 }
 
 int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t n, size_t *bad,
@@ -766,15 +802,15 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 		*bad = max > had ? max - had : 0;
 		return -EAGAIN;
 	}
+	bool region = n >= BATCH_REGION_FROM && pt_nodes_batch_begin(batch_bytes(idv, stride, n));
 	for (size_t k = 0; k < n;) {
-		unsigned key = id_at(idv, stride, k) >> LEAF_BITS;
-		size_t g = k + 1;
-		while (g < n && id_at(idv, stride, g) >> LEAF_BITS == key)
-			g++;
+		size_t g = group_end(idv, stride, n, k);
 		pt_rcu_read_lock(); /* as in pt_ids_alloc */
 		int r = claim_group(objs, idv, stride, k, g, bad);
 		pt_rcu_read_unlock();
 		if (r) {
+			if (region)
+				pt_nodes_batch_end();
 			/* Give back what was claimed: all or nothing. */
 			for (size_t j = 0; j < k; j++) {
 				__atomic_add_fetch(&ids.count, 1, SEQ); /* pt_ids_free counts one down */
@@ -785,6 +821,8 @@ int pt_ids_alloc_batch(void *const *objs, const int *idv, size_t stride, size_t 
 		}
 		k = g;
 	}
+	if (region)
+		pt_nodes_batch_end();
 	return 0;
 }
 
@@ -970,7 +1008,7 @@ void pt_ids_set_counter(unsigned next)
 
 size_t pt_ids_bytes(void)
 {
-	return __atomic_load_n(&ids.bytes, RLX) + sizeof(ids) + sizeof(pt_ids_top);
+	return __atomic_load_n(&ids.bytes, RLX) + pt_nodes_overhead() + sizeof(ids) + sizeof(pt_ids_top);
 }
 
 void pt_ids_fork_prepare(void)
@@ -989,10 +1027,14 @@ void pt_ids_fork_child(void)
 		struct mid *m = top_slot(ti);
 		if (!m)
 			continue;
+		/* What regions hold goes with them, below. */
 		for (unsigned mi = 0; mi < MID_SLOTS; mi++)
-			free(m->leaf[mi]);
-		free(m);
+			if (!pt_nodes_in_region(m->leaf[mi]))
+				free(m->leaf[mi]);
+		if (!pt_nodes_in_region(m))
+			free(m);
 	}
+	pt_nodes_fork_child();
 	int policy = ids.policy;
 	size_t max = ids.max;
 	memset(&ids, 0, sizeof(ids));

@@ -40,19 +40,9 @@
 
 #include "lock.h"
 #include "layout.h"
+#include "lsan.h"
 #include "pool.h"
 #include "rcu.h"
-
-#ifdef __SANITIZE_ADDRESS__
-/* LeakSanitizer scans the heap, not anonymous mappings: what live objects
- * point to (a SIGEV_THREAD timer's attributes) would look leaked. */
-#include <sanitizer/lsan_interface.h>
-#define LSAN_ROOT(p, n) __lsan_register_root_region(p, n)
-#define LSAN_UNROOT(p, n) __lsan_unregister_root_region(p, n)
-#else
-#define LSAN_ROOT(p, n) do { } while (0)
-#define LSAN_UNROOT(p, n) do { } while (0)
-#endif
 
 #define CHUNK_SIZE (64u << 10)
 #define ARENA_SIZE (2u << 20)

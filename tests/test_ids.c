@@ -10,10 +10,14 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "ids.h"
+#include "nodes.h"
 #include "rcu.h"
 
 static char objs[1 << 16]; /* distinct addresses to file under IDs */
@@ -202,6 +206,36 @@ static void test_memory_follows_use(void **state)
 
 static int cmp_int(const void *a, const void *b);
 
+/* Whether cond(arg) comes to hold within 10 s.  Nodes are freed after a
+ * grace period, on liburcu's thread; (urcu_bp_barrier() would wait for
+ * them, but ThreadSanitizer cannot see its synchronisation.) */
+static bool settles(bool (*cond)(void *), void *arg)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (cond(arg))
+			return true;
+		nanosleep(&(struct timespec){ 0, 10000000 }, NULL);
+	}
+	return cond(arg);
+}
+
+static bool no_region(void *arg)
+{
+	(void)arg;
+	return pt_nodes_overhead() == 0;
+}
+
+struct below {
+	size_t before, limit;
+};
+
+static bool bytes_below(void *arg)
+{
+	struct below *b = arg;
+	return pt_ids_bytes() - b->before < b->limit;
+}
+
+
 /* A batch goes in whole or not at all, into sparse and dense leaves, new
  * and existing alike. */
 static void test_batch(void **state)
@@ -243,6 +277,93 @@ static void test_batch(void **state)
 	assert_ptr_equal(lookup(beside), OBJ(8));
 	assert_int_equal(pt_ids_count(), count + (size_t)n); /* taken went, beside came */
 	free_all();
+	free(idv);
+	free(objv);
+	assert_true(settles(no_region, NULL)); /* the leaves it replaced, then the rest */
+}
+
+/* n sorted, distinct random IDs (of at most N) in idv, their objects in
+ * objv. */
+static int random_batch(int *idv, void **objv, int N, uint64_t r)
+{
+	for (int i = 0; i < N; i++) {
+		r = r * 6364136223846793005ull + 1442695040888963407ull;
+		idv[i] = (int)((r >> 33) & INT_MAX);
+	}
+	qsort(idv, N, sizeof(int), cmp_int);
+	int n = 0;
+	for (int i = 0; i < N; i++)
+		if (n == 0 || idv[i] != idv[n - 1])
+			idv[n++] = idv[i];
+	for (int i = 0; i < n; i++)
+		objv[i] = OBJ(i);
+	return n;
+}
+
+/* A big batch's nodes come from a region of its own (src/nodes.c): its
+ * pages go back as their IDs go, and all of it with the last. */
+static void test_batch_region(void **state)
+{
+	(void)state;
+	enum { N = 200000 };
+	int *idv = malloc(N * sizeof(int));
+	void **objv = malloc(N * sizeof(void *));
+	int n = random_batch(idv, objv, N, 4242);
+	size_t before = pt_ids_bytes(), bad = 0;
+	assert_int_equal(pt_nodes_overhead(), 0);
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), 0);
+	assert_true(pt_nodes_overhead() > 0); /* a region's header at least */
+	size_t full = pt_ids_bytes() - before;
+	for (int i = 0; i < n; i++)
+		assert_ptr_equal(lookup(idv[i]), OBJ(i));
+	/* The lower half's IDs go, and with them the pages that held their
+	 * leaves and mids (in ID order, as the batch made them). */
+	for (int i = 0; i < n / 2; i++)
+		pt_ids_free(idv[i]);
+	bool gone = settles(bytes_below, &(struct below){ before, full * 3 / 5 });
+	print_message("# %d IDs in a batch: %zu bytes, %zu once half are gone\n", n, full,
+		      pt_ids_bytes() - before);
+	assert_true(gone);
+	for (int i = n / 2; i < n; i++)
+		assert_ptr_equal(lookup(idv[i]), OBJ(i));
+	for (int i = n / 2; i < n; i++)
+		pt_ids_free(idv[i]);
+	assert_int_equal(pt_ids_count(), 0);
+	assert_true(settles(no_region, NULL));
+	assert_true(pt_ids_bytes() - before < 64 * 1024);
+	free(idv);
+	free(objv);
+}
+
+/* A child of fork() forgets the parent's regions, and makes its own. */
+static void test_batch_region_fork(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	int *idv = malloc(N * sizeof(int));
+	void **objv = malloc(N * sizeof(void *));
+	int n = random_batch(idv, objv, N, 77);
+	size_t bad = 0;
+	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), 0);
+	pid_t child = fork();
+	if (child == 0) {
+		pt_ids_fork_child();
+		bool ok = pt_nodes_overhead() == 0 && pt_ids_count() == 0 && lookup(idv[0]) == NULL;
+		ok = ok && pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL) == 0;
+		for (int i = 0; ok && i < n; i++)
+			ok = lookup(idv[i]) == OBJ(i);
+		ok = ok && pt_nodes_overhead() > 0;
+		free(idv); /* (valgrind checks the child too) */
+		free(objv);
+		_exit(ok ? 0 : 1);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(child, &st, 0), child);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < n; i++)
+		assert_ptr_equal(lookup(idv[i]), OBJ(i));
+	free_all();
+	assert_true(settles(no_region, NULL));
 	free(idv);
 	free(objv);
 }
@@ -315,6 +436,8 @@ int main(void)
 		cmocka_unit_test(test_memory_follows_use),
 		cmocka_unit_test(test_concurrent),
 		cmocka_unit_test(test_batch),
+		cmocka_unit_test(test_batch_region),
+		cmocka_unit_test(test_batch_region_fork),
 	};
 	return cmocka_run_group_tests_name("ids", tests, NULL, NULL);
 }

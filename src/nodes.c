@@ -243,19 +243,22 @@ size_t pt_nodes_overhead(void)
 	return held > live ? held - live : 0;
 }
 
+/* Alone in the child, but with the parent's threads' last writes (the
+ * stores are atomic for ThreadSanitizer, which may not see the fork). */
 void pt_nodes_fork_child(void)
 {
 	for (unsigned i = 0; i < NSLOTS; i++) {
-		uintptr_t s = slots[i];
+		uintptr_t s = __atomic_load_n(&slots[i], SEQ);
 		if (!s)
 			continue;
 		char *base = (char *)(s & ~(HUGE - 1));
 		size_t len = (s & (HUGE - 1)) * PAGE;
+		__atomic_store_n(&slots[i], 0, SEQ);
 		LSAN_UNROOT(base, len);
 		munmap(base, len);
-		slots[i] = 0;
 	}
-	nregions = 0;
-	held_bytes = live_bytes = 0;
+	__atomic_store_n(&nregions, 0, SEQ);
+	__atomic_store_n(&held_bytes, 0, RLX);
+	__atomic_store_n(&live_bytes, 0, RLX);
 	batch = NULL;
 }

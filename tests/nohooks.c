@@ -24,6 +24,12 @@
 
 #include "ptimers.h"
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#else
+#define SANITIZED 0
+#endif
+
 /* Defined by the hooks library only: this program must not have it. */
 #pragma weak ptimer_hooks_linked
 
@@ -289,13 +295,16 @@ static void cpu_signal_all_blocked(const struct api *api)
 	 * processes).  The engine's: ten periods, or twice the kernel's in
 	 * the same run; under valgrind, which runs one thread at a time, the
 	 * engine's thread waits its turn while the spinning one burns the
-	 * process's time (120 ms seen beside two busy processes): forty. */
+	 * process's time (120 ms seen beside two busy processes): forty; and
+	 * forty in a sanitizer's build, whose engine thread runs several
+	 * times slower (114.5 ms seen under ASan on one CPU beside two busy
+	 * processes, where the kernel's tick gave 13.7). */
 	static int64_t kernel_worst;
 	if (B == &kernel) {
 		kernel_worst = worst;
 		return;
 	}
-	int64_t bound = RUNNING_ON_VALGRIND ? 400000000 : 100000000;
+	int64_t bound = RUNNING_ON_VALGRIND || SANITIZED ? 400000000 : 100000000;
 	assert_true(worst < (bound > 2 * kernel_worst ? bound : 2 * kernel_worst));
 }
 

@@ -237,20 +237,16 @@ static bool bytes_below(void *arg)
 }
 
 
-/* A batch goes in whole or not at all, into sparse and dense leaves, new
- * and existing alike. */
-static void test_batch(void **state)
+/* n sorted, distinct random IDs (of at most N) in idv, their objects in
+ * objv; crowd: every fifth ID in a range of its own, filling dense
+ * leaves. */
+static int random_batch(int *idv, void **objv, int N, uint64_t r, bool crowd)
 {
-	(void)state;
-	enum { N = 20000 };
-	int *idv = malloc(N * sizeof(int));
-	void **objv = malloc(N * sizeof(void *));
-	uint64_t r = 99;
 	for (int i = 0; i < N; i++) {
 		r = r * 6364136223846793005ull + 1442695040888963407ull;
 		idv[i] = (int)((r >> 33) & INT_MAX);
-		if (i % 5 == 0)
-			idv[i] = (40 << 20) + i; /* some crowded into dense leaves */
+		if (crowd && i % 5 == 0)
+			idv[i] = (40 << 20) + i;
 	}
 	qsort(idv, N, sizeof(int), cmp_int);
 	int n = 0;
@@ -259,6 +255,18 @@ static void test_batch(void **state)
 			idv[n++] = idv[i];
 	for (int i = 0; i < n; i++)
 		objv[i] = OBJ(i);
+	return n;
+}
+
+/* A batch goes in whole or not at all, into sparse and dense leaves, new
+ * and existing alike. */
+static void test_batch(void **state)
+{
+	(void)state;
+	enum { N = 20000 };
+	int *idv = malloc(N * sizeof(int));
+	void **objv = malloc(N * sizeof(void *));
+	int n = random_batch(idv, objv, N, 99, true); /* some crowded into dense leaves */
 	/* One ID of the batch already taken: nothing of it goes in. */
 	int taken = idv[n / 2];
 	assert_int_equal(pt_ids_alloc(OBJ(7), taken, NULL), taken);
@@ -283,24 +291,6 @@ static void test_batch(void **state)
 	assert_true(settles(no_region, NULL)); /* the leaves it replaced, then the rest */
 }
 
-/* n sorted, distinct random IDs (of at most N) in idv, their objects in
- * objv. */
-static int random_batch(int *idv, void **objv, int N, uint64_t r)
-{
-	for (int i = 0; i < N; i++) {
-		r = r * 6364136223846793005ull + 1442695040888963407ull;
-		idv[i] = (int)((r >> 33) & INT_MAX);
-	}
-	qsort(idv, N, sizeof(int), cmp_int);
-	int n = 0;
-	for (int i = 0; i < N; i++)
-		if (n == 0 || idv[i] != idv[n - 1])
-			idv[n++] = idv[i];
-	for (int i = 0; i < n; i++)
-		objv[i] = OBJ(i);
-	return n;
-}
-
 /* A big batch's nodes come from a region of its own (src/nodes.c): its
  * pages go back as their IDs go, and all of it with the last. */
 static void test_batch_region(void **state)
@@ -309,7 +299,7 @@ static void test_batch_region(void **state)
 	enum { N = 200000 };
 	int *idv = malloc(N * sizeof(int));
 	void **objv = malloc(N * sizeof(void *));
-	int n = random_batch(idv, objv, N, 4242);
+	int n = random_batch(idv, objv, N, 4242, false);
 	size_t before = pt_ids_bytes(), bad = 0;
 	assert_int_equal(pt_nodes_overhead(), 0);
 	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), 0);
@@ -345,7 +335,7 @@ static void test_batch_region_fork(void **state)
 	enum { N = 20000 };
 	int *idv = malloc(N * sizeof(int));
 	void **objv = malloc(N * sizeof(void *));
-	int n = random_batch(idv, objv, N, 77);
+	int n = random_batch(idv, objv, N, 77, false);
 	size_t bad = 0;
 	assert_int_equal(pt_ids_alloc_batch(objv, idv, sizeof(int), (size_t)n, &bad, NULL), 0);
 	pid_t child = _Fork();

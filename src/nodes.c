@@ -26,6 +26,7 @@
 
 #include "lsan.h"
 #include "nodes.h"
+#include "sys.h"
 
 #define HUGE (2ul << 20)
 #define PAGE 4096ul
@@ -177,13 +178,9 @@ bool pt_nodes_batch_begin(size_t bytes)
 	if (total > MAX_PAGES)
 		return false;
 	size_t len = total * PAGE;
-	char *m = mmap(NULL, len + HUGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED)
+	char *base = pt_sys_map_aligned(len, HUGE);
+	if (!base)
 		return false;
-	char *base = (char *)(((uintptr_t)m + HUGE - 1) & ~(HUGE - 1));
-	if (base > m)
-		munmap(m, (size_t)(base - m));
-	munmap(base + len, (size_t)(m + HUGE - base));
 	unsigned slot = 0;
 	for (; slot < NSLOTS; slot++) {
 		uintptr_t free_slot = 0;

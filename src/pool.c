@@ -43,6 +43,7 @@
 #include "lsan.h"
 #include "pool.h"
 #include "rcu.h"
+#include "sys.h"
 
 #define CHUNK_SIZE (64u << 10)
 #define ARENA_SIZE (2u << 20)
@@ -152,20 +153,6 @@ static size_t free_count(struct chunk *c)
 	       rd16(&c->bump);
 }
 
-/* size bytes of fresh memory aligned to size (a power of two), or NULL. */
-static char *map_aligned(size_t size)
-{
-	char *p = mmap(NULL, 2 * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	char *aligned = (char *)(((uintptr_t)p + size - 1) & ~(uintptr_t)(size - 1));
-	if (aligned > p)
-		munmap(p, (size_t)(aligned - p));
-	munmap(aligned + size, (size_t)(p + size - aligned));
-	return aligned;
-}
-
 static void set_arena(char *start, char *end)
 {
 	pool.arena = start;
@@ -179,11 +166,11 @@ static void set_arena(char *start, char *end)
 static char *chunk_memory(void)
 {
 	if (pool.nchunks < HUGE_AFTER)
-		return map_aligned(CHUNK_SIZE);
+		return pt_sys_map_aligned(CHUNK_SIZE, CHUNK_SIZE);
 	if (pool.arena == pool.arena_end) {
-		char *a = map_aligned(ARENA_SIZE);
+		char *a = pt_sys_map_aligned(ARENA_SIZE, ARENA_SIZE);
 		if (!a)
-			return map_aligned(CHUNK_SIZE); /* no room for 4 MiB: a chunk may still fit */
+			return pt_sys_map_aligned(CHUNK_SIZE, CHUNK_SIZE); /* no room for 4 MiB: a chunk may still fit */
 		(void)madvise(a, ARENA_SIZE, MADV_HUGEPAGE); /* EINVAL without THP: small pages */
 		set_arena(a, a + ARENA_SIZE);
 	}

@@ -32,6 +32,11 @@ extern int pt_own_signo;
 /* The calling thread's ID, cached per thread. */
 pid_t pt_gettid(void);
 
+/* len bytes of fresh anonymous memory aligned to align (a power of two
+ * that divides len), or NULL: mapped with align to spare, the spare
+ * unmapped. */
+void *pt_sys_map_aligned(size_t len, size_t align);
+
 /* A new process after fork: pid and the forking thread's cached TID. */
 void pt_sys_fork_child(void);
 

@@ -65,6 +65,28 @@ static void on_engine_signal(int sig, siginfo_t *si, void *ucv);
  * thread must never meet the default action, which would end the
  * process).  A signal that cannot be had (valgrind keeps the topmost for
  * itself) is passed over. */
+/*
+ * The handler goes in through libc's internal sigaction, past any wrapper
+ * of the program's (the hooks refuse this signal to the program).  Under
+ * TSan it goes in through TSan instead: a process-directed signal can
+ * land on a thread that has been cloned but not yet started by TSan (a
+ * CPU-clock expiry on the thread being born), and instrumented code run
+ * there, as this handler is, faults on TSan's empty per-thread state.
+ * TSan's own entry sets that state up first (and may hold the signal
+ * until the thread reaches a call it intercepts).
+ */
+#ifdef __SANITIZE_THREAD__
+int __interceptor_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+#endif
+static int install_handler(int sig, const struct sigaction *sa)
+{
+#ifdef __SANITIZE_THREAD__
+	return __interceptor_sigaction(sig, sa, NULL);
+#else
+	return pt_sys_sigaction(sig, sa, NULL);
+#endif
+}
+
 __attribute__((constructor(101))) static void signal_init(void)
 {
 	struct sigaction sa;
@@ -81,7 +103,7 @@ __attribute__((constructor(101))) static void signal_init(void)
 		int sig = __libc_allocate_rtsig(0);
 		if (sig < 0)
 			return;
-		if (pt_sys_sigaction(sig, &sa, NULL) == 0) {
+		if (install_handler(sig, &sa) == 0) {
 			disp.signo = sig;
 			__atomic_store_n(&pt_own_signo, sig, __ATOMIC_RELAXED);
 			return;

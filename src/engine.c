@@ -211,6 +211,11 @@ int ptimer__engine_signo(void)
 	return pt_dispatch_signo();
 }
 
+void ptimer__mask_changed(void)
+{
+	pt_fault_mask_changed();
+}
+
 bool ptimer__is_engine_signal(const siginfo_t *si)
 {
 	return pt_notify_is_engine_signal(si);

@@ -188,8 +188,12 @@ static void trampoline(int sig, siginfo_t *si, void *uc)
 		return; /* changed under us while this signal was on its way */
 	/* With or without SA_SIGINFO, as the kernel calls a handler on
 	 * x86-64: the siginfo and context are in the argument registers
-	 * either way (some programs read them from a one-argument handler). */
+	 * either way (some programs read them from a one-argument handler).
+	 * The handler runs under a mask of its own, and may leave by
+	 * siglongjmp() with yet another. */
+	ptimer__mask_changed();
 	((void (*)(int, siginfo_t *, void *))fn)(sig, si, uc);
+	ptimer__mask_changed();
 	/* The interrupted code finds errno as it left it, whatever the
 	 * handler's calls (into the engine, too) did to it. */
 	errno = saved_errno;
@@ -377,13 +381,19 @@ static const sigset_t *engine_as_is(int how, const sigset_t *set, sigset_t *buf)
 int pthread_sigmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t buf;
-	return NEXT(pthread_sigmask)(how, engine_as_is(how, set, &buf), old);
+	int r = NEXT(pthread_sigmask)(how, engine_as_is(how, set, &buf), old);
+	if (set)
+		ptimer__mask_changed();
+	return r;
 }
 
 int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 {
 	sigset_t buf;
-	return NEXT(sigprocmask)(how, engine_as_is(how, set, &buf), old);
+	int r = NEXT(sigprocmask)(how, engine_as_is(how, set, &buf), old);
+	if (set)
+		ptimer__mask_changed();
+	return r;
 }
 
 /* set without the engine's signal, in *buf if it had it. */

@@ -79,6 +79,12 @@ int ptimer__fault_action(int sig, const struct sigaction *act, struct sigaction 
  * set its action nor block it. */
 int ptimer__engine_signo(void);
 
+/* The calling thread's signal mask may have changed (the program set it,
+ * or a handler starts or ends): whether it blocks SIGSEGV or SIGBUS is
+ * learned again before the engine next touches the program's memory
+ * (uaccess.h). */
+void ptimer__mask_changed(void);
+
 /* Is this signal one of the engine's?  (si_errno carries its marker.) */
 bool ptimer__is_engine_signal(const siginfo_t *si);
 

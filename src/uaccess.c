@@ -20,11 +20,14 @@
  * as a crash in any library would (README).
  */
 #define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -128,6 +131,115 @@ void pt_fault_init(void)
 		__atomic_store_n(&pt_fault_ready, 1, __ATOMIC_RELEASE);
 	}
 	pt_unlock(&fault_lock);
+}
+
+/* ---- threads that block SIGSEGV or SIGBUS ---- */
+
+__thread unsigned char pt_fault_mode __attribute__((tls_model("initial-exec")));
+
+/* The mapping this thread's stack was in when it first needed to know
+ * ([lo, hi); lo == hi: none found, looked for). */
+static __thread struct {
+	uintptr_t lo, hi;
+	bool looked;
+} stack __attribute__((tls_model("initial-exec")));
+
+static uintptr_t hex(const char **p)
+{
+	uintptr_t v = 0;
+	for (;; ++*p) {
+		char c = **p;
+		unsigned d = c >= '0' && c <= '9' ? (unsigned)(c - '0') :
+			     c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10) : 16u;
+		if (d == 16)
+			return v;
+		v = v << 4 | d;
+	}
+}
+
+/* The mapping of /proc/self/maps that holds sp, read with system calls
+ * only (this may run in a signal handler: no stdio, no malloc). */
+static void find_stack(uintptr_t sp)
+{
+	stack.looked = true;
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	char buf[4096];
+	size_t have = 0;
+	for (;;) {
+		ssize_t r = syscall(SYS_read, fd, buf + have, sizeof(buf) - 1 - have);
+		if (r <= 0)
+			break;
+		have += (size_t)r;
+		buf[have] = 0;
+		char *line = buf, *nl;
+		while ((nl = strchr(line, '\n'))) {
+			const char *q = line;
+			uintptr_t lo = hex(&q);
+			if (*q == '-') {
+				q++;
+				uintptr_t hi = hex(&q);
+				if (sp >= lo && sp < hi && q[1] == 'r' && q[2] == 'w') {
+					stack.lo = lo;
+					stack.hi = hi;
+					pt_sys_close(fd);
+					return;
+				}
+			}
+			line = nl + 1;
+		}
+		have -= (size_t)(line - buf);
+		memmove(buf, line, have);
+		if (have == sizeof(buf) - 1)
+			have = 0; /* a line longer than the buffer: not one of ours */
+	}
+	pt_sys_close(fd);
+}
+
+/* Is [p, p + n) between the stack pointer and the top of the mapping
+ * that holds it?  Then it is the live part of this thread's stack, which
+ * cannot fault. */
+static bool on_own_stack(const void *p, size_t n)
+{
+	uintptr_t sp = (uintptr_t)__builtin_frame_address(0), a = (uintptr_t)p;
+	if (!stack.looked)
+		find_stack(sp);
+	return sp >= stack.lo && sp < stack.hi && a >= sp && a < stack.hi && n <= stack.hi - a;
+}
+
+/* The copy by the kernel: a bad pointer is EFAULT, with no signal. */
+static int copy_by_kernel(void *dst, const void *src, size_t n, bool to_user)
+{
+	struct iovec mine = { to_user ? (void *)src : dst, n };
+	struct iovec theirs = { to_user ? dst : (void *)src, n };
+	int saved = errno;
+	long r = syscall(to_user ? SYS_process_vm_writev : SYS_process_vm_readv, pt_pid, &mine, 1UL,
+			 &theirs, 1UL, 0UL);
+	int err = errno;
+	errno = saved;
+	if (r == (long)n)
+		return 0;
+	if (r < 0 && err != EFAULT)
+		return pt_uaccess_copy(dst, src, n); /* refused (a sandbox): as before */
+	return -EFAULT;
+}
+
+int pt_uaccess_careful(void *dst, const void *src, size_t n, bool to_user)
+{
+	if (!__atomic_load_n(&pt_fault_ready, __ATOMIC_ACQUIRE))
+		pt_fault_init();
+	if (pt_fault_mode == PT_FAULTS_UNKNOWN) {
+		sigset_t cur;
+		int saved = errno;
+		bool blocked = pt_sys_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
+			       sigismember(&cur, SIGSEGV) == 1 || sigismember(&cur, SIGBUS) == 1;
+		errno = saved;
+		pt_fault_mode = blocked ? PT_FAULTS_BLOCKED : PT_FAULTS_TAKEN;
+	}
+	if (pt_fault_mode == PT_FAULTS_TAKEN || on_own_stack(to_user ? dst : src, n))
+		return pt_uaccess_copy(dst, src, n);
+	return copy_by_kernel(dst, src, n, to_user);
 }
 
 int pt_fault_set_action(int sig, const struct sigaction *act, struct sigaction *old)

@@ -24,23 +24,38 @@ int pt_uaccess_copy(void *dst, const void *src, size_t n);
 extern int pt_fault_ready;
 void pt_fault_init(void);
 
-static inline int pt_uaccess(void *dst, const void *src, size_t n)
+/*
+ * A fault is turned into -EFAULT only in a thread that takes SIGSEGV and
+ * SIGBUS: where either is blocked, the kernel kills the process for it
+ * instead.  So each thread learns its mask once (a system call) and keeps
+ * it here; a thread that blocks them copies what is on its own stack
+ * plainly (it cannot fault) and anything else through the kernel
+ * (process_vm_readv/writev), which says EFAULT without a signal.  The
+ * hooks forget what a thread learned whenever its mask may have changed
+ * (pthread_sigmask, sigprocmask, a handler); without them a thread's
+ * mask is learned once (README).
+ */
+enum { PT_FAULTS_UNKNOWN, PT_FAULTS_TAKEN, PT_FAULTS_BLOCKED };
+extern __thread unsigned char pt_fault_mode __attribute__((tls_model("initial-exec")));
+int pt_uaccess_careful(void *dst, const void *src, size_t n, bool to_user);
+
+static inline int pt_uaccess(void *dst, const void *src, size_t n, bool to_user)
 {
 	if (!dst || !src)
 		return -EFAULT;
-	if (__builtin_expect(!__atomic_load_n(&pt_fault_ready, __ATOMIC_ACQUIRE), 0))
-		pt_fault_init();
+	if (__builtin_expect(pt_fault_mode != PT_FAULTS_TAKEN, 0))
+		return pt_uaccess_careful(dst, src, n, to_user);
 	return pt_uaccess_copy(dst, src, n);
 }
 
 static inline int pt_copy_from_user(void *dst, const void *src, size_t n)
 {
-	return pt_uaccess(dst, src, n);
+	return pt_uaccess(dst, src, n, false);
 }
 
 static inline int pt_copy_to_user(void *dst, const void *src, size_t n)
 {
-	return pt_uaccess(dst, src, n);
+	return pt_uaccess(dst, src, n, true);
 }
 
 /* The program sets the action of SIGSEGV or SIGBUS (the hooks see it):
@@ -49,4 +64,10 @@ static inline int pt_copy_to_user(void *dst, const void *src, size_t n)
  * with errno, like sigaction(). */
 int pt_fault_set_action(int sig, const struct sigaction *act, struct sigaction *old);
 bool pt_fault_signal(int sig);
+
+/* The calling thread's mask may have changed: learn it again. */
+static inline void pt_fault_mask_changed(void)
+{
+	pt_fault_mode = PT_FAULTS_UNKNOWN;
+}
 #endif

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -495,6 +497,73 @@ static void test_ignored_burst_engine(void **state)
 	ignored_burst(&engine);
 }
 
+/* A thread that blocks every signal before its first call (as a
+ * daemon's workers do) gets EFAULT for a bad pointer, not a fault that
+ * would kill the process: without the hooks, the engine learns the mask
+ * on the thread's first call. */
+static void *blocked_bad_pointers(void *arg)
+{
+	const struct api *b = arg;
+	sigset_t all;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, NULL);
+	void *none = mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(none != MAP_FAILED && ro != MAP_FAILED);
+	void *bad[] = { (void *)1, none, ro };
+	struct sigevent sev = { .sigev_notify = SIGEV_NONE };
+	struct itimerspec its = { .it_value = { 5, 0 } }, cur;
+	timer_t t;
+	for (int i = 0; i < 3; i++) {
+		/* libc's timer_create() writes the ID itself: the system call
+		 * is what says EFAULT. */
+		errno = 0;
+		long r = b == &kernel ? syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, bad[i]) :
+					b->create(CLOCK_MONOTONIC, &sev, bad[i]);
+		assert_int_equal(r, -1);
+		assert_int_equal(errno, EFAULT);
+	}
+	assert_int_equal(b->create(CLOCK_MONOTONIC, &sev, &t), 0);
+	for (int i = 0; i < 3; i++) {
+		errno = 0;
+		assert_int_equal(b->gettime(t, bad[i]), -1);
+		assert_int_equal(errno, EFAULT);
+		errno = 0;
+		assert_int_equal(b->settime(t, 0, &its, bad[i]), -1);
+		assert_int_equal(errno, EFAULT);
+		if (i < 2) {
+			errno = 0;
+			assert_int_equal(b->settime(t, 0, bad[i], NULL), -1);
+			assert_int_equal(errno, EFAULT);
+		}
+	}
+	assert_int_equal(b->gettime(t, &cur), 0);
+	assert_true(cur.it_value.tv_sec >= 4 && cur.it_value.tv_sec <= 5);
+	assert_int_equal(b->del(t), 0);
+	munmap(none, 4096);
+	munmap(ro, 4096);
+	return NULL;
+}
+
+static void bad_pointers_all_blocked(const struct api *b)
+{
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, blocked_bad_pointers, (void *)b), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
+static void test_bad_pointers_all_blocked_kernel(void **state)
+{
+	(void)state;
+	bad_pointers_all_blocked(&kernel);
+}
+
+static void test_bad_pointers_all_blocked_engine(void **state)
+{
+	(void)state;
+	bad_pointers_all_blocked(&engine);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -510,6 +579,8 @@ int main(void)
 		cmocka_unit_test(test_burst_of_expiries_engine),
 		cmocka_unit_test(test_ignored_burst_kernel),
 		cmocka_unit_test(test_ignored_burst_engine),
+		cmocka_unit_test(test_bad_pointers_all_blocked_kernel),
+		cmocka_unit_test(test_bad_pointers_all_blocked_engine),
 	};
 	if (ptimer_hooks_linked) {
 		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");

@@ -23,7 +23,9 @@ static int create_at(clockid_t c, void *sev, void *timerid)
 	return B->create(c, sev, timerid);
 }
 
-CONF_CASE(bad_pointers)
+/* Every call's every pointer, bad each way: EFAULT, and nothing done
+ * but what the kernel does. */
+static void bad_pointer_calls(void)
 {
 	void *none = page(PROT_NONE), *ro = page(PROT_READ), *one = (void *)1;
 	void *bad_in[] = { one, none };
@@ -62,6 +64,68 @@ CONF_CASE(bad_pointers)
 	siginfo_t si;
 	CHECK_EQ(wait_signal(SIGRTMIN, &si, 5000), SIGRTMIN);
 	CHECK_EQ(si.si_timerid, (intptr_t)t);
+	CHECK_OK(B->del(t));
+	munmap(none, 4096);
+	munmap(ro, 4096);
+}
+
+CONF_CASE(bad_pointers)
+{
+	bad_pointer_calls();
+}
+
+static void block_faults(int how)
+{
+	sigset_t f;
+	sigemptyset(&f);
+	sigaddset(&f, SIGSEGV);
+	sigaddset(&f, SIGBUS);
+	CHECK_OK(pthread_sigmask(how, &f, NULL));
+}
+
+static void *blocked_thread(void *arg)
+{
+	(void)arg;
+	bad_pointer_calls();
+	return NULL;
+}
+
+static void on_usr1_bad(int sig)
+{
+	(void)sig;
+	bad_pointer_calls();
+}
+
+/* A thread that blocks SIGSEGV and SIGBUS (a daemon's workers block
+ * everything) gets EFAULT too, where a fault would kill it: blocked
+ * before its first call, after calls that found them taken, in a thread
+ * born with them blocked, and in a handler whose mask blocks them. */
+CONF_CASE(bad_pointers_faults_blocked)
+{
+	block_faults(SIG_BLOCK);
+	bad_pointer_calls();
+	block_faults(SIG_UNBLOCK);
+	bad_pointer_calls();
+	block_faults(SIG_BLOCK);
+	bad_pointer_calls();
+
+	sigset_t all, old;
+	sigfillset(&all);
+	CHECK_OK(pthread_sigmask(SIG_SETMASK, &all, &old));
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, blocked_thread, NULL), 0);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	CHECK_OK(pthread_sigmask(SIG_SETMASK, &old, NULL));
+
+	block_faults(SIG_UNBLOCK);
+	bad_pointer_calls();
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_usr1_bad;
+	sigfillset(&sa.sa_mask);
+	CHECK_OK(sigaction(SIGUSR1, &sa, NULL));
+	CHECK_OK(raise(SIGUSR1));
+	bad_pointer_calls();
 }
 
 static sigjmp_buf recover;

@@ -259,7 +259,7 @@ static int64_t cpu_ns(void)
  * period of CPU time, as the kernel's do, not held back waiting for word
  * of which thread ran.
  */
-static void cpu_signal_all_blocked(const struct api *api)
+static int64_t cpu_signal_all_blocked_once(const struct api *api)
 {
 	B = api;
 	sigset_t all, old, usr1;
@@ -292,22 +292,45 @@ static void cpu_signal_all_blocked(const struct api *api)
 	printf("# %s: %d signals, the longest CPU time between two %.1f ms (period 10 ms)\n",
 	       B == &kernel ? "kernel" : "engine", got, worst / 1e6);
 	assert_int_equal(got, 20);
-	/* The kernel's is the reference: its gap is what this run's machine
-	 * allows (104.5 ms seen under ASan, on one CPU, beside two busy
-	 * processes).  The engine's: ten periods, or twice the kernel's in
-	 * the same run; under valgrind, which runs one thread at a time, the
-	 * engine's thread waits its turn while the spinning one burns the
-	 * process's time (120 ms seen beside two busy processes): forty; and
-	 * forty in a sanitizer's build, whose engine thread runs several
-	 * times slower (114.5 ms seen under ASan on one CPU beside two busy
-	 * processes, where the kernel's tick gave 13.7). */
-	static int64_t kernel_worst;
-	if (B == &kernel) {
-		kernel_worst = worst;
+	return worst;
+}
+
+/*
+ * The kernel's gap is the reference: what this run's machine allows
+ * (104.5 ms seen under ASan, on one CPU, beside two busy processes).  The
+ * engine's: ten periods, or twice the kernel's; under valgrind, which
+ * runs one thread at a time, the engine's thread waits its turn while the
+ * spinning one burns the process's time (120 ms seen beside two busy
+ * processes): forty; and forty in a sanitizer's build, whose engine
+ * thread runs several times slower (114.5 ms seen under ASan on one CPU
+ * beside two busy processes, where the kernel's tick gave 13.7).
+ *
+ * The engine's thread must run to pass the signal on, and a busy machine
+ * can keep it off the CPU while the spinning thread runs on: beside four
+ * busy processes, one run in forty saw a gap of 100 ms, and the kernel's
+ * own delivery as often (its worst in 40 runs: 100.5 ms, where its median
+ * was 13.1).  Such a stall does not come back three times running; a
+ * signal held back by the engine does: up to three tries.
+ */
+static int64_t kernel_worst;
+
+static void cpu_signal_all_blocked(const struct api *api)
+{
+	if (api == &kernel) {
+		kernel_worst = cpu_signal_all_blocked_once(api);
 		return;
 	}
 	int64_t bound = RUNNING_ON_VALGRIND || SANITIZED ? 400000000 : 100000000;
-	assert_true(worst < (bound > 2 * kernel_worst ? bound : 2 * kernel_worst));
+	if (bound < 2 * kernel_worst)
+		bound = 2 * kernel_worst;
+	int64_t worst = 0;
+	for (int i = 0; i < 3; i++) {
+		worst = cpu_signal_all_blocked_once(api);
+		if (worst < bound)
+			return;
+	}
+	fail_msg("three tries, the last with %.1f ms of CPU time between two signals (bound %.1f ms)",
+		 worst / 1e6, bound / 1e6);
 }
 
 static void test_cpu_signal_all_blocked_kernel(void **state)

@@ -36,6 +36,7 @@
 #include "root.h"
 #include "sys.h"
 #include "timer.h"
+#include "slice.h"
 #include "uaccess.h"
 #include "workers.h"
 
@@ -110,6 +111,32 @@ __attribute__((constructor(103))) static void engine_init(void)
 }
 
 /* ---- statistics ---- */
+
+/* The struct may grow at its end: a caller that knows a larger one (up
+ * to a page) gets the part past ours zeroed; a bad pointer is EFAULT. */
+int ptimer_slice_stats(struct ptimer_slice_stats *stats, size_t size)
+{
+	static const char zeros[64];
+	struct ptimer_slice_stats s;
+
+	if (!stats || size < sizeof(s) || size > 4096) {
+		errno = EINVAL;
+		return -1;
+	}
+	pt_slice_stats(&s);
+	for (size_t at = sizeof(s); at < size; at += sizeof(zeros)) {
+		size_t n = size - at < sizeof(zeros) ? size - at : sizeof(zeros);
+		if (pt_copy_to_user((char *)stats + at, zeros, n) != 0) {
+			errno = EFAULT;
+			return -1;
+		}
+	}
+	if (pt_copy_to_user(stats, &s, sizeof(s)) != 0) {
+		errno = EFAULT;
+		return -1;
+	}
+	return 0;
+}
 
 int ptimer_get_stats(struct ptimer_stats *stats, size_t size)
 {

@@ -144,15 +144,9 @@ const char *ptimer_slice_strreason(int reason)
 	return "unknown reason";
 }
 
-int ptimer_slice_stats(struct ptimer_slice_stats *stats, size_t size)
+void pt_slice_stats(struct ptimer_slice_stats *out)
 {
-	if (!stats || size < sizeof(struct ptimer_slice_stats)) {
-		errno = EINVAL;
-		return -1;
-	}
-	memset(stats, 0, size);
-	*stats = self.stats;
-	return 0;
+	*out = self.stats;
 }
 
 void ptimer__slice_begin(void)

@@ -74,6 +74,10 @@ static inline void pt_slice_end(void)
  * (a system call would revoke a grant anyway; giving the CPU back first
  * is what the kernel asks), and ask again after.  No-ops outside a
  * section and where extensions are off. */
+/* The calling thread's counters (ptimer_slice_stats(), engine.c, which
+ * copies them out as it copies every caller's struct). */
+void pt_slice_stats(struct ptimer_slice_stats *out);
+
 void pt_slice_pause_slow(void);
 void pt_slice_resume_slow(void);
 static inline void pt_slice_pause(void)

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -257,6 +258,21 @@ static void t_bad_input(void)
 	CHECK(ptimer_slice_stats(NULL, sizeof(st)) == -1 && errno == EINVAL, "NULL stats");
 	errno = 0;
 	CHECK(ptimer_slice_stats(&st, 8) == -1 && errno == EINVAL, "short stats");
+	errno = 0;
+	CHECK(ptimer_slice_stats((void *)8, sizeof(st)) == -1 && errno == EFAULT, "bad stats pointer");
+	void *ro = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(ro != MAP_FAILED, "mmap");
+	errno = 0;
+	CHECK(ptimer_slice_stats(ro, sizeof(st)) == -1 && errno == EFAULT, "read-only stats");
+	munmap(ro, 4096);
+	errno = 0;
+	CHECK(ptimer_slice_stats(&st, 4097) == -1 && errno == EINVAL, "huge stats");
+	/* A larger struct (a later version): ours, then zeros. */
+	unsigned char big[sizeof(st) + 100];
+	memset(big, 0xa5, sizeof(big));
+	CHECK(ptimer_slice_stats((void *)big, sizeof(big)) == 0, "larger stats");
+	for (size_t i = sizeof(st); i < sizeof(big); i++)
+		CHECK(big[i] == 0, "byte %zu past the struct not zeroed", i);
 	CHECK(strcmp(ptimer_slice_strreason(1000), "unknown reason") == 0, "unknown reason");
 	CHECK(ptimer_slice_end() == PTIMER_SLICE_NOT_GRANTED, "end without begin");
 	CHECK(ptimer_spin_lock(NULL) == EINVAL && ptimer_spin_unlock(NULL) == EINVAL &&

@@ -65,8 +65,9 @@ const char *ptimer_slice_strreason(int reason);
 
 /* Counters of the calling thread's outermost sections since it started.
  * size = sizeof(struct ptimer_slice_stats) as the caller knows it (the
- * struct may grow at the end).  0, or -1 with errno EINVAL (NULL or a size
- * smaller than the first version). */
+ * struct may grow at the end; what the library does not know is zeroed).
+ * 0, or -1 with errno EINVAL (NULL, a size smaller than the first version
+ * or larger than 4096) or EFAULT (stats cannot be written). */
 struct ptimer_slice_stats {
 	uint64_t sections; /* outermost begin/end pairs with the extension on */
 	uint64_t granted;  /* of which the kernel granted an extension */

@@ -243,6 +243,11 @@ void ptimer__mask_changed(void)
 	pt_fault_mask_changed();
 }
 
+int ptimer__copy_in(void *dst, const void *src, size_t n)
+{
+	return pt_copy_from_user(dst, src, n);
+}
+
 bool ptimer__is_engine_signal(const siginfo_t *si)
 {
 	return pt_notify_is_engine_signal(si);

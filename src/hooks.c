@@ -396,13 +396,17 @@ int sigprocmask(int how, const sigset_t *set, sigset_t *old)
 	return r;
 }
 
-/* set without the engine's signal, in *buf if it had it. */
+/* set without the engine's signal, in *buf if it had it.  Read as the
+ * kernel reads it (its 64 signals) and never by a fault: a set that
+ * cannot be read goes on as it is, for the kernel to say EFAULT. */
 static const sigset_t *without_engine(const sigset_t *set, sigset_t *buf)
 {
 	int esig = ptimer__engine_signo();
-	if (!set || !esig || sigismember(set, esig) != 1)
+	if (!set || !esig)
 		return set;
-	*buf = *set;
+	sigemptyset(buf);
+	if (ptimer__copy_in(buf, set, KERNEL_SIGRTMAX / 8) != 0 || sigismember(buf, esig) != 1)
+		return set;
 	sigdelset(buf, esig);
 	return buf;
 }
@@ -423,9 +427,11 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	int64_t end = 0;
 	struct timespec left;
 
-	if (timeout && timeout->tv_nsec >= 0 && timeout->tv_nsec < NSEC && timeout->tv_sec >= 0)
-		end = mono_ns() + (timeout->tv_sec > INT32_MAX ? INT64_MAX / 2
-						: (int64_t)timeout->tv_sec * NSEC + timeout->tv_nsec);
+	struct timespec t;
+	if (timeout && ptimer__copy_in(&t, timeout, sizeof(t)) != 0)
+		return NEXT(sigtimedwait)(set, info, timeout); /* EFAULT, by the kernel */
+	if (timeout && t.tv_nsec >= 0 && t.tv_nsec < NSEC && t.tv_sec >= 0)
+		end = mono_ns() + (t.tv_sec > INT32_MAX ? INT64_MAX / 2 : (int64_t)t.tv_sec * NSEC + t.tv_nsec);
 	const struct timespec *ts = timeout;
 	sigset_t buf;
 	set = without_engine(set, &buf); /* the engine's signal is never waited for */

@@ -85,6 +85,11 @@ int ptimer__engine_signo(void);
  * (uaccess.h). */
 void ptimer__mask_changed(void);
 
+/* n bytes of the program's memory at src into dst, as the engine reads
+ * every pointer it is given: 0, or -EFAULT where src cannot be read
+ * (never a fault). */
+int ptimer__copy_in(void *dst, const void *src, size_t n);
+
 /* Is this signal one of the engine's?  (si_errno carries its marker.) */
 bool ptimer__is_engine_signal(const siginfo_t *si);
 

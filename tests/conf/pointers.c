@@ -184,3 +184,29 @@ CONF_CASE(own_fault_handler)
 	CHECK(WIFSIGNALED(status));
 	CHECK_EQ(WTERMSIG(status), SIGSEGV);
 }
+
+/* The waits for a signal, given a set or a timeout that cannot be read:
+ * EFAULT, as libc's calls into the kernel say (the drop-in's hooks read
+ * both before the kernel does). */
+CONF_CASE(bad_pointers_to_waits)
+{
+	void *none = page(PROT_NONE);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR2);
+	struct timespec zero = { 0, 0 };
+	siginfo_t si;
+	CHECK_ERRNO(sigtimedwait(none, &si, &zero), EFAULT);
+	CHECK_ERRNO(sigtimedwait((void *)8, &si, &zero), EFAULT);
+	CHECK_ERRNO(sigtimedwait(&set, &si, none), EFAULT);
+	CHECK_ERRNO(sigwaitinfo(none, &si), EFAULT);
+	CHECK_ERRNO(signalfd(-1, none, 0), EFAULT);
+	/* A set whose last readable bytes are the kernel's 64 signals. */
+	char *two = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHECK(two != MAP_FAILED);
+	CHECK_OK(mprotect(two + 4096, 4096, PROT_NONE));
+	memcpy(two + 4096 - 8, &set, 8);
+	CHECK_ERRNO(sigtimedwait((sigset_t *)(two + 4096 - 8), &si, &zero), EAGAIN);
+	munmap(two, 8192);
+	munmap(none, 4096);
+}

@@ -215,7 +215,7 @@ CONF_CASE(ignored_signal)
 	CHECK_EQ(B->getoverrun(seen_timer), 0);
 	install_handler(SIGUSR1);
 	wait_seen(1, 5000);
-	CHECK_EQ(seen, 1);
+	CHECK(seen >= 1); /* a second, a period on, if this thread stood preempted */
 	CHECK_RANGE(seen_overrun[0], 3, 60); /* about 5 */
 	CHECK_EQ(seen_getoverrun[0], seen_overrun[0]);
 	CHECK_OK(B->del(seen_timer));

@@ -18,18 +18,21 @@ CONF_CASE(ignore_then_catch)
 	struct itimerspec its = its_ms(10, 10);
 	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
 	wait_seen(1, 5000);
-	CHECK_EQ(seen, 1);
+	CHECK(seen >= 1);
 	signal(SIGUSR1, SIG_IGN);
+	/* Signals caught so far (more than one if this thread stood
+	 * preempted for a period): the handler runs on this thread only. */
+	int before = seen;
 	int64_t t0 = now_ns(CLOCK_MONOTONIC);
 	nap_ms(300);
 	install_handler(SIGUSR1);
-	wait_seen(2, 5000);
+	wait_seen(before + 1, 5000);
 	int64_t periods = (now_ns(CLOCK_MONOTONIC) - t0) / 10000000;
-	CHECK_EQ(seen, 2);
+	CHECK(seen >= before + 1);
 	/* About 30 periods passed with the signal ignored: they are all
 	 * overruns of the signal caught now (the kernel: ~29). */
-	CHECK_RANGE(seen_overrun[1], 25, periods + 2);
-	CHECK_EQ(seen_getoverrun[1], seen_overrun[1]);
+	CHECK_RANGE(seen_overrun[before], 25, periods + 2);
+	CHECK_EQ(seen_getoverrun[before], seen_overrun[before]);
 }
 
 /* The same with the signal pending (blocked) when it is set to SIG_IGN,
@@ -257,17 +260,18 @@ static void ignored_periods(int how, long ms)
 	struct itimerspec its = its_ms(10, 10);
 	CHECK_OK(B->settime(seen_timer, 0, &its, NULL));
 	wait_seen(1, 5000);
-	CHECK_EQ(seen, 1);
+	CHECK(seen >= 1);
 	ignore_with(how, SIGUSR1);
-	int64_t last = seen_at[0];
+	int before = seen; /* caught before the ignoring (this thread's) */
+	int64_t last = seen_at[before - 1];
 	nap_ms(ms);
 	int64_t periods = (now_ns(CLOCK_MONOTONIC) - last) / 10000000;
 	catch_with(how, SIGUSR1);
-	wait_seen(2, 5000);
-	CHECK_EQ(seen, 2);
-	if (seen_getoverrun[1] < periods - 15 || seen_getoverrun[1] > periods + 2)
+	wait_seen(before + 1, 5000);
+	CHECK(seen >= before + 1);
+	if (seen_getoverrun[before] < periods - 15 || seen_getoverrun[before] > periods + 2)
 		failf(__LINE__, "ignored %ld ms with call %d: overrun %d, expected about %lld", ms, how,
-		      seen_getoverrun[1], (long long)periods - 1);
+		      seen_getoverrun[before], (long long)periods - 1);
 	CHECK_OK(B->del(seen_timer));
 	signal(SIGUSR1, SIG_DFL);
 }

@@ -54,7 +54,7 @@ CONF_CASE(ignore_pending_then_catch)
 	install_handler(SIGUSR2);
 	wait_seen(1, 5000);
 	int64_t periods = (now_ns(CLOCK_MONOTONIC) - t0) / 10000000;
-	CHECK_EQ(seen, 1);
+	CHECK(seen >= 1); /* a second, a period on, if this thread stood preempted */
 	CHECK_RANGE(seen_overrun[0], 15, periods + 2);
 }
 

@@ -35,6 +35,15 @@
 #include "sys.h"
 #include "uaccess.h"
 
+/* Memcheck takes the other side of process_vm_writev() for another
+ * process's memory: what the kernel wrote there is said to be defined.
+ * (Without valgrind's header, nothing to say.) */
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#else
+#define VALGRIND_MAKE_MEM_DEFINED(p, n) ((void)(p), (void)(n))
+#endif
+
 extern const char pt_uaccess_begin[], pt_uaccess_end[], pt_uaccess_fixup[];
 
 int pt_fault_ready;
@@ -213,13 +222,14 @@ static int copy_by_kernel(void *dst, const void *src, size_t n, bool to_user)
 {
 	struct iovec mine = { to_user ? (void *)src : dst, n };
 	struct iovec theirs = { to_user ? dst : (void *)src, n };
-	int saved = errno;
 	long r = syscall(to_user ? SYS_process_vm_writev : SYS_process_vm_readv, pt_pid, &mine, 1UL,
 			 &theirs, 1UL, 0UL);
 	int err = errno;
-	errno = saved;
-	if (r == (long)n)
+	if (r == (long)n) {
+		if (to_user)
+			VALGRIND_MAKE_MEM_DEFINED(dst, n);
 		return 0;
+	}
 	if (r < 0 && err != EFAULT)
 		return pt_uaccess_copy(dst, src, n); /* refused (a sandbox): as before */
 	return -EFAULT;
@@ -229,17 +239,17 @@ int pt_uaccess_careful(void *dst, const void *src, size_t n, bool to_user)
 {
 	if (!__atomic_load_n(&pt_fault_ready, __ATOMIC_ACQUIRE))
 		pt_fault_init();
+	int saved = errno; /* the system calls below leave the caller's errno be */
 	if (pt_fault_mode == PT_FAULTS_UNKNOWN) {
 		sigset_t cur;
-		int saved = errno;
 		bool blocked = pt_sys_sigmask(SIG_BLOCK, NULL, &cur) != 0 ||
 			       sigismember(&cur, SIGSEGV) == 1 || sigismember(&cur, SIGBUS) == 1;
-		errno = saved;
 		pt_fault_mode = blocked ? PT_FAULTS_BLOCKED : PT_FAULTS_TAKEN;
 	}
-	if (pt_fault_mode == PT_FAULTS_TAKEN || on_own_stack(to_user ? dst : src, n))
-		return pt_uaccess_copy(dst, src, n);
-	return copy_by_kernel(dst, src, n, to_user);
+	int r = pt_fault_mode == PT_FAULTS_TAKEN || on_own_stack(to_user ? dst : src, n)
+		? pt_uaccess_copy(dst, src, n) : copy_by_kernel(dst, src, n, to_user);
+	errno = saved;
+	return r;
 }
 
 int pt_fault_set_action(int sig, const struct sigaction *act, struct sigaction *old)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -562,6 +563,15 @@ static void *blocked_bad_pointers(void *arg)
 	}
 	assert_int_equal(b->gettime(t, &cur), 0);
 	assert_true(cur.it_value.tv_sec >= 4 && cur.it_value.tv_sec <= 5);
+	/* Good pointers off the stack: copied, errno left as it was. */
+	struct itimerspec *heap = malloc(2 * sizeof(*heap));
+	assert_non_null(heap);
+	heap[0] = its;
+	errno = 4321;
+	assert_int_equal(b->settime(t, 0, &heap[0], &heap[1]), 0);
+	assert_int_equal(errno, 4321);
+	assert_true(heap[1].it_value.tv_sec >= 4 && heap[1].it_value.tv_sec <= 5);
+	free(heap);
 	assert_int_equal(b->del(t), 0);
 	munmap(none, 4096);
 	munmap(ro, 4096);

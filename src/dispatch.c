@@ -59,12 +59,6 @@ extern int __libc_allocate_rtsig(int high);
 
 static void on_engine_signal(int sig, siginfo_t *si, void *ucv);
 
-/* Taken when the library is loaded, before the program's main can have
- * looked at SIGRTMAX: from the top, so SIGRTMIN stays where it was.  Its
- * handler is installed at once (an engine signal that reaches a program
- * thread must never meet the default action, which would end the
- * process).  A signal that cannot be had (valgrind keeps the topmost for
- * itself) is passed over. */
 /*
  * The handler goes in through libc's internal sigaction, past any wrapper
  * of the program's (the hooks refuse this signal to the program).  Under
@@ -87,6 +81,12 @@ static int install_handler(int sig, const struct sigaction *sa)
 #endif
 }
 
+/* Taken when the library is loaded, before the program's main can have
+ * looked at SIGRTMAX: from the top, so SIGRTMIN stays where it was.  Its
+ * handler is installed at once (an engine signal that reaches a program
+ * thread must never meet the default action, which would end the
+ * process).  A signal that cannot be had (valgrind keeps the topmost for
+ * itself) is passed over. */
 __attribute__((constructor(101))) static void signal_init(void)
 {
 	struct sigaction sa;

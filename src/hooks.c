@@ -427,11 +427,14 @@ int sigtimedwait(const sigset_t *set, siginfo_t *info, const struct timespec *ti
 	int64_t end = 0;
 	struct timespec left;
 
-	struct timespec t;
-	if (timeout && ptimer__copy_in(&t, timeout, sizeof(t)) != 0)
-		return NEXT(sigtimedwait)(set, info, timeout); /* EFAULT, by the kernel */
-	if (timeout && t.tv_nsec >= 0 && t.tv_nsec < NSEC && t.tv_sec >= 0)
-		end = mono_ns() + (t.tv_sec > INT32_MAX ? INT64_MAX / 2 : (int64_t)t.tv_sec * NSEC + t.tv_nsec);
+	if (timeout) {
+		struct timespec t;
+		if (ptimer__copy_in(&t, timeout, sizeof(t)) != 0)
+			return NEXT(sigtimedwait)(set, info, timeout); /* EFAULT, by the kernel */
+		if (t.tv_nsec >= 0 && t.tv_nsec < NSEC && t.tv_sec >= 0)
+			end = mono_ns() + (t.tv_sec > INT32_MAX ? INT64_MAX / 2
+							  : (int64_t)t.tv_sec * NSEC + t.tv_nsec);
+	}
 	const struct timespec *ts = timeout;
 	sigset_t buf;
 	set = without_engine(set, &buf); /* the engine's signal is never waited for */

@@ -50,6 +50,14 @@ static const struct api engine = { ptimer_create, ptimer_settime, ptimer_gettime
 				   ptimer_delete };
 
 static const struct api *B;
+
+/* Each case runs against the kernel and against the engine: name's two
+ * cmocka tests, test_<name>_kernel and test_<name>_engine, call fn with
+ * each side. */
+#define BOTH_SIDES(name, fn) \
+	static void test_##name##_kernel(void **state) { (void)state; fn(&kernel); } \
+	static void test_##name##_engine(void **state) { (void)state; fn(&engine); }
+#define BOTH_TESTS(name) cmocka_unit_test(test_##name##_kernel), cmocka_unit_test(test_##name##_engine)
 static timer_t seen_timer;
 static volatile int seen, seen_overrun, seen_getoverrun;
 
@@ -164,17 +172,7 @@ static void parked_timer_resumes(const struct api *api)
 	signal(SIGUSR1, SIG_IGN);
 }
 
-static void test_parked_resumes_kernel(void **state)
-{
-	(void)state;
-	parked_timer_resumes(&kernel);
-}
-
-static void test_parked_resumes_engine(void **state)
-{
-	(void)state;
-	parked_timer_resumes(&engine);
-}
+BOTH_SIDES(parked_resumes, parked_timer_resumes)
 
 /* A one-shot expiry while its signal is ignored is lost for good. */
 static void oneshot_lost(const struct api *api)
@@ -195,17 +193,7 @@ static void oneshot_lost(const struct api *api)
 	signal(SIGUSR2, SIG_IGN);
 }
 
-static void test_oneshot_lost_kernel(void **state)
-{
-	(void)state;
-	oneshot_lost(&kernel);
-}
-
-static void test_oneshot_lost_engine(void **state)
-{
-	(void)state;
-	oneshot_lost(&engine);
-}
+BOTH_SIDES(oneshot_lost, oneshot_lost)
 
 /* A parked timer deleted, or armed again, while its signal is still
  * ignored: nothing of the old arming comes later. */
@@ -233,17 +221,7 @@ static void parked_then_changed(const struct api *api)
 	signal(SIGUSR1, SIG_IGN);
 }
 
-static void test_parked_then_changed_kernel(void **state)
-{
-	(void)state;
-	parked_then_changed(&kernel);
-}
-
-static void test_parked_then_changed_engine(void **state)
-{
-	(void)state;
-	parked_then_changed(&engine);
-}
+BOTH_SIDES(parked_then_changed, parked_then_changed)
 
 static int64_t cpu_ns(void)
 {
@@ -334,17 +312,7 @@ static void cpu_signal_all_blocked(const struct api *api)
 		 worst / 1e6, bound / 1e6);
 }
 
-static void test_cpu_signal_all_blocked_kernel(void **state)
-{
-	(void)state;
-	cpu_signal_all_blocked(&kernel);
-}
-
-static void test_cpu_signal_all_blocked_engine(void **state)
-{
-	(void)state;
-	cpu_signal_all_blocked(&engine);
-}
+BOTH_SIDES(cpu_signal_all_blocked, cpu_signal_all_blocked)
 
 /*
  * Five hundred timers due at the same instant, their real-time signal
@@ -433,17 +401,7 @@ static void burst_of_expiries(const struct api *api)
 	}
 }
 
-static void test_burst_of_expiries_kernel(void **state)
-{
-	(void)state;
-	burst_of_expiries(&kernel);
-}
-
-static void test_burst_of_expiries_engine(void **state)
-{
-	(void)state;
-	burst_of_expiries(&engine);
-}
+BOTH_SIDES(burst_of_expiries, burst_of_expiries)
 
 /*
  * The same burst on a signal the program ignores and does not block:
@@ -509,17 +467,7 @@ static void ignored_burst(const struct api *api)
 	}
 }
 
-static void test_ignored_burst_kernel(void **state)
-{
-	(void)state;
-	ignored_burst(&kernel);
-}
-
-static void test_ignored_burst_engine(void **state)
-{
-	(void)state;
-	ignored_burst(&engine);
-}
+BOTH_SIDES(ignored_burst, ignored_burst)
 
 /* A thread that blocks every signal before its first call (as a
  * daemon's workers do) gets EFAULT for a bad pointer, not a fault that
@@ -585,35 +533,18 @@ static void bad_pointers_all_blocked(const struct api *b)
 	assert_int_equal(pthread_join(th, NULL), 0);
 }
 
-static void test_bad_pointers_all_blocked_kernel(void **state)
-{
-	(void)state;
-	bad_pointers_all_blocked(&kernel);
-}
-
-static void test_bad_pointers_all_blocked_engine(void **state)
-{
-	(void)state;
-	bad_pointers_all_blocked(&engine);
-}
+BOTH_SIDES(bad_pointers_all_blocked, bad_pointers_all_blocked)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parked_resumes_kernel),
-		cmocka_unit_test(test_parked_resumes_engine),
-		cmocka_unit_test(test_oneshot_lost_kernel),
-		cmocka_unit_test(test_oneshot_lost_engine),
-		cmocka_unit_test(test_parked_then_changed_kernel),
-		cmocka_unit_test(test_parked_then_changed_engine),
-		cmocka_unit_test(test_cpu_signal_all_blocked_kernel),
-		cmocka_unit_test(test_cpu_signal_all_blocked_engine),
-		cmocka_unit_test(test_burst_of_expiries_kernel),
-		cmocka_unit_test(test_burst_of_expiries_engine),
-		cmocka_unit_test(test_ignored_burst_kernel),
-		cmocka_unit_test(test_ignored_burst_engine),
-		cmocka_unit_test(test_bad_pointers_all_blocked_kernel),
-		cmocka_unit_test(test_bad_pointers_all_blocked_engine),
+		BOTH_TESTS(parked_resumes),
+		BOTH_TESTS(oneshot_lost),
+		BOTH_TESTS(parked_then_changed),
+		BOTH_TESTS(cpu_signal_all_blocked),
+		BOTH_TESTS(burst_of_expiries),
+		BOTH_TESTS(ignored_burst),
+		BOTH_TESTS(bad_pointers_all_blocked),
 	};
 	if (ptimer_hooks_linked) {
 		fprintf(stderr, "nohooks: the hooks are linked in; this test is for a program without them\n");

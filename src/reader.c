@@ -38,7 +38,6 @@
 #define ATTEMPTS 8           /* walks of a chunk list that changed under us */
 #define RETRIES 200          /* reads of one timer being changed */
 #define MAX_CHUNKS (1u << 24)
-#define IOV_BATCH 1024
 #define NSEC 1000000000LL
 
 static int say(char *why, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -62,26 +61,6 @@ static int peek(pid_t pid, uint64_t addr, void *buf, size_t len)
 	if (n < 0)
 		return -errno;
 	return (size_t)n == len ? 0 : -EFAULT;
-}
-
-/* n pieces of `size` bytes each, at addr[i], into buf + i * size. */
-static int peek_many(pid_t pid, const uint64_t *addr, size_t n, size_t size, void *buf)
-{
-	struct iovec local[IOV_BATCH], remote[IOV_BATCH];
-	for (size_t done = 0; done < n;) {
-		size_t k = n - done < IOV_BATCH ? n - done : IOV_BATCH;
-		for (size_t i = 0; i < k; i++) {
-			local[i] = (struct iovec){ (char *)buf + (done + i) * size, size };
-			remote[i] = (struct iovec){ (void *)(uintptr_t)addr[done + i], size };
-		}
-		ssize_t got = process_vm_readv(pid, local, k, remote, k, 0);
-		if (got < 0)
-			return -errno;
-		if ((size_t)got != k * size)
-			return -EFAULT;
-		done += k;
-	}
-	return 0;
 }
 
 /* ---- why the kernel refused ---- */
@@ -454,6 +433,16 @@ static int read_one(pid_t pid, uint64_t addr, void *bytes, size_t size)
 	return 0;
 }
 
+/* The sequence of each of n timers of `size` bytes from first, read
+ * together (scratch: n * size bytes). */
+static int peek_seqs(pid_t pid, uint64_t first, size_t n, size_t size, uint8_t *scratch, uint32_t *seq)
+{
+	int err = peek(pid, first, scratch, n * size);
+	for (size_t i = 0; !err && i < n; i++)
+		memcpy(&seq[i], scratch + i * size + SEQ_OFF, sizeof(*seq));
+	return err;
+}
+
 static int cmp_saved(const void *a, const void *b)
 {
 	int x = ((const struct pt_saved *)a)->id, y = ((const struct pt_saved *)b)->id;
@@ -487,18 +476,20 @@ static int read_chunk(struct pt_remote *r, struct clocks *c, const struct chunk_
 	if (!n)
 		return 0;
 	uint64_t first = ch->addr + r->root.chunk_header;
-	uint64_t *seq_at = malloc(n * sizeof(*seq_at));
 	uint32_t *s1 = malloc(n * sizeof(*s1)), *s2 = malloc(n * sizeof(*s2));
-	uint8_t *bytes = malloc(n * size);
-	int err = seq_at && s1 && s2 && bytes ? 0 : -ENOMEM;
-	for (size_t i = 0; !err && i < n; i++)
-		seq_at[i] = first + i * size + SEQ_OFF;
+	uint8_t *bytes = malloc(n * size), *scratch = malloc(n * size);
+	int err = s1 && s2 && bytes && scratch ? 0 : -ENOMEM;
+	/* Every sequence, then every timer, then every sequence again: three
+	 * reads, in that order.  The sequences are read as the whole chunk,
+	 * not as a vector of 4-byte pieces: the kernel pins a page for each
+	 * piece it is given, and a piece per timer cost several times the
+	 * whole chunk's copy. */
 	if (!err)
-		err = peek_many(r->pid, seq_at, n, sizeof(uint32_t), s1);
+		err = peek_seqs(r->pid, first, n, size, scratch, s1);
 	if (!err)
 		err = peek(r->pid, first, bytes, n * size);
 	if (!err)
-		err = peek_many(r->pid, seq_at, n, sizeof(uint32_t), s2);
+		err = peek_seqs(r->pid, first, n, size, scratch, s2);
 	for (size_t i = 0; !err && i < n; i++) {
 		uint8_t *b = bytes + i * size;
 		if (!steady(s1[i], s2[i])) {
@@ -533,10 +524,10 @@ static int read_chunk(struct pt_remote *r, struct clocks *c, const struct chunk_
 		}
 		err = keep(out, &s);
 	}
-	free(seq_at);
 	free(s1);
 	free(s2);
 	free(bytes);
+	free(scratch);
 	return err;
 }
 

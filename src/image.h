@@ -45,6 +45,12 @@ static inline int64_t pt_image_timer_value(const struct pt_image_timer *t)
 	return t->absolute ? t->deadline : t->remaining;
 }
 
+/* One entry of the common kind decoded directly (image.c), else false:
+ * then protobuf-c decodes it.  Exposed for the differential tests. */
+struct PtimersEntry;
+struct PtimersTimer;
+bool pt_image_fast_entry(const uint8_t *p, size_t len, struct PtimersEntry *e, struct PtimersTimer *x);
+
 #define PT_IMAGE_SOURCE_ENGINE 1
 #define PT_IMAGE_SOURCE_KERNEL 2
 

@@ -68,12 +68,16 @@ static int refuse(const struct why *w, int err, const char *fmt, ...)
 /* ---- CRC-32C (Castagnoli), for the image's checksum ---- */
 
 static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 static bool have_sse42;
 
-__attribute__((constructor(106))) static void crc_init(void)
+/* On the first checksum, not at load: every program that loads the
+ * library would pay for the table otherwise. */
+static void crc_init(void)
 {
-	__builtin_cpu_init();
-	have_sse42 = __builtin_cpu_supports("sse4.2");
+	have_sse42 = pt_cpu_has(PT_CPU_SSE4_2);
+	if (have_sse42)
+		return;
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++)
@@ -103,6 +107,7 @@ __attribute__((target("sse4.2"))) static uint32_t crc32c_hw(uint32_t crc, const 
 
 static uint32_t crc32c(uint32_t crc, const uint8_t *p, size_t n)
 {
+	pthread_once(&crc_once, crc_init);
 	if (have_sse42)
 		return crc32c_hw(crc, p, n);
 	crc = ~crc;

@@ -95,6 +95,12 @@ static inline int pt_sys_close(int fd)
  * length (at most size - 1), or -1 when it cannot be read. */
 ssize_t pt_sys_read_file(const char *path, char *buf, size_t size);
 
+/* Whether the CPU has a feature, from what libc found at its start where
+ * it can say (no CPUID of our own: an exit to the host in a virtual
+ * machine), else CPUID. */
+enum pt_cpu_feature { PT_CPU_PREFETCHW, PT_CPU_SSE4_2 };
+bool pt_cpu_has(enum pt_cpu_feature f);
+
 /* Ask for the line at p to be brought in for writing: owned by this core
  * when it arrives, so that a compare-and-swap on it later does not have
  * to take it from another core a second time (PREFETCHW, where the CPU

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The checkpoint image's codec (image.c): CRIU's POSIX_TIMERS image, read
- * and written with protobuf-c, and nothing else.  It knows the format and
+ * and written with protobuf-c, the common entry read directly (any other
+ * goes to protobuf-c, which decides), and nothing else.  It knows the format and
  * its checks; it never calls into the engine or the kernel's timers (the
  * engine's checkpoint and restore are engine_image.c, the kernel timers'
  * kernel_image.c), and depends on protobuf-c and the system layer only.

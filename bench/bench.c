@@ -19,8 +19,11 @@
 void bench_add(struct bench_report *r, const char *name, const char *unit, double engine,
 	       double reference, const char *against, bool better_high, const char *note)
 {
-	if (r->n == (int)(sizeof(r->rows) / sizeof(r->rows[0])))
+	if (r->n == (int)(sizeof(r->rows) / sizeof(r->rows[0]))) {
+		fprintf(stderr, "ptimers bench: no room for the row %s (bench/bench.h's rows[])\n", name);
+		r->dropped++;
 		return;
+	}
 	struct bench_row *row = &r->rows[r->n++];
 	snprintf(row->name, sizeof(row->name), "%s", name);
 	snprintf(row->unit, sizeof(row->unit), "%s", unit);
@@ -176,6 +179,7 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 	static struct bench_report r;
 
 	r.n = 0;
+	r.dropped = 0;
 	/* Block the bench's signal so that a stray expiry cannot kill the
 	 * run; the groups that take signals wait for them. */
 	sigset_t set;
@@ -191,6 +195,8 @@ static int run(const struct bench_opts *o, FILE *out, const struct bench_group *
 		if (groups[i].fn(o, &r) != 0)
 			return -1;
 	}
+	if (r.dropped)
+		return -1; /* a report without some of its rows is not the report */
 	if (o->json) {
 		fprintf(out, "{\"reference_costs\": {\"syscall_ns\": %.4g, \"clock_read_ns\": %.4g, "
 			"\"signal_ns\": %.4g},\n \"rows\": [", bench_ref.syscall_ns, bench_ref.clock_ns,

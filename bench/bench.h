@@ -35,8 +35,9 @@ struct bench_row {
 };
 
 struct bench_report {
-	struct bench_row rows[48];
+	struct bench_row rows[96];
 	int n;
+	int dropped; /* rows that found no room: the run fails, naming them */
 };
 
 /* What every ratio rests on: this machine's own costs, measured at the

@@ -164,12 +164,12 @@ struct lat {
 	double kodd50, keven50; /* and its p50 */
 };
 
-/* The p99 (us) of n lateness values, sorted in place; *p50 their p50. */
-static double p99_of(int64_t *v, int n, double *p50)
+/* The p50 and p99 (us) of n lateness values, sorted in place. */
+static void percentiles(int64_t *v, int n, double *p50, double *p99)
 {
 	qsort(v, n, sizeof(*v), cmp);
 	*p50 = (double)v[n / 2] / 1000;
-	return (double)v[n * 99 / 100] / 1000;
+	*p99 = (double)v[n * 99 / 100] / 1000;
 }
 
 static int measure_turns(int others, int turns, struct lat *m)
@@ -189,19 +189,11 @@ static int measure_turns(int others, int turns, struct lat *m)
 	static int64_t half[2][TURNS / 2 * SAMPLES];
 	for (int i = 0; i < turns; i++)
 		memcpy(&half[i % 2][i / 2 * SAMPLES], &late[1][i * SAMPLES], SAMPLES * sizeof(late[0][0]));
-	m->kodd99 = p99_of(half[0], turns / 2 * SAMPLES, &m->kodd50);
-	m->keven99 = p99_of(half[1], turns / 2 * SAMPLES, &m->keven50);
-	double p50[2], p99[2];
-	for (int who = 0; who < 2; who++) {
-		qsort(late[who], (size_t)turns * SAMPLES, sizeof(late[0][0]), cmp);
-		p50[who] = (double)late[who][turns * SAMPLES / 2] / 1000;
-		p99[who] = (double)late[who][turns * SAMPLES * 99 / 100] / 1000;
-	}
-	m->e50 = p50[0];
-	m->e99 = p99[0];
+	percentiles(half[0], turns / 2 * SAMPLES, &m->kodd50, &m->kodd99);
+	percentiles(half[1], turns / 2 * SAMPLES, &m->keven50, &m->keven99);
+	percentiles(late[0], turns * SAMPLES, &m->e50, &m->e99);
+	percentiles(late[1], turns * SAMPLES, &m->k50, &m->k99);
 	m->ecpu = bench_median(cpu[0], turns);
-	m->k50 = p50[1];
-	m->k99 = p99[1];
 	m->kcpu = bench_median(cpu[1], turns);
 	return 0;
 }

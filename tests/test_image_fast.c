@@ -66,6 +66,20 @@ static void random_entry(PtimersEntry *e, PtimersTimer *x)
 	}
 }
 
+/* A random entry as protobuf-c writes it, into buf (512 bytes, with room
+ * for mutate() to add 64): its length. */
+static size_t random_packed(uint8_t *buf)
+{
+	PtimersEntry e;
+	PtimersTimer x;
+	random_entry(&e, &x);
+	size_t len = ptimers_entry__get_packed_size(&e);
+	if (len > 512 - 64)
+		abort();
+	ptimers_entry__pack(&e, buf);
+	return len;
+}
+
 static int failures, checks;
 
 static void check(bool ok, const char *what, unsigned i)
@@ -83,9 +97,7 @@ static size_t mutate(uint8_t *buf, size_t len, size_t room)
 {
 	switch (next() % 7) {
 	case 6: { /* a second ptimers part (protobuf merges repeated messages) */
-		PtimersEntry e;
 		PtimersTimer x;
-		random_entry(&e, &x);
 		ptimers_timer__init(&x);
 		x.has_deadline_nsec = 1, x.deadline_nsec = (uint32_t)value(30);
 		size_t n = ptimers_timer__get_packed_size(&x);
@@ -140,14 +152,10 @@ int main(void)
 	printf("1..2\n");
 	unsigned taken = 0;
 	for (unsigned i = 0; i < N; i++) {
-		PtimersEntry e, f;
-		PtimersTimer x, fx;
-		random_entry(&e, &x);
+		PtimersEntry f;
+		PtimersTimer fx;
 		uint8_t buf[512];
-		size_t len = ptimers_entry__get_packed_size(&e);
-		if (len > sizeof(buf) - 64)
-			abort();
-		ptimers_entry__pack(&e, buf);
+		size_t len = random_packed(buf);
 		bool fast = pt_image_fast_entry(buf, len, &f, &fx);
 		check(fast, "protobuf-c's own encoding not taken directly", i);
 		if (fast)
@@ -157,12 +165,10 @@ int main(void)
 	       "(%d checks)\n", failures ? "not ok" : "ok", checks);
 	int before = failures;
 	for (unsigned i = 0; i < N; i++) {
-		PtimersEntry e, f;
-		PtimersTimer x, fx;
-		random_entry(&e, &x);
+		PtimersEntry f;
+		PtimersTimer fx;
 		uint8_t buf[512];
-		size_t len = ptimers_entry__get_packed_size(&e);
-		ptimers_entry__pack(&e, buf);
+		size_t len = random_packed(buf);
 		for (unsigned m = 1 + next() % 3; m > 0; m--)
 			len = mutate(buf, len, sizeof(buf));
 		if (pt_image_fast_entry(buf, len, &f, &fx)) {

@@ -309,13 +309,8 @@ static void *floor_thread(void *arg)
 	struct floor_run *f = arg;
 	int sig = SIGRTMIN + 7;
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	struct sigevent sev;
-	memset(&sev, 0, sizeof(sev));
+	struct sigevent sev = blocked_signal(sig, &set);
 	sev.sigev_notify = SIGEV_THREAD_ID;
-	sev.sigev_signo = sig;
 	sev._sigev_un._tid = (pid_t)syscall(SYS_gettid);
 	timer_t t;
 	if (timer_create(CLOCK_MONOTONIC, &sev, &t) != 0) {

@@ -54,6 +54,14 @@ static struct sigevent blocked_signal(int sig, sigset_t *set)
 	return sev;
 }
 
+/* Takes whatever of set is still pending on this thread or the process
+ * (a turn's last signals), so that the next turn starts with none. */
+static void drain_pending(const sigset_t *set)
+{
+	while (sigtimedwait(set, NULL, &(struct timespec){ 0, 0 }) > 0)
+		;
+}
+
 /* Engine turns of the last measure_turns() whose timer was not handed to
  * a kernel timer by the end. */
 static int engine_sent_turns;
@@ -130,8 +138,7 @@ out_t:
 out:
 	for (int i = 0; i < made; i++)
 		a->del(other[i]);
-	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
-		;
+	drain_pending(&set);
 	if (err) {
 		errno = err;
 		return -1;
@@ -326,8 +333,7 @@ static void *floor_thread(void *arg)
 			thread_fn(si.si_value);
 	}
 	timer_delete(t);
-	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
-		;
+	drain_pending(&set);
 	return NULL;
 }
 
@@ -393,8 +399,7 @@ static int leeway_wakeups(long leeway_ns, double *per_s, long *signals)
 	*signals = n;
 	for (int i = 0; i < made; i++)
 		ptimer_delete(t[i]);
-	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
-		;
+	drain_pending(&set);
 	errno = err;
 	return err ? -1 : 0;
 }
@@ -530,8 +535,7 @@ static int oneshots(const struct api *a, int n, double *cpu_us, double *late_ms)
 	*late_ms = (double)late / 1e6;
 	for (int i = 0; a && i < made; i++)
 		a->del(t[i]);
-	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
-		;
+	drain_pending(&set);
 	free(t);
 	free(due);
 	errno = err;
@@ -586,8 +590,7 @@ static int profiler_cpu(const struct api *a, int handoff, bool process, double *
 	a->del(t);
 	if (a == &engine_api)
 		ptimer__handoff(0);
-	while (sigtimedwait(&set, NULL, &(struct timespec){ 0, 0 }) > 0)
-		;
+	drain_pending(&set);
 	*us = (double)(others > 0 ? others : 0) / 1e3 / (double)(n ? n : 1);
 	*expiries = n;
 	return 0;

@@ -174,12 +174,10 @@ int ptimer__taken(siginfo_t *si, const void *uc)
 	return pt_notify_is_engine_signal(si) ? pt_timer_deliver(si) : 1;
 }
 
-int ptimer__concerns(int signo, int code, int err)
+void ptimer__marks(struct ptimer__marks *m)
 {
-	siginfo_t si = { .si_signo = signo, .si_code = code, .si_errno = err };
-	if (signo < 32 || signo == pt_dispatch_signo())
-		return PT_CONCERNS_ANY;
-	return pt_notify_is_engine_signal(&si) ? PT_CONCERNS_TIMER : PT_CONCERNS_NONE;
+	m->engine_signo = pt_dispatch_signo();
+	m->marker = pt_marker;
 }
 
 void ptimer__prefetch(const int *ids, size_t n)

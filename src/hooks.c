@@ -517,12 +517,13 @@ static bool still_signalfd(int fd)
 
 /* The timers of the next (up to) 16 engine timer records from *from on
  * are brought in together; *from moves past them. */
-static void prefetch_group(const struct signalfd_siginfo *rec, size_t n, size_t *from)
+static void prefetch_group(const struct ptimer__marks *m, const struct signalfd_siginfo *rec, size_t n,
+			   size_t *from)
 {
 	int ids[16];
 	size_t nids = 0, i = *from;
 	for (; i < n && nids < 16; i++)
-		if (ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno) ==
+		if (ptimer__concerns(m, (int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno) ==
 		    PT_CONCERNS_TIMER)
 			ids[nids++] = (int)rec[i].ssi_tid;
 	*from = i;
@@ -541,9 +542,11 @@ static void prefetch_group(const struct signalfd_siginfo *rec, size_t n, size_t 
  * the engine's, or no signalfd after all). */
 static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, size_t *bytes)
 {
+	struct ptimer__marks m;
+	ptimer__marks(&m);
 	int worst = PT_CONCERNS_NONE;
 	for (size_t i = 0; i < n; i++) {
-		int c = ptimer__concerns((int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
+		int c = ptimer__concerns(&m, (int)rec[i].ssi_signo, rec[i].ssi_code, rec[i].ssi_errno);
 		if (c > worst)
 			worst = c;
 	}
@@ -551,18 +554,18 @@ static bool filter_records(int fd, struct signalfd_siginfo *rec, size_t n, size_
 		return false;
 	bool checked = worst == PT_CONCERNS_ANY;
 	size_t group_end = 0;
-	prefetch_group(rec, n, &group_end);
+	prefetch_group(&m, rec, n, &group_end);
 	size_t ahead_end = group_end;
-	prefetch_group(rec, n, &ahead_end);
+	prefetch_group(&m, rec, n, &ahead_end);
 
 	size_t out = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct signalfd_siginfo *s = &rec[i];
 		if (i == group_end) {
 			group_end = ahead_end;
-			prefetch_group(rec, n, &ahead_end);
+			prefetch_group(&m, rec, n, &ahead_end);
 		}
-		if (ptimer__concerns((int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {
+		if (ptimer__concerns(&m, (int)s->ssi_signo, s->ssi_code, s->ssi_errno) != PT_CONCERNS_NONE) {
 			siginfo_t si;
 			memset(&si, 0, sizeof(si));
 			si.si_signo = (int)s->ssi_signo;

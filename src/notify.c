@@ -76,7 +76,7 @@ __attribute__((constructor(101))) static void marker_init(void)
 
 bool pt_notify_is_engine_signal(const siginfo_t *si)
 {
-	return si->si_code == SI_TIMER && (si->si_errno & ~0xffff) == pt_marker && pt_marker != 0;
+	return ptimer__marked(pt_marker, si->si_code, si->si_errno);
 }
 
 static bool is_own_thread(pid_t tid)

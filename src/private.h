@@ -54,14 +54,36 @@
  * uc: the handler's context, or NULL when the signal was waited for. */
 int ptimer__taken(siginfo_t *si, const void *uc);
 
+/* What the hooks sort a signalfd read's records by, fetched once a read
+ * rather than asked about each record: the engine's own signal (0: none
+ * yet) and the marker in the high 16 bits of every engine signal's
+ * si_errno (0: no engine signal can have been sent). */
+struct ptimer__marks {
+	int engine_signo;
+	int marker;
+};
+void ptimer__marks(struct ptimer__marks *m);
+
+/* Is this an engine timer's signal?  Its code is SI_TIMER and its errno
+ * carries the marker (notify.h): no other sender's record does, short of
+ * a copy of one. */
+static inline bool ptimer__marked(int marker, int code, int err)
+{
+	return code == SI_TIMER && marker != 0 && (err & ~0xffff) == marker;
+}
+
 /* What ptimer__taken() could do with a signal of this number, code and
  * errno: PT_CONCERNS_NONE nothing (the program's own signal),
- * PT_CONCERNS_TIMER an engine timer's real-time signal (its marker cannot
- * come from anywhere else but a copy of such a record), PT_CONCERNS_ANY
+ * PT_CONCERNS_TIMER an engine timer's real-time signal, PT_CONCERNS_ANY
  * more (a standard signal timers may wait in line for, the engine's own
  * signal). */
 enum { PT_CONCERNS_NONE, PT_CONCERNS_TIMER, PT_CONCERNS_ANY };
-int ptimer__concerns(int signo, int code, int err);
+static inline int ptimer__concerns(const struct ptimer__marks *m, int signo, int code, int err)
+{
+	if (signo < 32 || signo == m->engine_signo)
+		return PT_CONCERNS_ANY;
+	return ptimer__marked(m->marker, code, err) ? PT_CONCERNS_TIMER : PT_CONCERNS_NONE;
+}
 
 /* The timers with these IDs are about to be delivered to: bring their
  * lines in, all at once (a signalfd read takes several). */

@@ -37,11 +37,16 @@ static inline struct pt_heap_ent *ent(const struct pt_iheap *h, uint32_t i)
 
 /* a goes before b: smaller key, or the same key queued earlier (the
  * counter wraps: compare distances). */
+static inline bool order_before(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
+{
+	return (int32_t)(a->node->order - b->node->order) < 0;
+}
+
 static inline bool before(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
 {
 	if (a->key != b->key)
 		return a->key < b->key;
-	return (int32_t)(a->node->order - b->node->order) < 0;
+	return order_before(a, b);
 }
 
 /* The near heap keeps no positions while it is small (LAZY_MAX): its
@@ -246,6 +251,10 @@ struct pt_heap_tiers {
 	uint32_t *fwd;
 	uint32_t fwd_n, fwd_cap;
 	unsigned fwd_slot;
+	/* A small bucket moved down, sorted (the run, below): taken from
+	 * head on, entries whose node is NULL removed. */
+	struct pt_heap_ent *run;
+	uint32_t run_head, run_n;
 };
 
 /* Keys biased so that unsigned order is signed order. */
@@ -339,7 +348,7 @@ static int first_slot(const struct level *l)
 }
 
 /* Where an entry at k goes. */
-enum tier { NEAR, L1, L2, FAR };
+enum tier { NEAR, L1, L2, FAR, RUN };
 
 static enum tier route(const struct pt_heap *h, uint64_t k, unsigned *slot)
 {
@@ -396,6 +405,153 @@ static int place_entry(struct pt_heap *h, struct pt_heap_ent e)
 	return r;
 }
 
+/* ---- the run ----
+ *
+ * A bucket of at most RUN_MAX entries moves down sorted, into an array
+ * taken from the front: a pop is then a step along it, where the near
+ * heap's was a sift down its levels (most of what a pop cost, its
+ * comparisons mispredicted as often as not).  The sort is a radix sort
+ * on the keys' bits that differ within the bucket (three passes of a
+ * byte for a 1 ms bucket), equal keys then put in insertion order.  An
+ * entry taken out of the middle leaves a hole (node NULL) that the front
+ * steps over.  What is armed into the window meanwhile goes to the near
+ * heap, and the queue's front is the earlier of the two fronts.  The
+ * run's nodes keep the ring positions they had (none is touched); a
+ * removal looks for its entry, as one from the lazy near heap does. */
+#define RUN_MAX LAZY_MAX
+
+static inline bool run_any(const struct pt_heap *h)
+{
+	return h->tiers && h->tiers->run_head < h->tiers->run_n;
+}
+
+/* The near heap and the run are both empty. */
+static inline bool near_empty(const struct pt_heap *h)
+{
+	return h->near.n == 0 && !run_any(h);
+}
+
+static bool run_index(const struct pt_heap *h, const struct pt_heap_node *node, uint32_t *i)
+{
+	if (!run_any(h))
+		return false;
+	const struct pt_heap_tiers *t = h->tiers;
+	for (uint32_t j = t->run_head; j < t->run_n; j++)
+		if (t->run[j].node == node) {
+			*i = j;
+			return true;
+		}
+	return false;
+}
+
+static void run_take(struct pt_heap_tiers *t, uint32_t i)
+{
+	t->run[i].node = NULL;
+	while (t->run_head < t->run_n && !t->run[t->run_head].node)
+		t->run_head++;
+}
+
+/* The run's storage, had once the queue is tiered: false without it
+ * (then buckets move into the near heap, as before there was a run). */
+static bool run_room(struct pt_heap *h)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	if (t->run)
+		return true;
+	pt_slice_pause();
+	t->run = FAULT() ? NULL : malloc(RUN_MAX * sizeof(*t->run));
+	pt_slice_resume();
+	if (!t->run)
+		return false;
+	add_bytes(h, RUN_MAX * sizeof(*t->run));
+	return true;
+}
+
+/* n entries of equal keys into insertion order, tmp (as many) for
+ * scratch: a merge sort, nothing allocated (the dispatcher may hold a
+ * time-slice extension here), stable and n log n however they lie. */
+static void sort_by_order(struct pt_heap_ent *a, struct pt_heap_ent *tmp, uint32_t n)
+{
+	for (uint32_t lo = 0; lo < n; lo += 8) {
+		uint32_t hi = lo + 8 < n ? lo + 8 : n;
+		for (uint32_t i = lo + 1; i < hi; i++) {
+			struct pt_heap_ent e = a[i];
+			uint32_t j = i;
+			for (; j > lo && order_before(&e, &a[j - 1]); j--)
+				a[j] = a[j - 1];
+			a[j] = e;
+		}
+	}
+	for (uint32_t w = 8; w < n; w *= 2) {
+		for (uint32_t lo = 0; lo < n; lo += 2 * w) {
+			uint32_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+			uint32_t i = lo, j = mid, k = lo;
+			while (i < mid && j < hi)
+				tmp[k++] = order_before(&a[j], &a[i]) ? a[j++] : a[i++];
+			while (i < mid)
+				tmp[k++] = a[i++];
+			while (j < hi)
+				tmp[k++] = a[j++];
+		}
+		memcpy(a, tmp, n * sizeof(*a));
+	}
+}
+
+/* n entries of src into dst, in queue order; src is scratch. */
+static void sort_run(struct pt_heap_ent *dst, struct pt_heap_ent *src, uint32_t n)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t k = ukey(src[i].key);
+		lo = k < lo ? k : lo;
+		hi = k > hi ? k : hi;
+	}
+	unsigned passes = hi > lo ? (unsigned)(64 - __builtin_clzll(hi - lo) + 7) / 8 : 0;
+	struct pt_heap_ent *from = src, *to = dst;
+	for (unsigned p = 0; p < passes; p++) {
+		uint32_t count[256] = { 0 };
+		unsigned shift = p * 8;
+		for (uint32_t i = 0; i < n; i++)
+			count[(ukey(from[i].key) - lo) >> shift & 0xff]++;
+		uint32_t at = 0;
+		for (unsigned d = 0; d < 256; d++) {
+			uint32_t c = count[d];
+			count[d] = at;
+			at += c;
+		}
+		for (uint32_t i = 0; i < n; i++)
+			to[count[(ukey(from[i].key) - lo) >> shift & 0xff]++] = from[i];
+		struct pt_heap_ent *x = from;
+		from = to;
+		to = x;
+	}
+	if (from != dst)
+		memcpy(dst, from, n * sizeof(*dst));
+	/* Equal keys: insertion order (the radix sort kept the bucket's,
+	 * which removals reshuffle). */
+	for (uint32_t i = 0; i + 1 < n;) {
+		uint32_t j = i + 1;
+		while (j < n && dst[j].key == dst[i].key)
+			j++;
+		if (j - i > 1)
+			sort_by_order(dst + i, src + i, j - i);
+		i = j;
+	}
+}
+
+/* A bucket into the (empty) run. */
+static void bucket_to_run(struct pt_heap *h, unsigned lvl, unsigned slot)
+{
+	struct pt_heap_tiers *t = h->tiers;
+	struct level *l = &t->lv[lvl];
+	struct bucket *b = &l->b[slot];
+	sort_run(t->run, b->e, b->n);
+	t->run_head = 0;
+	t->run_n = b->n;
+	l->count -= b->n;
+	bucket_free(h, l, slot);
+}
+
 /* Where a queued node's entry is: its tier, and its slot and index there.
  * A ring position is believed only when that bucket's entry is the
  * node's: a bucket moved on leaves its nodes' ring positions behind,
@@ -423,6 +579,10 @@ static enum tier locate(const struct pt_heap *h, const struct pt_heap_node *node
 				return L1;
 			}
 		}
+		/* Not where its ring position says: moved down, into the run
+		 * (a bucket's nodes all have ring positions) or the near heap. */
+		if (run_index(h, node, i))
+			return RUN;
 	} else if (pos > POS_FAR) {
 		*i = pos - POS_FAR - 1;
 		return FAR;
@@ -438,6 +598,8 @@ static struct pt_heap_ent *find(const struct pt_heap *h, const struct pt_heap_no
 	enum tier where = locate(h, node, &slot, &i);
 	if (where == NEAR || where == FAR)
 		return ent(where == NEAR ? &h->near : &h->far, i);
+	if (where == RUN)
+		return &h->tiers->run[i];
 	return &h->tiers->lv[where == L2].b[slot].e[i];
 }
 
@@ -448,6 +610,8 @@ static void detach(struct pt_heap *h, struct pt_heap_node *node)
 	enum tier where = locate(h, node, &slot, &i);
 	if (where == L1 || where == L2)
 		bucket_take(h, where == L2, slot, i);
+	else if (where == RUN)
+		run_take(h->tiers, i);
 	else
 		iheap_take(where == FAR ? &h->far : &h->near, i);
 	node->pos = 0;
@@ -612,15 +776,15 @@ static bool pull_far(struct pt_heap *h, uint64_t f)
 	return true;
 }
 
-/* The near heap is empty and the queue is not: bring down what is due
- * next.  Every entry outside the near heap goes after every entry in it
+/* The near tier (heap and run) is empty and the queue is not: bring down
+ * what is due next.  Every entry outside the near tier goes after every entry in it
  * (all at or past near_end); the far heap may hold anything past
  * near_end (what was armed beyond the L2 window stays there until due),
  * so it is asked first each time. */
 static void advance(struct pt_heap *h)
 {
 	struct pt_heap_tiers *t = h->tiers;
-	while (h->near.n == 0 && h->n) {
+	while (near_empty(h) && h->n) {
 		uint64_t f = h->far.n ? ukey(ent(&h->far, 0)->key) : UINT64_MAX;
 		int s = first_slot(&t->lv[0]);
 		if (s >= 0) {
@@ -628,6 +792,9 @@ static void advance(struct pt_heap *h)
 			if (f < end) {
 				if (!pull_far(h, f))
 					extract_min(h);
+			} else if (t->lv[0].b[s].n <= RUN_MAX && run_room(h)) {
+				near_end_at_least(h, end);
+				bucket_to_run(h, 0, (unsigned)s);
 			} else if (iheap_reserve(&h->near, t->lv[0].b[s].n) == 0) {
 				near_end_at_least(h, end);
 				bucket_to_near(h, 0, (unsigned)s);
@@ -643,8 +810,12 @@ static void advance(struct pt_heap *h)
 			if (f < start) {
 				if (!pull_far(h, f))
 					extract_min(h);
-			} else if (f >= end && b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
+			} else if (f >= end && b->n <= RUN_MAX && run_room(h)) {
 				/* Few: straight in, the L1 window passed over. */
+				t->w1 = start;
+				near_end_at_least(h, end);
+				bucket_to_run(h, 1, (unsigned)s);
+			} else if (f >= end && b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
 				t->w1 = start;
 				near_end_at_least(h, end);
 				bucket_to_near(h, 1, (unsigned)s);
@@ -715,6 +886,7 @@ static void deactivate(struct pt_heap *h)
 				bucket_free(h, &t->lv[lvl], s);
 	h->tiers = NULL;
 	free(t->fwd);
+	free(t->run);
 	free(t);
 	__atomic_store_n(&h->tier_bytes, 0, __ATOMIC_RELAXED);
 	iheap_release(&h->far);
@@ -722,11 +894,17 @@ static void deactivate(struct pt_heap *h)
 
 /* ---- the queue ---- */
 
+/* Is the run's front the queue's? */
+static inline bool run_first(const struct pt_heap *h)
+{
+	return run_any(h) && (h->near.n == 0 || before(&h->tiers->run[h->tiers->run_head], ent(&h->near, 0)));
+}
+
 struct pt_heap_ent pt_heap_top(struct pt_heap *h)
 {
-	if (h->near.n == 0)
+	if (near_empty(h))
 		advance(h);
-	return *ent(&h->near, 0);
+	return run_first(h) ? h->tiers->run[h->tiers->run_head] : *ent(&h->near, 0);
 }
 
 int64_t pt_heap_key(const struct pt_heap *h, const struct pt_heap_node *node)
@@ -787,7 +965,10 @@ void pt_heap_remove(struct pt_heap *h, struct pt_heap_node *node)
 
 void pt_heap_pop(struct pt_heap *h)
 {
-	iheap_take(&h->near, 0);
+	if (run_first(h))
+		run_take(h->tiers, h->tiers->run_head);
+	else
+		iheap_take(&h->near, 0);
 	one_less(h);
 }
 

@@ -12,7 +12,10 @@
  * is, because a pop from a heap of a million walks a path of cache misses
  * and writes the new position into ten timers nobody else is touching:
  *
- *   near   a 4-ary heap of what is due before near_end: small, in cache;
+ *   near   what is due before near_end: a bucket moved down whole, sorted
+ *          (the run, when it has at most 4096 entries: a pop is a step
+ *          along it), and a 4-ary heap of the rest (what is armed into
+ *          that window meanwhile, or a bucket too big for the run);
  *   L1     256 buckets of 2^20 ns (about 1 ms) for the rest of the
  *          current 2^28 ns window (268 ms);
  *   L2     256 buckets of 2^28 ns for the rest of the current 2^36 ns
@@ -20,7 +23,7 @@
  *   far    a second 4-ary heap for anything later.
  *
  * A bucket is an unsorted array: arming into it is an append, removing a
- * swap with its last entry.  When the near heap runs dry, the earliest L1
+ * swap with its last entry.  When the near tier runs dry, the earliest L1
  * bucket moves into it; when L1 runs dry, the earliest L2 bucket is
  * spread over L1; when both have, the far heap's earliest window comes
  * down.  Those moves go through each bucket in order, so their cache

@@ -162,6 +162,66 @@ static void test_random_against_model(void **state)
 	free(it);
 }
 
+/* A tiered queue's near bucket of thousands of equal keys, its order
+ * shuffled by re-keyings and removals (a bucket is unsorted), moves down
+ * sorted: equal keys must still leave in arming order, and entries
+ * re-keyed or removed while it is being taken must leave or stay as the
+ * model says. */
+static void test_equal_keys_moved_down(void **state)
+{
+	(void)state;
+	enum { FAR = 700, TIED = 3000, NEAR = 300, N = FAR + TIED + NEAR };
+	const int64_t k0 = 1000000000000ll, tied = k0 + 5 * (1 << 20);
+	struct pt_heap h = PT_HEAP_INIT;
+	struct item *it = calloc(N, sizeof(*it));
+	uint64_t clock = 0;
+	assert_non_null(it);
+	for (int i = 0; i < N; i++) {
+		/* The first sets the near window (the queue turns tiered at
+		 * the 512th): the tied keys then go to a bucket of their own. */
+		int64_t key = i == 0 ? k0 : i < FAR ? k0 + (10ll << 30) + (int64_t)i * (1 << 20) :
+			      i < FAR + TIED ? tied : tied - 1000 + (i % 7) * 500;
+		assert_int_equal(pt_heap_insert(&h, &it[i].hn, key), 0);
+		it[i] = (struct item){ .hn = it[i].hn, .key = key, .when = clock++, .queued = 1 };
+	}
+	assert_non_null(h.tiers);
+	for (int i = FAR; i < FAR + TIED; i += 5) {
+		assert_int_equal(pt_heap_update(&h, &it[i].hn, tied), 0);
+		it[i].when = clock++;
+	}
+	for (int i = FAR + 3; i < FAR + TIED; i += 7) {
+		pt_heap_remove(&h, &it[i].hn);
+		it[i].queued = 0;
+	}
+	for (int taken = 0; !pt_heap_empty(&h); taken++) {
+		if (taken == 400) {
+			/* Partway through the tied keys: some go behind the
+			 * rest, some leave. */
+			for (int i = FAR + 1; i < FAR + TIED; i += 11)
+				if (it[i].queued) {
+					assert_int_equal(pt_heap_update(&h, &it[i].hn, tied), 0);
+					it[i].when = clock++;
+				}
+			for (int i = FAR + 2; i < FAR + TIED; i += 13)
+				if (it[i].queued) {
+					assert_int_equal(pt_heap_key(&h, &it[i].hn), tied);
+					pt_heap_remove(&h, &it[i].hn);
+					it[i].queued = 0;
+				}
+		}
+		struct pt_heap_ent e = pt_heap_top(&h);
+		struct item *m = model_min(it, N);
+		assert_ptr_equal(item_of(e.node), m);
+		assert_int_equal(e.key, m->key);
+		pt_heap_pop(&h);
+		e.node->pos = 0;
+		m->queued = 0;
+	}
+	assert_null(h.tiers);
+	pt_heap_release(&h);
+	free(it);
+}
+
 /* A clock's queue: keys near a "now" that moves on as the earliest go,
  * spread from the past to days ahead, so that every tier and every move
  * between them is used (the queue turns tiered at PT_HEAP_TIERS), with
@@ -450,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_update_goes_behind),
 		cmocka_unit_test(test_random_against_model),
 		cmocka_unit_test(test_tiers_against_model),
+		cmocka_unit_test(test_equal_keys_moved_down),
 		cmocka_unit_test(test_tiers_without_memory),
 		cmocka_unit_test(test_million_in_order),
 		cmocka_unit_test(test_spread_without_memory),

@@ -35,13 +35,13 @@ static inline struct pt_heap_ent *ent(const struct pt_iheap *h, uint32_t i)
 	return &h->block[i >> BLOCK_SHIFT][i & BLOCK_MASK];
 }
 
-/* a goes before b: smaller key, or the same key queued earlier (the
- * counter wraps: compare distances). */
+/* a was queued before b (the counter wraps: compare distances). */
 static inline bool order_before(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
 {
 	return (int32_t)(a->node->order - b->node->order) < 0;
 }
 
+/* a goes before b: smaller key, or the same key queued earlier. */
 static inline bool before(const struct pt_heap_ent *a, const struct pt_heap_ent *b)
 {
 	if (a->key != b->key)
@@ -776,9 +776,9 @@ static bool pull_far(struct pt_heap *h, uint64_t f)
 	return true;
 }
 
-/* The near tier (heap and run) is empty and the queue is not: bring down
- * what is due next.  Every entry outside the near tier goes after every entry in it
- * (all at or past near_end); the far heap may hold anything past
+/* The near tier (heap and run) is empty and the queue is not: bring
+ * down what is due next.  Every entry outside the near tier goes after
+ * every entry in it (all at or past near_end); the far heap may hold anything past
  * near_end (what was armed beyond the L2 window stays there until due),
  * so it is asked first each time. */
 static void advance(struct pt_heap *h)

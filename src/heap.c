@@ -539,17 +539,12 @@ static void sort_run(struct pt_heap_ent *dst, struct pt_heap_ent *src, uint32_t 
 	}
 }
 
-/* A bucket into the (empty) run. */
-static void bucket_to_run(struct pt_heap *h, unsigned lvl, unsigned slot)
+/* A bucket's entries into the (empty) run (move_down()). */
+static void bucket_to_run(struct pt_heap_tiers *t, struct bucket *b)
 {
-	struct pt_heap_tiers *t = h->tiers;
-	struct level *l = &t->lv[lvl];
-	struct bucket *b = &l->b[slot];
 	sort_run(t->run, b->e, b->n);
 	t->run_head = 0;
 	t->run_n = b->n;
-	l->count -= b->n;
-	bucket_free(h, l, slot);
 }
 
 /* Where a queued node's entry is: its tier, and its slot and index there.
@@ -661,11 +656,9 @@ static void extract_min(struct pt_heap *h)
 		iheap_push(&h->near, e);
 }
 
-/* An L1 bucket into the near heap. */
-static void bucket_to_near(struct pt_heap *h, unsigned lvl, unsigned slot)
+/* A bucket's entries into the near heap, room reserved (move_down()). */
+static void bucket_to_near(struct pt_heap *h, const struct bucket *b)
 {
-	struct level *l = &h->tiers->lv[lvl];
-	struct bucket *b = &l->b[slot];
 	uint32_t i = 0;
 	/* While the near heap is lazy, its nodes keep their ring positions
 	 * (locate()): no timer is touched. */
@@ -677,8 +670,25 @@ static void bucket_to_near(struct pt_heap *h, unsigned lvl, unsigned slot)
 			__builtin_prefetch(b->e[i + AHEAD].node, 1);
 		iheap_push(&h->near, b->e[i]);
 	}
+}
+
+/* A bucket due before end moves down whole, when the near tier is empty:
+ * into the run when it fits, else into the near heap.  False when the
+ * memory for neither can be had (nothing moved). */
+static bool move_down(struct pt_heap *h, unsigned lvl, unsigned slot, uint64_t end)
+{
+	struct level *l = &h->tiers->lv[lvl];
+	struct bucket *b = &l->b[slot];
+	if (b->n <= RUN_MAX && run_room(h))
+		bucket_to_run(h->tiers, b);
+	else if (iheap_reserve(&h->near, b->n) == 0)
+		bucket_to_near(h, b);
+	else
+		return false;
+	near_end_at_least(h, end);
 	l->count -= b->n;
 	bucket_free(h, l, slot);
+	return true;
 }
 
 /* Room in fwd for n entries, the last spread's forgotten: 0, or -ENOMEM
@@ -792,13 +802,7 @@ static void advance(struct pt_heap *h)
 			if (f < end) {
 				if (!pull_far(h, f))
 					extract_min(h);
-			} else if (t->lv[0].b[s].n <= RUN_MAX && run_room(h)) {
-				near_end_at_least(h, end);
-				bucket_to_run(h, 0, (unsigned)s);
-			} else if (iheap_reserve(&h->near, t->lv[0].b[s].n) == 0) {
-				near_end_at_least(h, end);
-				bucket_to_near(h, 0, (unsigned)s);
-			} else {
+			} else if (!move_down(h, 0, (unsigned)s, end)) {
 				extract_min(h);
 			}
 			continue;
@@ -810,15 +814,9 @@ static void advance(struct pt_heap *h)
 			if (f < start) {
 				if (!pull_far(h, f))
 					extract_min(h);
-			} else if (f >= end && b->n <= RUN_MAX && run_room(h)) {
+			} else if (f >= end && b->n <= DIRECT_MAX && move_down(h, 1, (unsigned)s, end)) {
 				/* Few: straight in, the L1 window passed over. */
 				t->w1 = start;
-				near_end_at_least(h, end);
-				bucket_to_run(h, 1, (unsigned)s);
-			} else if (f >= end && b->n <= DIRECT_MAX && iheap_reserve(&h->near, b->n) == 0) {
-				t->w1 = start;
-				near_end_at_least(h, end);
-				bucket_to_near(h, 1, (unsigned)s);
 			} else if (spread(h, (unsigned)s) != 0) {
 				extract_min(h);
 			}
